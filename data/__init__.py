@@ -1,0 +1,13 @@
+"""NYU Depth V2 reading, Eigen-style augmentation, prepared HDF5 datasets.
+
+Modules
+-------
+nyu        readers for the official ``nyu_depth_v2_labeled.mat`` / ``splits.mat``
+augment    resizing and the random scale/flip/colour/translation of Eigen et al.
+prepare    ``python -m data.prepare``: official files -> ``train.h5`` / ``test.h5``
+synthetic  ``python -m data.synthetic``: rendered rooms in the official layout
+dataset    Gluon datasets and semi-supervised splits over the prepared files
+"""
+from .errors import DataError
+
+__all__ = ["DataError"]

@@ -1,0 +1,174 @@
+"""Resizing and the training-set augmentation of Eigen et al. (2014).
+
+Paper §5: "Following [4], we augment the training data by random scaling,
+flips, color and translation".  [4] (Eigen, Puhrsch & Fergus, NIPS 2014, §3.3)
+specifies the ranges used here:
+
+* scale: s in [1, 1.5]; image and depth are enlarged by s and the depths are
+  divided by s (zooming in by s looks like moving the camera s times closer);
+* translation: a random crop back to the output size;
+* colour: the RGB values are multiplied by c in [0.8, 1.2]^3;
+* flip: horizontal with probability 0.5.
+
+[4] also rotates by r in [-5, 5] degrees; the paper does not list rotation,
+so it is left out.
+
+Image and depth go through the same geometric transform: both are resized to
+the same scaled size, cropped by the same window and flipped together, so a
+depth edge stays on the image edge.  Images are resampled with area (shrink)
+or bilinear (enlarge) interpolation; depths with nearest neighbour, so a
+valid depth is never averaged with an invalid zero pixel.  Pixel centres are
+aligned the same way for both (the centre of output pixel x lies at
+``(x + 0.5) * scale`` in the source).
+"""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# Ranges from Eigen et al. 2014, §3.3.
+EIGEN_SCALE_RANGE = (1.0, 1.5)
+EIGEN_COLOUR_RANGE = (0.8, 1.2)
+EIGEN_FLIP_PROBABILITY = 0.5
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """One draw of the augmentation.
+
+    Attributes
+    ----------
+    scale : float
+        Zoom factor s >= 1; the scaled size is ``round(w * s) x round(h * s)``.
+    offset : tuple of int
+        (x, y) of the crop window's top-left corner in the scaled image.
+    flip : bool
+        Mirror left-right after cropping.
+    colour : tuple of float
+        Per-channel (R, G, B) multiplicative factors.
+    """
+
+    scale: float
+    offset: tuple
+    flip: bool
+    colour: tuple
+
+
+IDENTITY = AugmentParams(scale=1.0, offset=(0, 0), flip=False, colour=(1.0, 1.0, 1.0))
+
+
+def scaled_size(size, scale):
+    """(width, height) of an output ``size`` enlarged by ``scale``."""
+    width, height = size
+    return max(width, int(round(width * scale))), max(height, int(round(height * scale)))
+
+
+def resize_image(img, size):
+    """Resize an (H, W, 3) uint8 image to ``size`` = (width, height).
+
+    Area interpolation when shrinking (no aliasing), bilinear when enlarging.
+    """
+    width, height = size
+    if (img.shape[1], img.shape[0]) == (width, height):
+        return img.copy()
+    shrinking = width <= img.shape[1] and height <= img.shape[0]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(img, (width, height), interpolation=interpolation)
+
+
+def _nearest_source_index(n_out, n_in):
+    # Source pixel containing the centre of each output pixel.
+    return np.minimum(((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.int64), n_in - 1)
+
+
+def resize_depth(depth, size):
+    """Resize an (H, W) depth map to ``size`` = (width, height) by nearest neighbour.
+
+    Nearest neighbour copies measured values only: interpolating would blend
+    a valid depth with an invalid 0 (or NaN) pixel, or the two sides of an
+    occlusion edge, into a depth that exists nowhere in the scene.
+    """
+    width, height = size
+    rows = _nearest_source_index(height, depth.shape[0])
+    cols = _nearest_source_index(width, depth.shape[1])
+    return depth[rows[:, None], cols[None, :]].astype(np.float32)
+
+
+def sample_params(rng, size):
+    """Draw one augmentation for output ``size`` = (width, height).
+
+    Parameters
+    ----------
+    rng : np.random.RandomState
+        The only source of randomness.
+    size : tuple of int
+        Output (width, height).
+
+    Returns
+    -------
+    AugmentParams
+    """
+    scale = float(rng.uniform(*EIGEN_SCALE_RANGE))
+    flip = bool(rng.uniform() < EIGEN_FLIP_PROBABILITY)
+    colour = tuple(float(c) for c in rng.uniform(*EIGEN_COLOUR_RANGE, size=3))
+    scaled_width, scaled_height = scaled_size(size, scale)
+    offset = (int(rng.randint(0, scaled_width - size[0] + 1)),
+              int(rng.randint(0, scaled_height - size[1] + 1)))
+    return AugmentParams(scale=scale, offset=offset, flip=flip, colour=colour)
+
+
+def apply_augment(params, image, depth, size):
+    """Apply ``params`` to an aligned image/depth pair.
+
+    Parameters
+    ----------
+    params : AugmentParams
+    image : np.ndarray
+        (H, W, 3) uint8 RGB at any resolution.
+    depth : np.ndarray
+        (H, W) float metres; invalid pixels are 0 (or NaN) and stay invalid.
+    size : tuple of int
+        Output (width, height).
+
+    Returns
+    -------
+    image : np.ndarray
+        (height, width, 3) uint8.
+    depth : np.ndarray
+        (height, width) float32 metres, divided by ``params.scale``.
+    """
+    width, height = size
+    scaled = scaled_size(size, params.scale)
+    x, y = params.offset
+    window = (slice(y, y + height), slice(x, x + width))
+    image = resize_image(image, scaled)[window]
+    depth = resize_depth(depth, scaled)[window] / np.float32(params.scale)
+    if params.flip:
+        image, depth = image[:, ::-1], depth[:, ::-1]
+    if params.colour != IDENTITY.colour:
+        image = np.clip(image * np.asarray(params.colour, np.float32) + 0.5, 0, 255)
+    return np.ascontiguousarray(image, dtype=np.uint8), np.ascontiguousarray(depth, dtype=np.float32)
+
+
+def eigen_augment(rng, image, depth, size):
+    """Randomly scale, translate, flip and colour an image/depth pair (Eigen et al. 2014).
+
+    Parameters
+    ----------
+    rng : np.random.RandomState
+        The only source of randomness.
+    image : np.ndarray
+        (H, W, 3) uint8 RGB.
+    depth : np.ndarray
+        (H, W) float metres, aligned with ``image``.
+    size : tuple of int
+        Output (width, height).
+
+    Returns
+    -------
+    image : np.ndarray
+        (height, width, 3) uint8.
+    depth : np.ndarray
+        (height, width) float32 metres.
+    """
+    return apply_augment(sample_params(rng, size), image, depth, size)

@@ -1,0 +1,226 @@
+"""Turn the official NYU files into the ``train.h5`` / ``test.h5`` the models read.
+
+Usage::
+
+    python -m data.prepare --mat nyu_depth_v2_labeled.mat --splits splits.mat \
+        --out datasets/nyu [--seed 0] [--size 320x240] [--copies 9]
+
+Paper §5: the RGB inputs are downsampled to 320 x 240 and the 795 training
+pairs are augmented following Eigen et al. into 7155 = 795 x 9 pairs.  Each
+source image yields ``copies`` consecutive rows: the first is the plain
+resize (so every photograph is also seen undistorted), the others are random
+Eigen augmentations (``data.augment``) drawn from ``RandomState([seed,
+source])``, so a row depends only on the seed and its source image.
+
+``train.h5``
+    ``images`` (N, h, w, 3) uint8, ``depths`` (N, h, w) float32 metres,
+    ``source`` (N,) int64 0-based index into the .mat; attrs seed, copies,
+    width, height.
+``test.h5``
+    ``images`` (M, h, w, 3) uint8 resized, ``depths`` (M, H, W) float32 at
+    the original resolution (evaluation ground truth), ``source`` (M,).
+
+Invalid depth pixels (non-finite or <= 0) are stored as 0.  Datasets are
+chunked one image per chunk and carry no timestamps, so the same inputs and
+seed give byte-identical files.  Both files are written under a ``.tmp``
+name and renamed only after everything succeeded: a failed or interrupted
+run leaves existing outputs untouched and creates none.
+"""
+import argparse
+import json
+import os
+import sys
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from .augment import IDENTITY, apply_augment, eigen_augment
+from .errors import DataError
+from .nyu import LabeledMat, read_splits
+
+PAPER_SIZE = (320, 240)  # §5: inputs downsampled to 320 x 240 (width x height)
+PAPER_COPIES = 9  # §5: 795 training pairs -> 7155 = 795 x 9 after augmentation
+
+
+def parse_size(text):
+    """Parse ``"WIDTHxHEIGHT"`` into a (width, height) tuple of positive ints."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 320x240, got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return width, height
+
+
+def checked_depth(mat, index):
+    """Depth ``index`` of ``mat`` with invalid pixels set to 0; DataError if none is valid."""
+    depth = mat.depth(index)
+    valid = np.isfinite(depth) & (depth > 0)
+    if not valid.any():
+        raise DataError(f"{mat.path}: depth map of image {index} (0-based) has no valid pixel")
+    return np.where(valid, depth, np.float32(0)).astype(np.float32)
+
+
+def _create_rows(h5, name, shape, dtype):
+    # One image per chunk: training reads random single rows.
+    return h5.create_dataset(name, shape=shape, dtype=dtype, chunks=(1,) + tuple(shape[1:]),
+                             track_times=False)
+
+
+class _DepthRange:
+    """Running min/max over valid (> 0) depths."""
+
+    def __init__(self):
+        self.low, self.high = np.inf, -np.inf
+
+    def update(self, depth):
+        valid = depth[depth > 0]
+        if valid.size:
+            self.low, self.high = min(self.low, valid.min()), max(self.high, valid.max())
+
+
+def _write_train(path, mat, sources, seed, size, copies, bar, depth_range):
+    width, height = size
+    n_rows = len(sources) * copies
+    with h5py.File(path, "w") as h5:
+        images = _create_rows(h5, "images", (n_rows, height, width, 3), np.uint8)
+        depths = _create_rows(h5, "depths", (n_rows, height, width), np.float32)
+        h5.create_dataset("source", data=np.repeat(sources, copies).astype(np.int64),
+                          track_times=False)
+        h5.attrs.update(seed=seed, copies=copies, width=width, height=height)
+        for k, source in enumerate(sources):
+            image, depth = mat.image(source), checked_depth(mat, source)
+            rng = np.random.RandomState([seed, int(source)])
+            for copy in range(copies):
+                if copy == 0:
+                    out_image, out_depth = apply_augment(IDENTITY, image, depth, size)
+                else:
+                    out_image, out_depth = eigen_augment(rng, image, depth, size)
+                images[k * copies + copy] = out_image
+                depths[k * copies + copy] = out_depth
+                depth_range.update(out_depth)
+            bar.update(1)
+    return {"rows": n_rows, "sources": len(sources), "images": [n_rows, height, width, 3],
+            "depths": [n_rows, height, width]}
+
+
+def _write_test(path, mat, sources, seed, size, bar, depth_range):
+    width, height = size
+    n_rows = len(sources)
+    with h5py.File(path, "w") as h5:
+        images = _create_rows(h5, "images", (n_rows, height, width, 3), np.uint8)
+        depths = _create_rows(h5, "depths", (n_rows, mat.height, mat.width), np.float32)
+        h5.create_dataset("source", data=np.asarray(sources, np.int64), track_times=False)
+        h5.attrs.update(seed=seed, copies=1, width=width, height=height)
+        for k, source in enumerate(sources):
+            depth = checked_depth(mat, source)
+            images[k] = apply_augment(IDENTITY, mat.image(source), depth, size)[0]
+            depths[k] = depth
+            depth_range.update(depth)
+            bar.update(1)
+    return {"rows": n_rows, "sources": n_rows, "images": [n_rows, height, width, 3],
+            "depths": [n_rows, mat.height, mat.width]}
+
+
+def _remove_if_present(path):
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def prepare(mat, splits, out, seed=0, size=PAPER_SIZE, copies=PAPER_COPIES, progress=True):
+    """Write ``out/train.h5`` and ``out/test.h5`` from the official NYU files.
+
+    Parameters
+    ----------
+    mat : str
+        ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3 / HDF5).
+    splits : str
+        ``splits.mat`` with 1-based ``trainNdxs`` / ``testNdxs``.
+    out : str
+        Output directory, created if needed.
+    seed : int
+        Augmentation seed; same seed and inputs give identical files.
+    size : tuple of int
+        Network input (width, height).
+    copies : int
+        Rows per training image (1 plain resize + ``copies - 1`` augmentations).
+    progress : bool
+        Show a tqdm progress bar on stderr.
+
+    Returns
+    -------
+    dict
+        JSON-ready summary: paths, row counts, shapes, depth range, seed.
+
+    Raises
+    ------
+    DataError
+        Any problem with the inputs or the output directory; no output file
+        is created or replaced in that case.
+    """
+    if copies < 1:
+        raise DataError(f"{out}: copies must be >= 1, got {copies}")
+    train_idx, test_idx = read_splits(splits)
+    with LabeledMat(mat) as labeled:
+        labeled.check_indices(train_idx, splits, "trainNdxs")
+        labeled.check_indices(test_idx, splits, "testNdxs")
+        created_dir = not os.path.isdir(out)
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"{out}: cannot create output directory ({exc.strerror})") from None
+        final = {name: os.path.join(out, f"{name}.h5") for name in ("train", "test")}
+        temporary = {name: path + ".tmp" for name, path in final.items()}
+        depth_range = _DepthRange()
+        committed = False
+        try:
+            with tqdm(total=len(train_idx) + len(test_idx), desc="prepare", unit="img",
+                      disable=not progress, file=sys.stderr) as bar:
+                train = _write_train(temporary["train"], labeled, train_idx, seed, size, copies,
+                                     bar, depth_range)
+                test = _write_test(temporary["test"], labeled, test_idx, seed, size, bar,
+                                   depth_range)
+            for name in final:
+                os.replace(temporary[name], final[name])
+            committed = True
+        except OSError as exc:
+            raise DataError(f"{out}: cannot write output ({exc})") from None
+        finally:
+            if not committed:
+                for path in temporary.values():
+                    _remove_if_present(path)
+                if created_dir and not os.listdir(out):
+                    os.rmdir(out)
+    train.update(path=final["train"])
+    test.update(path=final["test"])
+    return {"train": train, "test": test, "seed": seed, "copies": copies,
+            "size": list(size), "depth_min": float(depth_range.low),
+            "depth_max": float(depth_range.high)}
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status (2 on bad input)."""
+    parser = argparse.ArgumentParser(prog="python -m data.prepare", description=__doc__.split("\n")[0])
+    parser.add_argument("--mat", required=True, help="nyu_depth_v2_labeled.mat")
+    parser.add_argument("--splits", required=True, help="splits.mat")
+    parser.add_argument("--out", required=True, help="output directory for train.h5 / test.h5")
+    parser.add_argument("--seed", type=int, default=0, help="augmentation seed (default 0)")
+    parser.add_argument("--size", type=parse_size, default=PAPER_SIZE,
+                        help="network input WIDTHxHEIGHT (default 320x240, paper §5)")
+    parser.add_argument("--copies", type=int, default=PAPER_COPIES,
+                        help="rows per training image (default 9: 795 -> 7155, paper §5)")
+    args = parser.parse_args(argv)
+    try:
+        summary = prepare(args.mat, args.splits, args.out, seed=args.seed, size=args.size,
+                          copies=args.copies)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

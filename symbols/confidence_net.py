@@ -1,0 +1,74 @@
+"""Confidence network of §4.1.2: a small Conv-Deconv net predicting per-pixel confidence.
+
+Input: the image downsampled to 1/4 (3 ch, see ``confidence_input``) concatenated
+with the predicted depth (1 ch), i.e. 4 x H/4 x W/4.  Output: 1 x H/4 x W/4 in (0, 1).
+
+Layers (§4.1.2), each followed by LeakyReLU (slope 0.2, the paper does not give it)::
+
+    conv    128  k3 s1 p1   ->  H/4  x W/4
+    conv    256  k4 s2 p1   ->  H/8  x W/8
+    conv    512  k4 s2 p1   ->  H/16 x W/16
+    deconv  512  k4 s2 p1   ->  H/8  x W/8
+    deconv  256  k4 s2 p1   ->  H/4  x W/4
+    conv      1  k3 s1 p1   + sigmoid
+
+Padding 1 with k4/s2 halves a map exactly and its transposed form doubles it
+exactly, so the output is the input's size whenever H/4 and W/4 are multiples of 4
+(inputs that are multiples of 16, see ``symbols.depth_net.check_input_size``).  The
+paper gives no kernel for the last conv; 3x3 matches the first layer.
+"""
+from mxnet import gluon
+from mxnet.gluon import nn
+
+from .depth_net import check_input_size
+
+# (kind, channels, kernel, stride, padding), in the order of §4.1.2
+LAYERS = (
+    ("conv", 128, 3, 1, 1),
+    ("conv", 256, 4, 2, 1),
+    ("conv", 512, 4, 2, 1),
+    ("deconv", 512, 4, 2, 1),
+    ("deconv", 256, 4, 2, 1),
+)
+LAST_KERNEL = 3
+IN_CHANNELS = 4          # RGB at 1/4 resolution + predicted depth
+LEAKY_SLOPE = 0.2
+DOWNSAMPLE = 4           # the image is averaged over 4x4 blocks to meet the depth map
+
+
+def confidence_input(F, image, depth):
+    """Concatenate the image averaged over 4x4 blocks with the depth map (4 channels)."""
+    small = F.Pooling(image, kernel=(DOWNSAMPLE, DOWNSAMPLE), stride=(DOWNSAMPLE, DOWNSAMPLE), pool_type="avg")
+    return F.concat(small, depth, dim=1)
+
+
+class ConfidenceNet(gluon.HybridBlock):
+    """4 x h x w (image at 1/4 + depth) -> 1 x h x w confidence in (0, 1)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.body = nn.HybridSequential(prefix="")
+            in_ch = IN_CHANNELS
+            for kind, ch, k, s, p in LAYERS:
+                layer = nn.Conv2D if kind == "conv" else nn.Conv2DTranspose
+                self.body.add(layer(ch, k, strides=s, padding=p, in_channels=in_ch))
+                self.body.add(nn.LeakyReLU(LEAKY_SLOPE))
+                in_ch = ch
+            self.last = nn.Conv2D(1, LAST_KERNEL, padding=LAST_KERNEL // 2, in_channels=in_ch)
+
+    def forward(self, x, *args):
+        if hasattr(x, "shape"):
+            check_input_size(x.shape[2] * DOWNSAMPLE, x.shape[3] * DOWNSAMPLE)
+        return super().forward(x, *args)
+
+    def hybrid_forward(self, F, x):
+        return F.sigmoid(self.last(self.body(x)))
+
+
+def get_confidence_net(ctx=None):
+    """Factory: a ConfidenceNet, Xavier-initialised on ``ctx``."""
+    from mxnet import init
+    net = ConfidenceNet()
+    net.initialize(init.Xavier(magnitude=2), ctx=ctx)
+    return net

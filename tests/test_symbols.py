@@ -1,0 +1,166 @@
+"""Both networks: shapes, parameter counts, hybridization, export and weight loading."""
+import hashlib
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import gluon
+
+from symbols import (ConfidenceNet, DepthNet, WeightsError, confidence_input, get_confidence_net,
+                     get_depth_net)
+from symbols import confidence_net as conf_mod
+from symbols import depth_net as depth_mod
+
+
+@pytest.fixture(scope="module")
+def depth_net():
+    mx.random.seed(0)
+    return get_depth_net(pretrained=False)
+
+
+def test_depth_net_paper_size_gives_quarter_resolution(depth_net):
+    x = mx.nd.random.uniform(shape=(1, 3, 240, 320))
+    out = depth_net(x)
+    assert out.shape == (1, 1, 60, 80)
+    assert out.min().asscalar() > 0  # softplus + MIN_DEPTH
+
+
+def test_depth_net_size_multiple_of_16_not_32(depth_net):
+    # 208 = 13 * 16: C5 is 7 high, upsampled to 14 and cropped to C4's 13.
+    out = depth_net(mx.nd.random.uniform(shape=(2, 3, 208, 144)))
+    assert out.shape == (2, 1, 52, 36)
+
+
+def test_odd_size_is_rejected_with_clear_error(depth_net):
+    with pytest.raises(ValueError, match="not a multiple of 16"):
+        depth_net(mx.nd.zeros((1, 3, 242, 320)))
+    with pytest.raises(ValueError, match="not a multiple of 16"):
+        get_confidence_net()(mx.nd.zeros((1, 4, 15, 20)))  # 1/4 of 60x80 would be fine
+
+
+def test_depth_net_topdown_has_256_channels(depth_net):
+    for block in list(depth_net.lateral) + list(depth_net.smooth):
+        assert block.weight.shape[0] == 256
+    assert depth_net.head.weight.shape == (1, 256, 3, 3)
+    assert [b.weight.shape[1] for b in depth_net.lateral] == [256, 512, 1024, 2048]
+
+
+def test_confidence_net_shape_and_range():
+    net = get_confidence_net()
+    image = mx.nd.random.uniform(shape=(2, 3, 240, 320))
+    depth = mx.nd.random.uniform(1, 5, shape=(2, 1, 60, 80))
+    x = confidence_input(mx.nd, image, depth)
+    assert x.shape == (2, 4, 60, 80)
+    out = net(x)
+    assert out.shape == (2, 1, 60, 80)
+    assert 0 < out.min().asscalar() and out.max().asscalar() < 1
+
+
+def test_confidence_input_averages_4x4_blocks():
+    image = mx.nd.arange(16).reshape((1, 1, 4, 4)).broadcast_to((1, 3, 4, 4))
+    x = confidence_input(mx.nd, image, mx.nd.full((1, 1, 1, 1), 2.0))
+    assert x.shape == (1, 4, 1, 1)
+    np.testing.assert_allclose(x.asnumpy().ravel(), [7.5, 7.5, 7.5, 2.0])
+
+
+def test_confidence_net_parameter_count_by_hand():
+    # weights k*k*in*out + bias out, layer by layer of §4.1.2
+    by_hand = (3 * 3 * 4 * 128 + 128          # conv 128 k3 s1
+               + 4 * 4 * 128 * 256 + 256      # conv 256 k4 s2
+               + 4 * 4 * 256 * 512 + 512      # conv 512 k4 s2
+               + 4 * 4 * 512 * 512 + 512      # deconv 512 k4 s2
+               + 4 * 4 * 512 * 256 + 256      # deconv 256 k4 s2
+               + 3 * 3 * 256 * 1 + 1)         # conv 1 + sigmoid
+    net = get_confidence_net()
+    assert by_hand == 8921473
+    assert sum(p.data().size for p in net.collect_params().values()) == by_hand
+    kinds = [type(b).__name__ for b in net.body]
+    assert kinds == ["Conv2D", "LeakyReLU", "Conv2D", "LeakyReLU", "Conv2D", "LeakyReLU",
+                     "Conv2DTranspose", "LeakyReLU", "Conv2DTranspose", "LeakyReLU"]
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: get_confidence_net(), (2, 4, 16, 20)),
+    (lambda: get_depth_net(), (1, 3, 64, 96)),
+])
+def test_hybridized_equals_imperative_and_export_roundtrip(tmp_path, make, shape):
+    mx.random.seed(1)
+    net = make()
+    x = mx.nd.random.uniform(shape=shape)
+    imperative = net(x).asnumpy()
+    net.hybridize(static_alloc=True)
+    hybrid = net(x).asnumpy()
+    np.testing.assert_allclose(hybrid, imperative, rtol=1e-5, atol=1e-6)
+    prefix = str(tmp_path / "net")
+    net.export(prefix)
+    loaded = gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params")
+    np.testing.assert_allclose(loaded(x).asnumpy(), imperative, rtol=1e-5, atol=1e-6)
+
+
+def _random_backbone_file(path):
+    mx.random.seed(3)
+    backbone = depth_mod.load_backbone()
+    backbone.initialize(mx.init.Normal(0.5))
+    backbone(mx.nd.zeros((1, 3, 32, 32)))
+    backbone.save_parameters(str(path))
+    return backbone
+
+
+def _assert_backbone_equal(net, backbone):
+    got = dict(net.layer4.collect_params().items())
+    want = dict(backbone.layer4.collect_params().items())
+    assert len(got) == len(want) > 0
+    for (_, a), (_, b) in zip(sorted(got.items()), sorted(want.items())):
+        np.testing.assert_array_equal(a.data().asnumpy(), b.data().asnumpy())
+    np.testing.assert_array_equal(net.stem[0].weight.data().asnumpy(), backbone.conv1.weight.data().asnumpy())
+
+
+def test_backbone_from_local_params_file(tmp_path):
+    backbone = _random_backbone_file(tmp_path / "r50.params")
+    net = get_depth_net(backbone_params=str(tmp_path / "r50.params"))
+    _assert_backbone_equal(net, backbone)
+    # the new layers were initialised, the loaded ones left alone
+    assert net(mx.nd.zeros((1, 3, 64, 64))).shape == (1, 1, 16, 16)
+
+
+def test_backbone_from_model_store(tmp_path, monkeypatch):
+    """pretrained=True goes through gluoncv's model store in $MXNET_HOME/models."""
+    from gluoncv.model_zoo import model_store
+    models = tmp_path / "models"
+    models.mkdir()
+    scratch = tmp_path / "scratch.params"
+    backbone = _random_backbone_file(scratch)
+    sha1 = hashlib.sha1(scratch.read_bytes()).hexdigest()
+    # register our file's checksum as if it were the published weights
+    monkeypatch.setitem(model_store._model_sha1, depth_mod.BACKBONE, sha1)
+    monkeypatch.setenv("MXNET_HOME", str(tmp_path))
+    os.rename(scratch, depth_mod.model_store_path())
+    assert os.path.dirname(depth_mod.model_store_path()) == str(models)
+    net = get_depth_net(pretrained=True)
+    _assert_backbone_equal(net, backbone)
+
+
+def test_missing_weights_say_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("MXNET_HOME", str(tmp_path))
+    with pytest.raises(WeightsError) as err:
+        DepthNet(pretrained=True)
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(tmp_path / "models" / "resnet50_v1b-") in message
+    with pytest.raises(WeightsError, match="not found"):
+        DepthNet(backbone_params=str(tmp_path / "nope.params"))
+
+
+def test_corrupt_weights_file_is_one_line_error(tmp_path):
+    bad = tmp_path / "bad.params"
+    bad.write_bytes(b"not a params file")
+    with pytest.raises(WeightsError, match="cannot load"):
+        DepthNet(backbone_params=str(bad))
+
+
+def test_layer_list_matches_paper():
+    assert [(k, c, ks, s) for k, c, ks, s, _ in conf_mod.LAYERS] == [
+        ("conv", 128, 3, 1), ("conv", 256, 4, 2), ("conv", 512, 4, 2),
+        ("deconv", 512, 4, 2), ("deconv", 256, 4, 2)]
+    assert isinstance(ConfidenceNet(), gluon.HybridBlock)
