@@ -54,6 +54,14 @@ def parse_size(text):
     return width, height
 
 
+def positive_int(text):
+    """argparse type for an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def checked_depth(mat, index):
     """Depth ``index`` of ``mat`` with invalid pixels set to 0; DataError if none is valid."""
     depth = mat.depth(index)
@@ -159,9 +167,11 @@ def prepare(mat, splits, out, seed=0, size=PAPER_SIZE, copies=PAPER_COPIES, prog
     DataError
         Any problem with the inputs or the output directory; no output file
         is created or replaced in that case.
+    ValueError
+        ``copies`` < 1.
     """
     if copies < 1:
-        raise DataError(f"{out}: copies must be >= 1, got {copies}")
+        raise ValueError(f"copies must be >= 1, got {copies}")
     train_idx, test_idx = read_splits(splits)
     with LabeledMat(mat) as labeled:
         labeled.check_indices(train_idx, splits, "trainNdxs")
@@ -209,12 +219,13 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="augmentation seed (default 0)")
     parser.add_argument("--size", type=parse_size, default=PAPER_SIZE,
                         help="network input WIDTHxHEIGHT (default 320x240, paper §5)")
-    parser.add_argument("--copies", type=int, default=PAPER_COPIES,
+    parser.add_argument("--copies", type=positive_int, default=PAPER_COPIES,
                         help="rows per training image (default 9: 795 -> 7155, paper §5)")
     args = parser.parse_args(argv)
     try:
+        # The bar only goes to a terminal, so logs and error output stay one clean line each.
         summary = prepare(args.mat, args.splits, args.out, seed=args.seed, size=args.size,
-                          copies=args.copies)
+                          copies=args.copies, progress=sys.stderr.isatty())
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,56 @@
+"""Batched forward passes of both networks over a dataset (no gradients, no training state)."""
+import sys
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+from tqdm import tqdm
+
+from symbols import confidence_input
+
+
+def contexts(gpus):
+    """``[]`` -> ``[mx.cpu()]``; ``[0, 1]`` -> ``[mx.gpu(0), mx.gpu(1)]``."""
+    return [mx.gpu(i) for i in gpus] if gpus else [mx.cpu()]
+
+
+def predict(depth_net, conf_net, dataset, batch_size=4, ctxs=None, progress=True, desc="predict"):
+    """Depth and confidence at 1/4 resolution for every item of ``dataset``.
+
+    Parameters
+    ----------
+    depth_net, conf_net : gluon.HybridBlock
+        Initialised on every context of ``ctxs`` (hybridized or not).
+    dataset : gluon.data.Dataset
+        Items ``(image (3, H, W) float32 normalised, id int32)``, e.g.
+        ``data.dataset.TestDataset`` or ``UnlabeledDataset``.
+    batch_size : int
+        Images per forward pass, split over ``ctxs``.
+    ctxs : list of mx.Context
+        Default ``[mx.cpu()]``.
+    progress : bool
+        Show a tqdm bar on stderr.
+
+    Yields
+    ------
+    ids : np.ndarray
+        (B,) int ids of the batch.
+    depth : np.ndarray
+        (B, H/4, W/4) float32 metres.
+    conf : np.ndarray
+        (B, H/4, W/4) float32 in (0, 1).
+    """
+    ctxs = ctxs or [mx.cpu()]
+    loader = gluon.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, last_batch="keep")
+    with tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar:
+        for images, ids in loader:
+            # a last batch smaller than the number of devices would leave some slices empty
+            parts = gluon.utils.split_and_load(images, ctxs[:len(images)], even_split=False)
+            outputs = []
+            for x in parts:  # launched on every device before any result is read back
+                depth = depth_net(x)
+                outputs.append((depth, conf_net(confidence_input(mx.nd, x, depth))))
+            depth = np.concatenate([d.asnumpy()[:, 0] for d, _ in outputs])
+            conf = np.concatenate([c.asnumpy()[:, 0] for _, c in outputs])
+            bar.update(len(depth))
+            yield ids.asnumpy().astype(np.int64), depth, conf

@@ -1,0 +1,124 @@
+"""Train the depth and confidence networks jointly (§4, §5.1).
+
+    python train.py --labeled-frac 0.25                  # the paper's configuration
+    python train.py --labeled-frac 0.25 --lambda-semi 0  # its supervised baseline (Table 2)
+    python train.py @configs/table2_frac0.25_lambda0.1.txt
+    python train.py --preset demo --data datasets/synthetic
+    python train.py --resume runs/NAME                   # continue exactly where it stopped
+"""
+import argparse
+import os
+import sys
+
+import config
+
+# Flags that may differ when resuming: they change where or how fast, not what is computed.
+RESUME_FREE = {"resume", "gpus", "num_workers", "no_progress", "log_every", "save_every",
+               "max_bad_steps", "out", "preset"}
+
+# --preset demo: the embedded synthetic default on 2 CPU cores in a few minutes.
+# Same schedule shape as the paper (supervised warm-up, fill epoch, semi epochs).
+PRESETS = {
+    "paper": {},
+    "demo": {"pretrained": 0, "epochs": 6, "semi_start": 2, "batch_size": 4, "lr": 1e-2,
+             "labeled_frac": 0.25, "val_frac": 0.1, "data": "datasets/synthetic"},
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     fromfile_prefix_chars="@")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper",
+                        help="defaults to start from: paper (§5.1) or demo (synthetic data, CPU minutes; "
+                             "see PRESETS in train.py). default: %(default)s")
+    config.add_model_args(parser)
+    config.add_train_args(parser)
+    config.add_run_args(parser)
+    parser.add_argument("--kvstore", default="device", choices=("device", "local"),
+                        help="how gradients of several devices are summed. default: %(default)s")
+    return parser
+
+
+def parse_args(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    preset, _ = parser.parse_known_args(argv)
+    parser.set_defaults(**PRESETS[preset.preset])
+    args = parser.parse_args(argv)
+    args.explicit = sorted(explicit_flags(parser, argv))
+    if args.out is None:
+        args.out = args.resume or os.path.join("runs", "frac%g_lambda%g_seed%d" % (
+            args.labeled_frac, args.lambda_semi, args.seed))
+    if args.epochs < 1 or args.batch_size < 1 or not 0 <= args.semi_start:
+        parser.error("--epochs and --batch-size must be >= 1 and --semi-start >= 0")
+    if not 0 <= args.val_frac < 1:
+        parser.error("--val-frac must be in [0, 1)")
+    return args
+
+
+def explicit_flags(parser, argv):
+    """Destinations of the flags written on the command line (``--x v`` or ``--x=v``)."""
+    words = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    return {a.dest for a in parser._actions if words.intersection(a.option_strings)}
+
+
+def resume_options(args):
+    """The stored config of ``--resume RUN``, refusing flags that would change the run."""
+    from training.checkpoint import CheckpointError, read_json
+    stored = read_json(os.path.join(args.resume, "config.json"))
+    changed = [k for k in args.explicit if k not in RESUME_FREE and k in stored
+               and stored[k] != getattr(args, k)]
+    if changed:
+        raise CheckpointError("cannot resume %s with a different %s (stored: %s)" % (
+            args.resume, ", ".join("--" + k.replace("_", "-") for k in changed),
+            ", ".join("%s=%s" % (k, stored[k]) for k in changed)))
+    merged = argparse.Namespace(**{k: v for k, v in stored.items() if k in vars(args)})
+    for key in RESUME_FREE:
+        setattr(merged, key, getattr(args, key))
+    merged.out = args.resume
+    merged.explicit = args.explicit
+    return merged
+
+
+def check_writable(path):
+    """Fail before any work if the run directory cannot be written."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        raise OSError("cannot write to --out %s (%s)" % (path, err.strerror or err))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from data.errors import DataError
+    from symbols import WeightsError
+    from training.checkpoint import CheckpointError
+    from training.trainer import Trainer, TrainingStopped
+    try:
+        if args.resume:
+            args = resume_options(args)
+        else:
+            if os.path.isdir(os.path.join(args.out, "checkpoints")):
+                raise CheckpointError("%s already holds a run; use --resume %s or another --out"
+                                      % (args.out, args.out))
+            check_writable(args.out)
+        trainer = Trainer(args)
+        if args.resume:
+            state = trainer.resume()
+            print("resuming %s at epoch %d, iteration %d" % (args.out, state["epoch"], state["iteration"]))
+        else:
+            trainer.start()
+        trainer.train()
+    except (DataError, CheckpointError, WeightsError, TrainingStopped, ValueError, OSError) as err:
+        print("error: %s" % err, file=sys.stderr)
+        return 2
+    print("run finished: %s (metrics.jsonl, curves.png, checkpoints/)" % args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""What a run directory shows a person: config.json, metrics.jsonl, curves.png."""
+import json
+import os
+import platform
+import subprocess
+
+from .checkpoint import write_json_atomic
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def git_commit():
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions():
+    import gluoncv
+    import mxnet
+    import numpy
+    return {"python": platform.python_version(), "mxnet": mxnet.__version__,
+            "numpy": numpy.__version__, "gluoncv": gluoncv.__version__}
+
+
+def run_config(opts):
+    """All flags + package versions + git commit (+ the prepared data's attributes)."""
+    import h5py
+    cfg = {k: v for k, v in vars(opts).items()}
+    cfg["versions"] = versions()
+    cfg["git_commit"] = git_commit()
+    with h5py.File(os.path.join(opts.data, "train.h5"), "r") as f:
+        cfg["data_attrs"] = {k: (v.item() if hasattr(v, "item") else str(v)) for k, v in f.attrs.items()}
+        cfg["input_size"] = [int(f["images"].shape[2]), int(f["images"].shape[1])]
+    return cfg
+
+
+def write_metrics(run_dir, history):
+    """metrics.jsonl: one line per finished epoch (rewritten whole, from the checkpoint's history)."""
+    tmp = os.path.join(run_dir, "metrics.jsonl.tmp")
+    with open(tmp, "w") as f:
+        for line in history:
+            f.write(json.dumps(line, sort_keys=True) + "\n")
+    os.replace(tmp, os.path.join(run_dir, "metrics.jsonl"))
+
+
+def curves_png(run_dir, history):
+    """Loss curves, mask coverage and validation rel per epoch."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = [m["epoch"] + 1 for m in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for key in ("sup", "semi", "conf"):
+        pts = [(e, m[key]) for e, m in zip(epochs, history) if m.get(key) is not None]
+        if pts:
+            axes[0].plot(*zip(*pts), marker=".", label="L_" + key)
+    axes[0].set(title="losses (means per pixel)", xlabel="epoch", yscale="log")
+    axes[0].legend()
+    pts = [(e, m["mask_coverage_pct"]) for e, m in zip(epochs, history) if m.get("mask_coverage_pct") is not None]
+    if pts:
+        axes[1].plot(*zip(*pts), marker=".")
+    axes[1].set(title="unlabeled pixels with C >= T (%)", xlabel="epoch")
+    pts = [(e, m["val_rel"]) for e, m in zip(epochs, history) if m.get("val_rel") is not None]
+    if pts:
+        axes[2].plot(*zip(*pts), marker=".")
+    axes[2].set(title="validation rel (held-out labeled)", xlabel="epoch")
+    fig.tight_layout()
+    tmp = os.path.join(run_dir, "curves.tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, os.path.join(run_dir, "curves.png"))

@@ -1,0 +1,305 @@
+"""The joint semi-supervised training of §4, epoch by epoch.
+
+``train()`` runs the epochs; ``run_epoch()`` pairs labeled and unlabeled batches and
+owns backward / step / logging; ``process_labeled()`` and ``process_unlabeled()``
+are the two halves of §4 and return the loss terms of ``compute_losses``.
+
+Pairing: one step = one labeled batch of ``--batch-size`` images + one unlabeled
+batch of ceil(M / steps) images, where steps = ceil(N / batch size) for N labeled
+and M unlabeled images, so that one epoch visits every labeled and every unlabeled
+image exactly once.  Both orders are shuffled per epoch from (seed, epoch), which is
+what makes resuming in the middle of an epoch exact.
+
+Schedule (§5.1): the confidence net learns on labeled data in every epoch.  The
+unlabeled images are untouched until epoch ``semi_start - 1``, whose forward pass
+fills the pseudo-label cache; from ``semi_start`` on each unlabeled forward pass both
+uses the cache of the previous epoch (L_semi) and refills it.  With lambda = 0 the
+unlabeled images are never visited, which is exactly supervised training (the
+backbone's BatchNorm statistics are frozen, so an unused forward pass would not
+change anything either).
+"""
+import json
+import math
+import os
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+from tqdm import tqdm
+
+from data.dataset import LabeledDataset, UnlabeledDataset, read_prepared, rows_for_sources, split_sources
+from symbols import check_input_size, confidence_input, get_confidence_net, get_depth_net
+
+from . import checkpoint, losses
+from .cache import PseudoLabelCache
+from .run_files import curves_png, run_config, write_metrics
+
+STRIDE = 4
+
+
+class TrainingStopped(Exception):
+    """Training stopped on purpose (too many non-finite losses), one-line message."""
+
+
+def contexts(gpus):
+    """``--gpus`` ids to MXNet contexts; no ids = the CPU."""
+    return [mx.gpu(i) for i in gpus] if gpus else [mx.cpu()]
+
+
+def epoch_batches(n, batch_size, seed, epoch, stream):
+    """The shuffled batches of one epoch, a pure function of (seed, epoch, stream)."""
+    if n == 0 or batch_size == 0:
+        return []
+    order = np.random.RandomState([seed, epoch, stream]).permutation(n)
+    return [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
+
+
+class Trainer:
+    """Both networks, both optimisers, the pseudo-label cache and the run directory."""
+
+    def __init__(self, opts, ctx=None):
+        self.opts = opts
+        self.ctx = ctx or contexts(opts.gpus)
+        self.run_dir = opts.out
+        prepared = read_prepared(opts.data)
+        train_h5 = prepared.train_path
+        self.split = self.make_split(prepared.train_source)
+        self.labeled = LabeledDataset(train_h5, self.split["labeled_rows"])
+        self.unlabeled = UnlabeledDataset(train_h5, self.split["unlabeled_rows"])
+        self.val = LabeledDataset(train_h5, self.split["val_rows"]) if self.split["val_rows"] else None
+        self.height, self.width = prepared.height, prepared.width
+        check_input_size(self.height, self.width)
+
+        self.steps = math.ceil(len(self.labeled) / opts.batch_size)
+        self.unlabeled_batch = math.ceil(len(self.unlabeled) / self.steps) if self.uses_unlabeled() else 0
+
+        mx.random.seed(opts.seed)
+        self.depth_net = get_depth_net(opts.pretrained, opts.backbone_params, ctx=self.ctx)
+        self.conf_net = get_confidence_net(ctx=self.ctx)
+        self.depth_net.hybridize(static_alloc=True)
+        self.conf_net.hybridize(static_alloc=True)
+        self.depth_trainer, self.conf_trainer = self.make_optimisers()
+        self.cache = PseudoLabelCache(len(self.unlabeled), self.height // STRIDE, self.width // STRIDE)
+        self.epoch, self.start_iter, self.bad_steps, self.best_val = 0, 0, 0, float("inf")
+        self.partial = {}
+
+    # ---- set-up -----------------------------------------------------------------
+    def make_split(self, source):
+        """Labeled / unlabeled / val source ids (§5.3) and their rows in train.h5."""
+        sides = split_sources(source, self.opts.labeled_frac, self.opts.seed, self.opts.val_frac)
+        rows = {side + "_rows": rows_for_sources(source, ids).tolist() for side, ids in sides.items()}
+        return dict(sides, **rows)
+
+    def make_optimisers(self):
+        """SGD + poly decay for the depth net, Adam for the confidence net (§5.1)."""
+        from gluoncv.utils import LRScheduler
+        o = self.opts
+        poly = LRScheduler("poly", base_lr=o.lr, nepochs=o.epochs, iters_per_epoch=self.steps,
+                           power=o.poly_power)
+        kv = getattr(o, "kvstore", "device")
+        depth = gluon.Trainer(self.depth_net.collect_params(), "sgd",
+                              {"learning_rate": o.lr, "momentum": o.momentum, "wd": o.wd,
+                               "lr_scheduler": poly}, kvstore=kv)
+        conf = gluon.Trainer(self.conf_net.collect_params(), "adam", {"learning_rate": o.conf_lr}, kvstore=kv)
+        return depth, conf
+
+    def uses_unlabeled(self):
+        return self.opts.lambda_semi > 0 and len(self.unlabeled) > 0
+
+    def unlabeled_phase(self, epoch):
+        """None, 'fill' (forward only, the epoch before semi_start) or 'semi'."""
+        if not self.uses_unlabeled() or epoch < self.opts.semi_start - 1:
+            return None
+        return "fill" if epoch < self.opts.semi_start else "semi"
+
+    # ---- one step ------------------------------------------------------------------
+    def shard(self, arrays, max_shards=None):
+        """Split a batch over the devices (fewer shards if it has fewer rows)."""
+        n = min(len(self.ctx), arrays[0].shape[0], max_shards or len(self.ctx))
+        return list(zip(*[[p.as_in_context(c) for p, c in zip(gluon.utils.split_data(a, n, even_split=False), self.ctx)]
+                          for a in arrays]))
+
+    def process_labeled(self, image, depth, pred, num_pixels):
+        """§4.1, §4.2.2: L_sup (eq. 4) and, on E treated as constant, L_conf (eqs. 1, 2)."""
+        conf = self.conf_net(confidence_input(mx.nd, image, pred.detach()))
+        target = losses.confidence_target(mx.nd, pred, depth, self.opts.alpha)
+        return {"sup": losses.supervised_loss(mx.nd, pred, depth, num_pixels),
+                "conf": losses.confidence_loss(mx.nd, conf, target, depth, num_pixels)}
+
+    def process_unlabeled(self, image, ids, pred, num_pixels, epoch, phase):
+        """§4.2.3: L_semi against the cache of epoch - 1 (eqs. 5, 6); then this forward
+        pass's depth and confidence become the cache of this epoch."""
+        out = {}
+        if phase == "semi":
+            pseudo, mask = self.cache.read(ids, epoch, self.opts.t_semi, ctx=image.context)
+            out["semi"] = losses.semi_supervised_loss(mx.nd, pred, pseudo, mask, num_pixels)
+            out["coverage"] = mask.sum() / num_pixels
+        with autograd.pause():  # the confidence net learns on labeled data only (§3)
+            conf = self.conf_net(confidence_input(mx.nd, image, pred.detach()))
+        self.cache.write(ids, pred.detach(), conf, epoch)
+        return out
+
+    def compute_losses(self, labeled, unlabeled, epoch, phase):
+        """Loss terms per device: 'sup', 'conf', 'depth' (eq. 3) and, when semi, 'semi', 'coverage'.
+
+        Labeled and unlabeled images of a device go through the depth net in one
+        forward pass (one batch shape per step for the hybridized graph); BatchNorm
+        statistics are frozen, so the two halves do not interact.
+        """
+        q = (self.height // STRIDE) * (self.width // STRIDE)
+        image, depth = labeled
+        n_pix = image.shape[0] * q
+        parts = self.shard((image, depth))
+        if unlabeled is not None and phase:
+            u_image, ids = unlabeled
+            u_pix = u_image.shape[0] * q
+            u_parts = self.shard((u_image, ids), max_shards=len(parts))
+        else:
+            u_parts = []
+        per_device = []
+        for k, (img, dep) in enumerate(parts):
+            if k < len(u_parts):
+                u_img, u_ids = u_parts[k]
+                pred = self.depth_net(mx.nd.concat(img, u_img, dim=0))
+                n = img.shape[0]
+                terms = self.process_labeled(img, dep, pred[:n], n_pix)
+                terms.update(self.process_unlabeled(u_img, u_ids, pred[n:], u_pix, epoch, phase))
+            else:
+                terms = self.process_labeled(img, dep, self.depth_net(img), n_pix)
+            semi = terms.get("semi")
+            terms["depth"] = terms["sup"] if semi is None else losses.depth_loss(terms["sup"], semi,
+                                                                                  self.opts.lambda_semi)
+            per_device.append(terms)
+        return per_device
+
+    def train_step(self, labeled, unlabeled, epoch, phase):
+        """Forward, backward, and both optimiser steps unless a loss is not finite."""
+        with autograd.record():
+            per_device = self.compute_losses(labeled, unlabeled, epoch, phase)
+        autograd.backward([t["depth"] for t in per_device] + [t["conf"] for t in per_device])
+        total = {k: sum(t[k].as_in_context(mx.cpu()) for t in per_device)
+                 for k in per_device[0] if k in ("sup", "semi", "conf", "coverage")}
+        # The one per-step read-back: a non-finite step must be skipped before it is applied.
+        finite = bool(mx.nd.contrib.isfinite(total["sup"] + total["conf"] + total.get("semi", 0)).asscalar())
+        if finite:
+            self.depth_trainer.step(1)
+            self.conf_trainer.step(1)
+        return total, finite
+
+    # ---- epochs ------------------------------------------------------------------------
+    def loader(self, dataset, batches):
+        return gluon.data.DataLoader(dataset, batch_sampler=batches, num_workers=self.opts.num_workers)
+
+    def run_epoch(self, epoch):
+        """One pass over every labeled (and, when used, unlabeled) image; returns the epoch's metrics."""
+        o, start, tic = self.opts, self.start_iter, time.time()
+        phase = self.unlabeled_phase(epoch)
+        labeled = epoch_batches(len(self.labeled), o.batch_size, o.seed, epoch, stream=0)[start:]
+        unlabeled = epoch_batches(len(self.unlabeled), self.unlabeled_batch, o.seed, epoch, stream=1)[start:] \
+            if phase else []
+        u_iter = iter(self.loader(self.unlabeled, unlabeled)) if unlabeled else iter(())
+        sums = {k: mx.nd.array([v]) for k, v in self.partial.get("sums", {}).items()}
+        good = self.partial.get("good", 0)
+        bar = tqdm(total=self.steps, initial=start, desc="epoch %d/%d%s" % (epoch + 1, o.epochs, " [%s]" % phase if phase else ""),
+                   disable=o.no_progress, leave=False, dynamic_ncols=True)
+        for it, batch in enumerate(self.loader(self.labeled, labeled), start):
+            total, finite = self.train_step(batch, next(u_iter, None), epoch, phase)
+            if finite:
+                self.bad_steps, good = 0, good + 1
+                for k, v in total.items():
+                    sums[k] = sums[k] + v if k in sums else v
+            else:
+                self.bad_steps += 1
+                self.skipped += 1
+                if self.bad_steps >= o.max_bad_steps:
+                    bar.close()
+                    raise TrainingStopped("%d non-finite losses in a row at epoch %d, iteration %d; stopped. "
+                                          "The last good checkpoint is in %s" % (
+                                              self.bad_steps, epoch, it, os.path.join(self.run_dir, "checkpoints")))
+            if (it + 1) % o.log_every == 0 and good:
+                bar.set_postfix({k: "%.4f" % (v.asscalar() / good) for k, v in sums.items()})
+            bar.update(1)
+            if o.save_every and (it + 1) % o.save_every == 0 and it + 1 < self.steps:
+                self.partial = {"sums": {k: float(v.asscalar()) for k, v in sums.items()}, "good": good}
+                self.save("last", epoch, it + 1)
+        bar.close()
+        means = {k: float(v.asscalar()) / max(good, 1) for k, v in sums.items()}
+        return {"epoch": epoch, "phase": phase or "supervised", "sup": means.get("sup"),
+                "semi": means.get("semi"), "conf": means.get("conf"),
+                "mask_coverage_pct": 100 * means["coverage"] if "coverage" in means else None,
+                "lr": self.depth_trainer.learning_rate, "skipped_steps": self.skipped,
+                "seconds": round(time.time() - tic + self.partial.get("seconds", 0), 2)}
+
+    def validate(self):
+        """Mean relative error (rel) at 1/4 resolution on the held-out labeled images."""
+        err, count = mx.nd.zeros(1), mx.nd.zeros(1)
+        for image, depth in self.loader(self.val, [list(range(i, min(i + self.opts.batch_size, len(self.val))))
+                                                   for i in range(0, len(self.val), self.opts.batch_size)]):
+            pred = self.depth_net(image.as_in_context(self.ctx[0])).as_in_context(mx.cpu())
+            mask = losses.valid_mask(mx.nd, depth)
+            gt = losses.fill_invalid(mx.nd, depth, mask)
+            err = err + (mx.nd.abs(pred - gt) / gt * mask).sum()
+            count = count + mask.sum()
+        return float((err / mx.nd.maximum(count, 1)).asscalar())
+
+    def train(self):
+        """Epochs from where the run stands to ``--epochs``; checkpoints and metrics after each."""
+        o = self.opts
+        for epoch in range(self.epoch, o.epochs):
+            metrics = self.run_epoch(epoch)
+            if self.val is not None:
+                metrics["val_rel"] = self.validate()
+            self.history.append(metrics)
+            self.partial, self.start_iter = {}, 0
+            self.save("last", epoch + 1, 0)
+            if self.val is not None and metrics["val_rel"] < self.best_val:
+                self.best_val = metrics["val_rel"]
+                self.save("best", epoch + 1, 0)
+            write_metrics(self.run_dir, self.history)
+            curves_png(self.run_dir, self.history)
+            tqdm.write(summary_line(metrics, o.epochs))
+        return self.history
+
+    # ---- run directory -------------------------------------------------------------------
+    def start(self):
+        """A new run: config.json and split.json in ``--out``."""
+        os.makedirs(self.run_dir, exist_ok=True)
+        checkpoint.write_json_atomic(os.path.join(self.run_dir, "config.json"), run_config(self.opts))
+        checkpoint.write_json_atomic(os.path.join(self.run_dir, "split.json"), self.split)
+        self.history, self.skipped = [], 0
+
+    def save(self, tag, epoch, iteration):
+        state = {"epoch": epoch, "iteration": iteration, "seed": self.opts.seed, "bad_steps": self.bad_steps,
+                 "skipped": self.skipped, "best_val": self.best_val, "history": self.history,
+                 "partial": self.partial}
+        checkpoint.save(self.run_dir, tag, self.depth_net, self.conf_net, self.depth_trainer,
+                        self.conf_trainer, self.cache.arrays(), state)
+
+    def resume(self):
+        """Continue exactly from ``checkpoints/last`` of the run directory."""
+        path = checkpoint.checkpoint_dir(self.run_dir, "last")
+        state, cache = checkpoint.load_state(path)
+        saved_split = checkpoint.read_json(os.path.join(self.run_dir, "split.json"))
+        if saved_split != self.split:
+            raise checkpoint.CheckpointError("split.json of %s does not match the data in %s"
+                                             % (self.run_dir, self.opts.data))
+        self.depth_net.load_parameters(os.path.join(path, "depth_net.params"), ctx=self.ctx)
+        self.conf_net.load_parameters(os.path.join(path, "conf_net.params"), ctx=self.ctx)
+        self.depth_trainer.load_states(os.path.join(path, "depth_trainer.states"))
+        self.conf_trainer.load_states(os.path.join(path, "conf_trainer.states"))
+        self.cache.load(cache)
+        self.epoch, self.start_iter = state["epoch"], state["iteration"]
+        self.bad_steps, self.skipped = state["bad_steps"], state["skipped"]
+        self.best_val, self.history, self.partial = state["best_val"], state["history"], state["partial"]
+        return state
+
+
+def summary_line(m, epochs):
+    parts = ["epoch %3d/%d" % (m["epoch"] + 1, epochs), m["phase"]]
+    for key in ("sup", "semi", "conf", "mask_coverage_pct", "val_rel"):
+        if m.get(key) is not None:
+            parts.append("%s %.4f" % (key, m[key]))
+    parts.append("lr %.2e" % m["lr"])
+    parts.append("%.1fs" % m["seconds"])
+    return "  ".join(parts)
