@@ -14,7 +14,7 @@ import config
 
 # Flags that may differ when resuming: they change where or how fast, not what is computed.
 RESUME_FREE = {"resume", "gpus", "num_workers", "no_progress", "log_every", "save_every",
-               "max_bad_steps", "out", "preset"}
+               "max_bad_steps", "out", "preset", "stop_at"}
 
 # --preset demo: the embedded synthetic default on 2 CPU cores in a few minutes.
 # Same schedule shape as the paper (supervised warm-up, fill epoch, semi epochs).
@@ -34,6 +34,9 @@ def build_parser():
     config.add_model_args(parser)
     config.add_train_args(parser)
     config.add_run_args(parser)
+    parser.add_argument("--stop-at", type=int, default=None,
+                        help="stop after this many epochs (the schedule still spans --epochs); "
+                             "continue with --resume, e.g. under a cluster's time limit")
     parser.add_argument("--kvstore", default="device", choices=("device", "local"),
                         help="how gradients of several devices are summed. default: %(default)s")
     return parser
@@ -112,7 +115,7 @@ def main(argv=None):
             print("resuming %s at epoch %d, iteration %d" % (args.out, state["epoch"], state["iteration"]))
         else:
             trainer.start()
-        trainer.train()
+        trainer.train(stop_at=args.stop_at)
     except (DataError, CheckpointError, WeightsError, TrainingStopped, ValueError, OSError) as err:
         print("error: %s" % err, file=sys.stderr)
         return 2

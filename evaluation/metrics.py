@@ -170,7 +170,12 @@ def select_pixels(gt, pred, protocol, mask=None):
     keep = valid_mask(gt, protocol)
     if mask is not None:
         keep &= mask
-    return gt[keep], np.clip(pred[keep], protocol.pred_min, protocol.pred_max)
+    return gt[keep], clip_prediction(pred[keep], protocol)
+
+
+def clip_prediction(pred, protocol):
+    """``pred`` limited to the range ``protocol`` accepts."""
+    return np.clip(pred, protocol.pred_min, protocol.pred_max)
 
 
 def upsample(pred, size):

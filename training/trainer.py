@@ -243,15 +243,16 @@ class Trainer:
             count = count + mask.sum()
         return float((err / mx.nd.maximum(count, 1)).asscalar())
 
-    def train(self):
-        """Epochs from where the run stands to ``--epochs``; checkpoints and metrics after each."""
+    def train(self, stop_at=None):
+        """Epochs from where the run stands to ``--epochs`` (or to ``stop_at``, to continue
+        later with ``--resume``); checkpoints and metrics after each."""
         o = self.opts
-        for epoch in range(self.epoch, o.epochs):
+        for epoch in range(self.epoch, min(o.epochs, stop_at or o.epochs)):
             metrics = self.run_epoch(epoch)
             if self.val is not None:
                 metrics["val_rel"] = self.validate()
             self.history.append(metrics)
-            self.partial, self.start_iter = {}, 0
+            self.partial, self.start_iter, self.epoch = {}, 0, epoch + 1
             self.save("last", epoch + 1, 0)
             if self.val is not None and metrics["val_rel"] < self.best_val:
                 self.best_val = metrics["val_rel"]

@@ -1,0 +1,321 @@
+"""Score a trained run: test set (Table 2), pseudo-labels (Table 1), confidence, figures.
+
+    python evaluate.py --run runs/NAME                       # RUN/eval.json
+    python evaluate.py --run runs/NAME --table1              # + RUN/table1.json
+    python evaluate.py --run runs/NAME --confidence          # + confidence.json, sparsification.png, reliability.png
+    python evaluate.py --run runs/NAME --figures 6           # + qualitative.png
+    python evaluate.py --predictions pred.npy --data datasets/nyu   # score external (M, H', W') depth maps
+
+Predictions are made at 1/4 of the input resolution and upsampled bilinearly
+to the full-resolution ground truth of ``test.h5``; the protocols are defined
+in ``evaluation/metrics.py`` (default ``eigen``; ``eval.json`` holds both).
+Bad input prints one ``error: ...`` line and exits with status 2 before
+anything is written.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+import config
+from evaluation import EvaluationError
+from evaluation.metrics import (DEFAULT_PROTOCOL, PROTOCOLS, ErrorAccumulator, clip_prediction, upsample,
+                                valid_mask)
+
+# Table 2's columns first, then the two extra measures.
+TABLE_ORDER = ("rel", "log10", "rms", "d1", "d2", "d3", "sq_rel", "rms_log")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as a single ``error: ...`` line, like every other bad input."""
+
+    def error(self, message):
+        self.exit(2, "error: %s (see --help)\n" % message)
+
+
+def build_parser():
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = parser.add_argument_group("RUN")
+    g.add_argument("--run", help="run directory made by train.py")
+    g.add_argument("--checkpoint", default="last", help="last, best or a checkpoint directory. default: %(default)s")
+    g.add_argument("--data", default=None, help="prepared data directory. default: the run's config.json 'data'")
+    g.add_argument("--batch-size", type=int, default=8, help="test images per forward pass. default: %(default)s")
+    g.add_argument("--gpus", type=config.parse_gpus, default=[], help="comma-separated GPU ids; empty = CPU")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = parser.add_argument_group("EVALUATION")
+    g.add_argument("--protocol", choices=sorted(PROTOCOLS), default=DEFAULT_PROTOCOL,
+                   help="crop / range / averaging of the headline numbers (evaluation/metrics.py). default: %(default)s")
+    g.add_argument("--table1", action="store_true",
+                   help="rel of the pseudo-labels on the unlabeled training rows at T_semi and 0 -> RUN/table1.json")
+    g.add_argument("--confidence", action="store_true",
+                   help="sparsification (AUSE, AURG) and reliability -> RUN/confidence.json + 2 PNGs")
+    g.add_argument("--figures", type=int, default=0, metavar="N",
+                   help="qualitative grid of N evenly spaced test images -> RUN/qualitative.png")
+    g = parser.add_argument_group("EXTERNAL PREDICTIONS")
+    g.add_argument("--predictions", help="(M, H', W') float .npy of test-set depth in metres, instead of --run")
+    g.add_argument("--out", help="output JSON for --predictions. default: PRED_eval.json next to the .npy")
+    return parser
+
+
+def check_args(args):
+    if bool(args.run) == bool(args.predictions):
+        raise EvaluationError("give either --run RUN or --predictions PRED.npy --data DIR")
+    if args.predictions:
+        if not args.data:
+            raise EvaluationError("--predictions needs --data DIR (the prepared test.h5 to score against)")
+        if args.table1 or args.confidence or args.figures:
+            raise EvaluationError("--table1, --confidence and --figures need a --run (networks), not --predictions")
+    elif args.out:
+        raise EvaluationError("--out is only for --predictions; a run writes into its own directory")
+    if args.batch_size < 1 or args.figures < 0:
+        raise EvaluationError("--batch-size must be >= 1 and --figures >= 0")
+
+
+def test_file(data_dir):
+    path = os.path.join(data_dir, "test.h5")
+    if not os.path.isfile(path):
+        raise EvaluationError("%s has no test.h5 (prepare it with python -m data.prepare --out %s)"
+                              % (data_dir, data_dir))
+    return path
+
+
+class TestScorer:
+    """Scores full-resolution test frames under every protocol, plus optional confidence and figures.
+
+    Parameters
+    ----------
+    protocol : str
+        The headline protocol; the confidence analysis uses its pixels too.
+    alpha, t_semi : float
+        Eq. 1 constant (reliability) and eq. 5 threshold (figures).
+    confidence : bool
+        Collect sparsification and reliability data.
+    figure_ids : collection of int
+        Test indices whose maps are kept for the qualitative grid.
+    """
+
+    def __init__(self, protocol, alpha=config.ALPHA, t_semi=config.T_SEMI, confidence=False, figure_ids=()):
+        from evaluation.confidence import ReliabilityAccumulator, SparsificationAccumulator
+        self.protocol = PROTOCOLS[protocol]
+        self.t_semi = t_semi
+        self.errors = {name: ErrorAccumulator(p) for name, p in PROTOCOLS.items()}
+        self.sparsification = SparsificationAccumulator() if confidence else None
+        self.reliability = ReliabilityAccumulator(alpha) if confidence else None
+        self.figure_ids = set(int(i) for i in figure_ids)
+        self.figure_rows = []
+
+    def add(self, index, gt, pred, conf=None, image=None):
+        """One test image: ``gt`` (H, W), ``pred`` and ``conf`` at any size (upsampled here)."""
+        pred = upsample(pred, gt.shape)
+        if not np.all(np.isfinite(pred)):
+            raise EvaluationError("prediction %d has NaN or infinite values" % index)
+        for accumulator in self.errors.values():
+            accumulator.add(gt, pred)
+        if conf is not None:
+            conf = upsample(conf, gt.shape)
+        if self.sparsification is not None:
+            keep = valid_mask(gt, self.protocol)
+            gt_px, pred_px, conf_px = gt[keep], clip_prediction(pred[keep], self.protocol), conf[keep]
+            self.sparsification.add(gt_px, pred_px, conf_px)
+            self.reliability.add(gt_px, pred_px, conf_px)
+        if index in self.figure_ids:
+            self.figure_rows.append({"id": int(index), "image": image, "gt": gt, "pred": pred, "conf": conf})
+
+    def metrics(self):
+        try:
+            by_protocol = {name: acc.result() for name, acc in self.errors.items()}
+        except ValueError as err:
+            raise EvaluationError(str(err))
+        return {"protocol": self.protocol.describe(), "metrics": by_protocol[self.protocol.name],
+                "metrics_by_protocol": by_protocol}
+
+
+def print_table(metrics, protocol, stream=sys.stdout):
+    names = [m for m in TABLE_ORDER if m in metrics]
+    print("protocol %s, %d images, %d pixels" % (protocol, metrics["n_images"], metrics["n_pixels"]), file=stream)
+    print("  ".join("%8s" % m for m in names), file=stream)
+    print("  ".join("%8.4f" % metrics[m] for m in names), file=stream)
+
+
+def load_predictions(path, n_test):
+    """The .npy of --predictions, memory-mapped; EvaluationError unless (n_test, H', W') floats."""
+    if not os.path.isfile(path):
+        raise EvaluationError("%s not found" % path)
+    try:
+        preds = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise EvaluationError("%s is not a .npy array (%s)" % (path, str(err).splitlines()[0]))
+    if preds.ndim != 3 or preds.shape[0] != n_test:
+        raise EvaluationError("%s has shape %s; expected (%d, H, W), one depth map per test image"
+                              % (path, preds.shape, n_test))
+    if preds.dtype.kind != "f":
+        raise EvaluationError("%s has dtype %s; expected float depth in metres" % (path, preds.dtype))
+    return preds
+
+
+def score_predictions(args):
+    """--predictions: score an external array exactly as a run's predictions are scored."""
+    from data.dataset import TestDataset
+    dataset = TestDataset(test_file(args.data))
+    preds = load_predictions(args.predictions, len(dataset))
+    out = args.out or os.path.splitext(args.predictions)[0] + "_eval.json"
+    scorer = TestScorer(args.protocol)
+    for i in range(len(dataset)):
+        scorer.add(i, dataset.depth_full(i), np.asarray(preds[i], np.float32))
+    result = scorer.metrics()
+    result.update(predictions=os.path.abspath(args.predictions), data=os.path.abspath(args.data),
+                  n_test=len(dataset))
+    return result, out
+
+
+def figure_indices(n_test, n_figures):
+    """``n_figures`` test indices evenly spaced over the set (first and last included)."""
+    n_figures = min(n_figures, n_test)
+    return sorted(set(np.linspace(0, n_test - 1, n_figures).round().astype(int).tolist())) if n_figures else []
+
+
+def load_run(args):
+    """Config, split (if needed), networks on ``ctxs`` and the checkpoint path of ``--run``."""
+    from mxnet.base import MXNetError
+    from evaluation.inference import contexts
+    from training.checkpoint import checkpoint_dir, load_nets, read_json
+    if not os.path.isdir(args.run):
+        raise EvaluationError("run directory %s does not exist" % args.run)
+    run_config = read_json(os.path.join(args.run, "config.json"))
+    checkpoint_dir(args.run, args.checkpoint)  # fails before any work if there is none
+    data_dir = args.data or run_config.get("data")
+    if not data_dir:
+        raise EvaluationError("%s/config.json names no data directory; pass --data DIR" % args.run)
+    test_path = test_file(data_dir)
+    split = None
+    if args.table1:
+        split = read_json(os.path.join(args.run, "split.json"))
+        if not split.get("unlabeled_rows"):
+            raise EvaluationError("%s/split.json has no unlabeled_rows: Table 1 needs unlabeled images" % args.run)
+        if not os.path.isfile(os.path.join(data_dir, "train.h5")):
+            raise EvaluationError("%s has no train.h5 (Table 1 scores the unlabeled training rows)" % data_dir)
+    ctxs = contexts(args.gpus)
+    try:
+        depth_net, conf_net, _, path = load_nets(args.run, args.checkpoint, ctxs[0])
+    except (AssertionError, MXNetError) as err:
+        raise EvaluationError("cannot load the checkpoint of %s: %s" % (args.run, str(err).splitlines()[0]))
+    for net in (depth_net, conf_net):
+        net.collect_params().reset_ctx(ctxs)
+        net.hybridize()
+    return {"config": run_config, "split": split, "data": data_dir, "test": test_path, "ctxs": ctxs,
+            "nets": (depth_net, conf_net), "checkpoint": path}
+
+
+def score_test_set(args, run):
+    """Table 2: every test image, upsampled to its ground truth; confidence and figures on the way."""
+    from data.dataset import TestDataset
+    from evaluation.inference import predict
+    dataset = TestDataset(run["test"])
+    cfg = run["config"]
+    scorer = TestScorer(args.protocol, alpha=cfg.get("alpha", config.ALPHA), t_semi=cfg.get("t_semi", config.T_SEMI),
+                        confidence=args.confidence, figure_ids=figure_indices(len(dataset), args.figures))
+    for ids, depth, conf in predict(*run["nets"], dataset, args.batch_size, run["ctxs"],
+                                    progress=not args.no_progress, desc="test"):
+        for k, i in enumerate(ids):
+            image = dataset.images_uint8(i) if i in scorer.figure_ids else None
+            scorer.add(int(i), dataset.depth_full(i), depth[k], conf[k], image)
+    return scorer
+
+
+def score_pseudo_labels(args, run):
+    """Table 1: rel of the 1/4-resolution predictions on the unlabeled rows, at T_semi and at 0.
+
+    The rel is pooled over the valid pixels (finite withheld depth > 0) with
+    confidence >= T; ``kept_fraction`` is the share of ALL pixels with
+    confidence >= T, i.e. of the eq. 5 mask the trainer would use.
+    """
+    from data.dataset import UnlabeledDataset, read_depths
+    from evaluation.inference import predict
+    train_path = os.path.join(run["data"], "train.h5")
+    rows = np.asarray(run["split"]["unlabeled_rows"], np.int64)
+    t_semi = float(run["config"].get("t_semi", config.T_SEMI))
+    thresholds = (t_semi, 0.0)
+    errors = {t: ErrorAccumulator(PROTOCOLS["full"]) for t in thresholds}
+    kept = dict.fromkeys(thresholds, 0)
+    kept_valid = dict.fromkeys(thresholds, 0)
+    n_pixels = n_valid = 0
+    for ids, depth, conf in predict(*run["nets"], UnlabeledDataset(train_path, rows), args.batch_size,
+                                    run["ctxs"], progress=not args.no_progress, desc="table1"):
+        gt = read_depths(train_path, rows[ids], quarter=True)
+        valid = valid_mask(gt, PROTOCOLS["full"])
+        n_pixels += conf.size
+        n_valid += int(valid.sum())
+        for t in thresholds:
+            confident = conf >= t
+            kept[t] += int(confident.sum())
+            kept_valid[t] += int((confident & valid).sum())
+            for k in range(len(ids)):
+                errors[t].add(gt[k], depth[k], mask=confident[k])
+    table = []
+    for t in thresholds:
+        rel = errors[t].result()["rel"] if errors[t].n_pixels else None
+        table.append({"t_semi": t, "rel": rel, "kept_fraction": kept[t] / n_pixels,
+                      "kept_valid_fraction": kept_valid[t] / max(n_valid, 1), "n_pixels": errors[t].n_pixels})
+    return {"rows": table, "n_images": len(rows), "labeled_frac": run["config"].get("labeled_frac"),
+            "lambda_semi": run["config"].get("lambda_semi"), "checkpoint": run["checkpoint"],
+            "resolution": "1/4 of the input (the pseudo-labels' own resolution)"}
+
+
+def evaluate_run(args):
+    """Every output requested for ``--run``; all scoring happens before the first file is written."""
+    from evaluation import figures
+    run = load_run(args)
+    scorer = score_test_set(args, run)
+    result = scorer.metrics()
+    result.update(checkpoint=run["checkpoint"], data=os.path.abspath(run["data"]), config=run["config"])
+    table1 = score_pseudo_labels(args, run) if args.table1 else None
+    confidence = None
+    if args.confidence:
+        confidence = {"protocol": args.protocol, "sparsification": scorer.sparsification.result(),
+                      "reliability": scorer.reliability.result(), "checkpoint": run["checkpoint"]}
+    print_table(result["metrics"], args.protocol)
+    written = [write_json_atomic_path(os.path.join(args.run, "eval.json"), result)]
+    if table1:
+        for row in table1["rows"]:
+            print("Table 1  T=%.2f  rel %s  kept %.3f" % (row["t_semi"], row["rel"], row["kept_fraction"]))
+        written.append(write_json_atomic_path(os.path.join(args.run, "table1.json"), table1))
+    if confidence:
+        written.append(write_json_atomic_path(os.path.join(args.run, "confidence.json"), confidence))
+        written.append(figures.sparsification_plot(confidence["sparsification"],
+                                                   os.path.join(args.run, "sparsification.png")))
+        written.append(figures.reliability_plot(confidence["reliability"], os.path.join(args.run, "reliability.png")))
+    if scorer.figure_rows:
+        rows = sorted(scorer.figure_rows, key=lambda r: r["id"])
+        written.append(figures.qualitative_grid(rows, scorer.t_semi, os.path.join(args.run, "qualitative.png")))
+    return written
+
+
+def write_json_atomic_path(path, obj):
+    from training.checkpoint import write_json_atomic
+    write_json_atomic(path, obj)
+    return path
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status (2 on bad input)."""
+    from data.errors import DataError
+    from training.checkpoint import CheckpointError
+    args = build_parser().parse_args(argv)
+    try:
+        check_args(args)
+        if args.predictions:
+            result, out = score_predictions(args)
+            print_table(result["metrics"], args.protocol)
+            print(write_json_atomic_path(out, result))
+            return 0
+        written = evaluate_run(args)
+    except (EvaluationError, CheckpointError, DataError, ValueError, OSError) as err:
+        print("error: %s" % str(err).splitlines()[0], file=sys.stderr)
+        return 2
+    print("\n".join(written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

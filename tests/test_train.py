@@ -1,0 +1,223 @@
+"""The joint training loop on tiny synthetic data: schedule, cache, equivalences, resume, errors."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import mxnet as mx
+import numpy as np
+import pytest
+
+import train
+from training import checkpoint, losses
+from training.trainer import Trainer, TrainingStopped
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE = ["--pretrained", "0", "--batch-size", "2", "--labeled-frac", "0.5", "--no-progress", "--lr", "1e-3"]
+
+
+def options(data, out, *extra):
+    return train.parse_args(BASE + ["--data", data, "--out", str(out)] + list(extra))
+
+
+def params_of(net):
+    return {k: v.data().asnumpy() for k, v in net._collect_params_with_prefix().items()}
+
+
+def assert_same_params(a, b):
+    pa, pb = params_of(a), params_of(b)
+    assert pa.keys() == pb.keys()
+    for key in pa:
+        np.testing.assert_array_equal(pa[key], pb[key], err_msg=key)
+
+
+def new_trainer(opts, ctx=None):
+    t = Trainer(opts, ctx=ctx)
+    t.start()
+    return t
+
+
+def test_schedule_fill_then_semi_and_cache_epochs(tiny_data, tmp_path):
+    opts = options(tiny_data, tmp_path / "r", "--epochs", "3", "--semi-start", "1", "--t-semi", "0")
+    t = new_trainer(opts)
+    calls = []
+    t.depth_net.register_forward_hook(lambda block, inp, out: calls.append(inp[0].shape[0]))
+    history = t.train(stop_at=1)
+    assert history[0]["phase"] == "fill" and history[0]["semi"] is None
+    # the fill epoch wrote every slot, in epoch 0
+    np.testing.assert_array_equal(t.cache.written.asnumpy(), 0)
+    # one depth forward per step covering labeled + unlabeled rows: no extra inference pass
+    assert len(calls) == t.steps and sum(calls) == len(t.labeled) + len(t.unlabeled)
+    history = t.train()
+    assert [m["phase"] for m in history] == ["fill", "semi", "semi"]
+    assert history[1]["mask_coverage_pct"] == pytest.approx(100.0)  # T = 0 keeps every pixel
+    assert history[1]["semi"] > 0
+    np.testing.assert_array_equal(t.cache.written.asnumpy(), 2)
+    lines = [json.loads(x) for x in open(os.path.join(opts.out, "metrics.jsonl"))]
+    assert [m["epoch"] for m in lines] == [0, 1, 2]
+    for key in ("sup", "semi", "conf", "mask_coverage_pct", "lr", "seconds"):
+        assert key in lines[-1]
+    assert os.path.getsize(os.path.join(opts.out, "curves.png")) > 1000
+    cfg = json.load(open(os.path.join(opts.out, "config.json")))
+    assert cfg["versions"]["mxnet"] == mx.__version__ and cfg["labeled_frac"] == 0.5
+    split = json.load(open(os.path.join(opts.out, "split.json")))
+    assert not set(split["labeled"]) & set(split["unlabeled"])
+    assert len(split["unlabeled_rows"]) == len(t.unlabeled) == 8
+
+
+def test_lambda_zero_is_supervised_training_on_the_labeled_images(tiny_data, tmp_path):
+    """lambda = 0 on all the data == training on a data set holding only the labeled images."""
+    a = new_trainer(options(tiny_data, tmp_path / "a", "--epochs", "2", "--semi-start", "1", "--lambda-semi", "0"))
+    a.train()
+    labeled_only = tmp_path / "labeled_only"
+    shutil.copytree(tiny_data, labeled_only)
+    rows = a.split["labeled_rows"]
+    with h5py.File(os.path.join(tiny_data, "train.h5"), "r") as src, \
+            h5py.File(labeled_only / "train.h5", "w") as dst:
+        for name in ("images", "depths", "source"):
+            dst[name] = src[name][rows]
+        dst.attrs.update(src.attrs)
+    b = new_trainer(options(str(labeled_only), tmp_path / "b", "--epochs", "2", "--semi-start", "1",
+                            "--lambda-semi", "0", "--labeled-frac", "1"))
+    b.train()
+    assert_same_params(a.depth_net, b.depth_net)
+    assert_same_params(a.conf_net, b.conf_net)
+
+
+def test_unlabeled_depth_is_never_read(tiny_data, tmp_path):
+    """Replacing the unlabeled images' depth by NaN changes nothing (lambda = 0.1, semi on)."""
+    args = ("--epochs", "2", "--semi-start", "1", "--t-semi", "0")
+    a = new_trainer(options(tiny_data, tmp_path / "a", *args))
+    a.train()
+    blind = tmp_path / "blind"
+    shutil.copytree(tiny_data, blind)
+    with h5py.File(blind / "train.h5", "r+") as f:
+        for row in a.split["unlabeled_rows"]:
+            f["depths"][row] = np.nan
+    b = new_trainer(options(str(blind), tmp_path / "b", *args))
+    b.train()
+    assert_same_params(a.depth_net, b.depth_net)
+    # and the semi-supervised loss did change the result
+    c = new_trainer(options(tiny_data, tmp_path / "c", "--epochs", "2", "--semi-start", "1", "--lambda-semi", "0"))
+    c.train()
+    assert not np.array_equal(params_of(a.depth_net)["head.weight"], params_of(c.depth_net)["head.weight"])
+
+
+def test_resume_after_one_epoch_is_exact(tiny_data, tmp_path):
+    args = ("--epochs", "2", "--semi-start", "1", "--t-semi", "0.5")
+    straight = new_trainer(options(tiny_data, tmp_path / "s", *args))
+    straight.train()
+    first = new_trainer(options(tiny_data, tmp_path / "r", *args))
+    first.train(stop_at=1)
+    resumed = Trainer(options(tiny_data, tmp_path / "r", *args))
+    resumed.resume()
+    assert resumed.epoch == 1
+    resumed.train()
+    assert_same_params(straight.depth_net, resumed.depth_net)
+    assert_same_params(straight.conf_net, resumed.conf_net)
+    for key in ("depth", "conf", "written"):
+        np.testing.assert_array_equal(getattr(straight.cache, key).asnumpy(), getattr(resumed.cache, key).asnumpy())
+
+
+def test_two_cpu_contexts_give_the_same_losses_as_one(tiny_data, tmp_path):
+    args = ("--epochs", "2", "--semi-start", "1", "--t-semi", "0")
+    one = new_trainer(options(tiny_data, tmp_path / "one", *args), ctx=[mx.cpu(0)])
+    two = new_trainer(options(tiny_data, tmp_path / "two", *args), ctx=[mx.cpu(0), mx.cpu(1)])
+    h1, h2 = one.train(), two.train()
+    for m1, m2 in zip(h1, h2):
+        for key in ("sup", "conf", "semi", "mask_coverage_pct"):
+            if m1[key] is not None:
+                assert m2[key] == pytest.approx(m1[key], rel=1e-4), key
+    p1, p2 = params_of(one.depth_net), params_of(two.depth_net)
+    np.testing.assert_allclose(p2["head.weight"], p1["head.weight"], rtol=1e-3, atol=1e-6)
+
+
+def test_non_finite_steps_are_skipped_then_training_stops(tiny_data, tmp_path, monkeypatch):
+    t = new_trainer(options(tiny_data, tmp_path / "r", "--epochs", "3", "--max-bad-steps", "3"))
+    t.train(stop_at=1)
+    saved = params_of(t.depth_net)
+    monkeypatch.setattr(losses, "supervised_loss", lambda F, pred, gt, n: (pred * float("nan")).sum() / n)
+    with pytest.raises(TrainingStopped, match="3 non-finite losses in a row"):
+        t.train()
+    for key, value in params_of(t.depth_net).items():  # no skipped step touched the weights
+        np.testing.assert_array_equal(value, saved[key])
+    state, _ = checkpoint.load_state(checkpoint.checkpoint_dir(str(tmp_path / "r"), "last"))
+    assert state["epoch"] == 1
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "train.py"] + list(args), cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_sigkill_mid_epoch_then_resume_completes_exactly(tiny_data, tmp_path):
+    args = BASE + ["--data", tiny_data, "--epochs", "2", "--semi-start", "1", "--save-every", "1"]
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "train.py", "--out", str(run)] + args, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_file = run / "checkpoints" / "last" / "state.json"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:  # wait for a mid-epoch checkpoint of epoch 1
+            try:
+                state = json.loads(state_file.read_text())
+                if state["epoch"] == 1 and state["iteration"] >= 1:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        else:
+            pytest.fail("no mid-epoch checkpoint appeared")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    result = run_cli("--resume", str(run), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stdout
+    straight = tmp_path / "straight"
+    assert run_cli("--out", str(straight), *args[:-2]).returncode == 0
+    a = mx.nd.load(str(run / "checkpoints" / "last" / "depth_net.params"))
+    b = mx.nd.load(str(straight / "checkpoints" / "last" / "depth_net.params"))
+    for key in b:
+        np.testing.assert_array_equal(a[key].asnumpy(), b[key].asnumpy(), err_msg=key)
+    assert not [p for p in os.listdir(run / "checkpoints") if p.startswith(".")]
+    assert len(open(run / "metrics.jsonl").readlines()) == 2
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--data", "/nonexistent/dir"], "data dir /nonexistent/dir does not exist"),
+    (["--labeled-frac", "1.5"], "must be in (0, 1]"),
+    (["--labeled-frac", "0"], "must be in (0, 1]"),
+])
+def test_cli_errors(argv, message, tmp_path):
+    result = run_cli("--out", str(tmp_path / "r"), "--pretrained", "0", *argv, timeout=120)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_unwritable_out_and_incompatible_resume(tiny_data, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_cli("--data", tiny_data, "--out", str(blocker / "run"), "--pretrained", "0")
+    assert result.returncode == 2 and "cannot write to --out" in result.stderr
+    run = tmp_path / "r"
+    assert run_cli(*BASE, "--data", tiny_data, "--out", str(run), "--epochs", "1").returncode == 0
+    before = (run / "checkpoints" / "last" / "depth_net.params").read_bytes()
+    result = run_cli("--resume", str(run), "--labeled-frac", "0.25")
+    assert result.returncode == 2
+    assert "cannot resume" in result.stderr and "--labeled-frac" in result.stderr
+    result = run_cli(*BASE, "--data", tiny_data, "--out", str(run), "--epochs", "1")
+    assert result.returncode == 2 and "already holds a run" in result.stderr
+    assert (run / "checkpoints" / "last" / "depth_net.params").read_bytes() == before
+
+
+def test_help_lists_paper_defaults():
+    result = run_cli("--help", timeout=60)
+    assert result.returncode == 0
+    for text in ("--labeled-frac", "--lambda-semi", "§5.1", "default: 0.1", "--resume", "--gpus"):
+        assert text in result.stdout
