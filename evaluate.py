@@ -109,7 +109,7 @@ class TestScorer:
         """One test image: ``gt`` (H, W), ``pred`` and ``conf`` at any size (upsampled here)."""
         pred = upsample(pred, gt.shape)
         if not np.all(np.isfinite(pred)):
-            raise EvaluationError("prediction %d has NaN or infinite values" % index)
+            raise EvaluationError("the prediction of test image %d has NaN or infinite values" % index)
         for accumulator in self.errors.values():
             accumulator.add(gt, pred)
         if conf is not None:
@@ -144,8 +144,8 @@ def load_predictions(path, n_test):
         raise EvaluationError("%s not found" % path)
     try:
         preds = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise EvaluationError("%s is not a .npy array (%s)" % (path, str(err).splitlines()[0]))
+    except (ValueError, OSError):
+        raise EvaluationError("%s is not a readable .npy array (np.save format, no pickled objects)" % path)
     if preds.ndim != 3 or preds.shape[0] != n_test:
         raise EvaluationError("%s has shape %s; expected (%d, H, W), one depth map per test image"
                               % (path, preds.shape, n_test))
@@ -162,7 +162,10 @@ def score_predictions(args):
     out = args.out or os.path.splitext(args.predictions)[0] + "_eval.json"
     scorer = TestScorer(args.protocol)
     for i in range(len(dataset)):
-        scorer.add(i, dataset.depth_full(i), np.asarray(preds[i], np.float32))
+        pred = np.asarray(preds[i], np.float32)
+        if not np.all(np.isfinite(pred)):
+            raise EvaluationError("%s: depth map %d has NaN or infinite values" % (args.predictions, i))
+        scorer.add(i, dataset.depth_full(i), pred)
     result = scorer.metrics()
     result.update(predictions=os.path.abspath(args.predictions), data=os.path.abspath(args.data),
                   n_test=len(dataset))
@@ -278,7 +281,8 @@ def evaluate_run(args):
     written = [write_json_atomic_path(os.path.join(args.run, "eval.json"), result)]
     if table1:
         for row in table1["rows"]:
-            print("Table 1  T=%.2f  rel %s  kept %.3f" % (row["t_semi"], row["rel"], row["kept_fraction"]))
+            rel = "-" if row["rel"] is None else "%.4f" % row["rel"]
+            print("Table 1  T=%.2f  rel %s  pixels kept %.3f" % (row["t_semi"], rel, row["kept_fraction"]))
         written.append(write_json_atomic_path(os.path.join(args.run, "table1.json"), table1))
     if confidence:
         written.append(write_json_atomic_path(os.path.join(args.run, "confidence.json"), confidence))

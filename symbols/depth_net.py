@@ -24,7 +24,8 @@ unlike exp, grows linearly so large errors give bounded gradients.
 """
 import os
 
-from mxnet import gluon
+import mxnet as mx
+from mxnet import autograd, gluon
 from mxnet import init as mx_init
 from mxnet.gluon import nn
 from gluoncv.model_zoo import resnet50_v1b
@@ -151,6 +152,12 @@ class DepthNet(gluon.HybridBlock):
         new.initialize(mx_init.Xavier(magnitude=2), ctx=ctx)
         if ctx is not None:
             self.collect_params().reset_ctx(ctx)
+        # gluoncv's backbone convs defer their shapes; one small forward pass finishes the
+        # initialisation now, so the weights depend on the seed alone and not on what
+        # else drew random numbers before the first training step.
+        first = ctx[0] if isinstance(ctx, (list, tuple)) else (ctx or mx.cpu())
+        with autograd.pause():
+            self(mx.nd.zeros((1, 3, INPUT_MULTIPLE * 2, INPUT_MULTIPLE * 2), ctx=first))
 
 
 def get_depth_net(pretrained=False, backbone_params=None, ctx=None):

@@ -1,0 +1,364 @@
+"""evaluate.py and evaluation.report end to end on a fabricated run and a tiny prepared data set.
+
+The data: 10 rendered rooms at 96x128 (6 train, 4 test), network input 64x48,
+so the networks predict 12x16 maps that are upsampled to the 96x128 ground truth.
+The run: untrained networks saved with training.checkpoint.save, plus a
+hand-written config.json and split.json.
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import h5py
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import gluon
+
+import evaluate
+from data import prepare, synthetic
+from data.dataset import normalize_image, read_depths
+from evaluation import report
+from evaluation.metrics import PROTOCOLS, ErrorAccumulator, compute_errors, upsample
+from symbols import confidence_input, get_confidence_net, get_depth_net
+from training import checkpoint
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GT_SIZE = (96, 128)        # test ground truth (H, W)
+INPUT_SIZE = (64, 48)      # network input (W, H): predictions are 12 x 16
+N_TEST = 4
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("eval"))
+    images, depths = synthetic.generate(10, seed=0, height=GT_SIZE[0], width=GT_SIZE[1])
+    depths[6, :8, :8] = np.nan          # a test image with a hole: stored as 0 = invalid
+    depths[4, :16, :16] = np.nan        # and an unlabeled training image (Table 1)
+    mat, splits = synthetic.write_official(os.path.join(root, "raw"), images, depths,
+                                           list(range(6)), list(range(6, 10)))
+    data = os.path.join(root, "data")
+    prepare.prepare(mat, splits, data, seed=0, size=INPUT_SIZE, copies=2, progress=False)
+
+    mx.random.seed(0)
+    depth_net, conf_net = get_depth_net(pretrained=False), get_confidence_net()
+    x = mx.nd.zeros((1, 3, INPUT_SIZE[1], INPUT_SIZE[0]))
+    conf_net(confidence_input(mx.nd, x, depth_net(x)))   # finish deferred initialisation
+    base = os.path.join(root, "base")
+    checkpoint.save(base, "last", depth_net, conf_net,
+                    gluon.Trainer(depth_net.collect_params(), "sgd", {"learning_rate": 0.1}),
+                    gluon.Trainer(conf_net.collect_params(), "adam"),
+                    {"depth": mx.nd.zeros((1, 1, 1, 1))}, {"epoch": 0})
+    return {"root": root, "data": data, "base": base}
+
+
+def make_run(tiny, name, **config):
+    """A run directory sharing the fixture's checkpoint, with its own config.json and split.json."""
+    run = os.path.join(tiny["root"], name)
+    os.makedirs(run)
+    # a link, not a copy: the parameters and optimiser states are ~300 MB
+    os.symlink(os.path.join(tiny["base"], "checkpoints"), os.path.join(run, "checkpoints"))
+    cfg = {"data": tiny["data"], "alpha": 5.0, "t_semi": 0.9, "labeled_frac": 0.5, "lambda_semi": 0.1,
+           "seed": 0, "dataset": "synthetic"}
+    cfg.update(config)
+    with open(os.path.join(run, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    # train.h5 rows: 2 copies per source, sources 0..5; sources 3, 4, 5 are unlabeled
+    split = {"labeled": [0, 1, 2], "unlabeled": [3, 4, 5], "val": [],
+             "labeled_rows": [0, 1, 2, 3, 4, 5], "unlabeled_rows": [6, 7, 8, 9, 10, 11], "val_rows": []}
+    with open(os.path.join(run, "split.json"), "w") as f:
+        json.dump(split, f)
+    return run
+
+
+def reference_maps(tiny, h5_name, rows):
+    """Depth and confidence (12 x 16) of the given rows, one image at a time, without evaluate.py."""
+    params = os.path.join(tiny["base"], "checkpoints", "last")
+    depth_net, conf_net = get_depth_net(pretrained=False), get_confidence_net()
+    depth_net.load_parameters(os.path.join(params, "depth_net.params"))
+    conf_net.load_parameters(os.path.join(params, "conf_net.params"))
+    with h5py.File(os.path.join(tiny["data"], h5_name), "r") as h5:
+        images = [normalize_image(h5["images"][int(r)]) for r in rows]
+    depths, confs = [], []
+    for image in images:
+        x = mx.nd.array(image[None])
+        d = depth_net(x)
+        depths.append(d.asnumpy()[0, 0])
+        confs.append(conf_net(confidence_input(mx.nd, x, d)).asnumpy()[0, 0])
+    return np.stack(depths), np.stack(confs)
+
+
+def load_test_gt(tiny):
+    with h5py.File(os.path.join(tiny["data"], "test.h5"), "r") as h5:
+        return h5["depths"][:]
+
+
+def run_main(argv, capsys):
+    code = evaluate.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_help_exits_zero():
+    for cmd in ([sys.executable, "evaluate.py", "--help"], [sys.executable, "-m", "evaluation.report", "--help"]):
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "usage" in done.stdout
+    assert "--predictions" in subprocess.run([sys.executable, "evaluate.py", "--help"], cwd=REPO,
+                                             capture_output=True, text=True, timeout=60).stdout
+
+
+def test_run_end_to_end_matches_reference_and_predictions_path(tiny, capsys):
+    run = make_run(tiny, "e2e")
+    code, out, err = run_main(["--run", run, "--confidence", "--figures", "3", "--batch-size", "3",
+                               "--no-progress"], capsys)
+    assert code == 0, err
+    with open(os.path.join(run, "eval.json")) as f:
+        result = json.load(f)
+    assert result["protocol"]["name"] == "eigen" and set(result["metrics_by_protocol"]) == {"eigen", "full"}
+    assert result["metrics"] == result["metrics_by_protocol"]["eigen"]
+    assert result["config"]["lambda_semi"] == 0.1 and result["checkpoint"].endswith("last")
+    assert result["metrics"]["n_images"] == N_TEST and "rel" in out
+
+    # The same numbers from maps computed one image at a time, upsampled and scored here.
+    depth, _ = reference_maps(tiny, "test.h5", range(N_TEST))
+    gt = load_test_gt(tiny)
+    for name, protocol in PROTOCOLS.items():
+        acc = ErrorAccumulator(protocol)
+        for i in range(N_TEST):
+            acc.add(gt[i], upsample(depth[i], GT_SIZE))
+        for metric, value in acc.result().items():
+            assert result["metrics_by_protocol"][name][metric] == pytest.approx(value, rel=1e-4, abs=1e-6)
+
+    # The quarter-resolution maps as an external .npy give the same numbers.
+    npy = os.path.join(tiny["root"], "quarter.npy")
+    np.save(npy, depth.astype(np.float32))
+    code, _, err = run_main(["--predictions", npy, "--data", tiny["data"]], capsys)
+    assert code == 0, err
+    with open(os.path.join(tiny["root"], "quarter_eval.json")) as f:
+        external = json.load(f)
+    for metric in ("rel", "rms", "log10", "d1"):
+        assert external["metrics"][metric] == pytest.approx(result["metrics"][metric], rel=1e-4, abs=1e-6)
+
+    # Confidence outputs: every scored pixel lands in a reliability bin.
+    with open(os.path.join(run, "confidence.json")) as f:
+        conf = json.load(f)
+    assert sum(conf["reliability"]["count"]) == result["metrics"]["n_pixels"]
+    for name in ("rel", "rms"):
+        assert np.isfinite(conf["sparsification"][name]["ause"]) and conf["sparsification"][name]["ause"] >= 0
+        assert len(conf["sparsification"][name]["curves"]["confidence"]) == 100
+    # 5 panels of 240 px; rows 240 * 96 / 128 = 180 px; 30 px of titles
+    assert png_size(os.path.join(run, "qualitative.png")) == (1200, 3 * 180 + 30)
+    assert png_size(os.path.join(run, "sparsification.png")) == (900, 360)
+    assert png_size(os.path.join(run, "reliability.png")) == (450, 450)
+
+
+def test_table1_on_unlabeled_rows(tiny, capsys):
+    rows = [6, 7, 8, 9, 10, 11]
+    depth, conf = reference_maps(tiny, "train.h5", rows)
+    t_semi = float(np.median(conf))     # a threshold that keeps about half of the pixels
+    run = make_run(tiny, "table1", t_semi=t_semi, labeled_frac=0.25, lambda_semi=0.0)
+    code, _, err = run_main(["--run", run, "--table1", "--no-progress"], capsys)
+    assert code == 0, err
+    with open(os.path.join(run, "table1.json")) as f:
+        table = json.load(f)
+    at_t, at_0 = table["rows"]
+    assert at_t["t_semi"] == pytest.approx(t_semi) and at_0["t_semi"] == 0
+    assert at_t["kept_fraction"] == pytest.approx(np.mean(conf >= t_semi), abs=2 / conf.size)
+    assert 0.3 < at_t["kept_fraction"] < 0.7 and at_0["kept_fraction"] == 1
+    gt = read_depths(os.path.join(tiny["data"], "train.h5"), rows, quarter=True)
+    valid = np.isfinite(gt) & (gt > 0)
+    assert at_0["rel"] == pytest.approx(compute_errors(gt[valid], depth[valid])["rel"], rel=1e-4)
+    confident = valid & (conf >= t_semi)
+    assert at_t["rel"] == pytest.approx(compute_errors(gt[confident], depth[confident])["rel"], rel=1e-3)
+    assert table["n_images"] == 6 and table["labeled_frac"] == 0.25
+
+
+def test_predictions_at_full_resolution(tiny, capsys):
+    gt = load_test_gt(tiny)
+    pred = np.where(gt > 0, gt * 1.1, 1.0).astype(np.float32)   # 10 % too far everywhere valid
+    npy = os.path.join(tiny["root"], "scaled.npy")
+    np.save(npy, pred)
+    out = os.path.join(tiny["root"], "scaled_full.json")
+    code, _, err = run_main(["--predictions", npy, "--data", tiny["data"], "--protocol", "full", "--out", out],
+                            capsys)
+    assert code == 0, err
+    with open(out) as f:
+        result = json.load(f)
+    assert result["protocol"]["name"] == "full"
+    assert result["metrics"]["rel"] == pytest.approx(0.1, rel=1e-5)
+    assert result["metrics"]["log10"] == pytest.approx(np.log10(1.1), rel=1e-5)
+    assert result["metrics"]["d1"] == 1.0
+    assert result["metrics"]["n_pixels"] == int((gt > 0).sum())   # the NaN hole is not scored
+
+
+@pytest.fixture(scope="module")
+def bad(tiny):
+    """argv and the output file that must stay untouched, per kind of bad input."""
+    root = tiny["root"]
+    no_ckpt = os.path.join(root, "no_ckpt")
+    os.makedirs(no_ckpt)
+    with open(os.path.join(no_ckpt, "config.json"), "w") as f:
+        json.dump({"data": tiny["data"], "labeled_frac": 0.5, "lambda_semi": 0.1}, f)
+    empty_data = os.path.join(root, "empty_data")
+    os.makedirs(empty_data)
+    no_split = make_run(tiny, "no_split")
+    os.remove(os.path.join(no_split, "split.json"))
+    other_data = make_run(tiny, "other_data")
+    arrays = {
+        "wrong_count": np.ones((N_TEST + 1, 12, 16), np.float32),
+        "wrong_ndim": np.ones((N_TEST, 12), np.float32),
+        "int_dtype": np.ones((N_TEST, 12, 16), np.int32),
+        "has_nan": np.where(np.arange(N_TEST * 192).reshape(N_TEST, 12, 16) == 100, np.nan, 1.0).astype(np.float32),
+    }
+    for name, array in arrays.items():
+        np.save(os.path.join(root, name + ".npy"), array)
+    with open(os.path.join(root, "text.npy"), "w") as f:
+        f.write("not an array")
+
+    def npy(name):
+        return os.path.join(root, name + ".npy")
+
+    def beside(name):
+        return os.path.join(root, name + "_eval.json")
+
+    data = ["--data", tiny["data"]]
+    return {
+        "run_without_checkpoint": (["--run", no_ckpt], os.path.join(no_ckpt, "eval.json")),
+        "missing_run_dir": (["--run", os.path.join(root, "nope")], None),
+        "data_without_test_h5": (["--run", other_data, "--data", empty_data], os.path.join(other_data, "eval.json")),
+        "table1_without_split": (["--run", no_split, "--table1"], os.path.join(no_split, "eval.json")),
+        "predictions_wrong_count": (["--predictions", npy("wrong_count")] + data, beside("wrong_count")),
+        "predictions_wrong_ndim": (["--predictions", npy("wrong_ndim")] + data, beside("wrong_ndim")),
+        "predictions_int_dtype": (["--predictions", npy("int_dtype")] + data, beside("int_dtype")),
+        "predictions_nan": (["--predictions", npy("has_nan")] + data, beside("has_nan")),
+        "predictions_not_npy": (["--predictions", npy("text")] + data, beside("text")),
+        "predictions_missing": (["--predictions", npy("absent")] + data, None),
+        "predictions_without_data": (["--predictions", npy("wrong_count")], None),
+        "predictions_with_empty_data": (["--predictions", npy("has_nan"), "--data", empty_data], None),
+        "neither_run_nor_predictions": ([], None),
+        "both_run_and_predictions": (["--run", no_ckpt, "--predictions", npy("has_nan")] + data, None),
+        "figures_with_predictions": (["--predictions", npy("has_nan"), "--figures", "2"] + data, None),
+        "negative_batch_size": (["--run", no_ckpt, "--batch-size", "0"], None),
+    }
+
+
+BAD_CASES = ["run_without_checkpoint", "missing_run_dir", "data_without_test_h5", "table1_without_split",
+             "predictions_wrong_count", "predictions_wrong_ndim", "predictions_int_dtype", "predictions_nan",
+             "predictions_not_npy", "predictions_missing", "predictions_without_data",
+             "predictions_with_empty_data", "neither_run_nor_predictions", "both_run_and_predictions",
+             "figures_with_predictions", "negative_batch_size"]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_input_is_one_error_line_and_writes_nothing(bad, case, capsys):
+    argv, output = bad[case]
+    sentinel = "earlier result\n"
+    if output:
+        with open(output, "w") as f:
+            f.write(sentinel)
+    assert evaluate.main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    if output:
+        with open(output) as f:
+            assert f.read() == sentinel
+
+
+def test_argparse_error_exit_status_is_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        evaluate.main(["--protocol", "kitti"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: argument --protocol") and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- report
+
+def _fake_run(root, name, frac, lam, metrics, table1=None, dataset="synthetic"):
+    run = os.path.join(root, name)
+    os.makedirs(run, exist_ok=True)
+    cfg = {"labeled_frac": frac, "lambda_semi": lam, "t_semi": 0.9, "data": os.path.join(root, "nowhere")}
+    if dataset:
+        cfg["dataset"] = dataset
+    with open(os.path.join(run, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    with open(os.path.join(run, "eval.json"), "w") as f:
+        json.dump({"protocol": {"name": "eigen"}, "metrics": metrics}, f)
+    if table1:
+        with open(os.path.join(run, "table1.json"), "w") as f:
+            json.dump({"rows": table1}, f)
+    return run
+
+
+def _row(text, *cells):
+    """The cells of the first markdown table row containing all ``cells``."""
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.strip("|").split("|")]
+        if all(c in parts for c in cells):
+            return parts
+    raise AssertionError("no row with %s in\n%s" % (cells, text))
+
+
+def test_report_puts_paper_and_ours_side_by_side(tmp_path):
+    metrics = {"rel": 0.25, "log10": 0.1, "rms": 0.9, "d1": 0.6, "d2": 0.9, "d3": 0.97}
+    semi = _fake_run(str(tmp_path), "semi_half", 0.5, 0.1, metrics,
+                     table1=[{"t_semi": 0.9, "rel": 0.2, "kept_fraction": 0.4},
+                             {"t_semi": 0.0, "rel": 0.3, "kept_fraction": 1.0}])
+    base = _fake_run(str(tmp_path), "sup_quarter", 0.25, 0.0, dict(metrics, rel=0.2))
+    out = str(tmp_path / "report.md")
+    assert report.main([semi, base, "--out", out]) == 0
+    text = open(out).read()
+    # Table 2: 1/2, lambda 0.1: paper rel 0.204, ours 0.250 -> +0.046; rms 0.704 vs 0.900 -> +0.196
+    assert _row(text, "semi_half", "rel")[4:7] == ["0.204", "0.250", "0.046"]
+    assert _row(text, "semi_half", "rms")[4:7] == ["0.704", "0.900", "0.196"]
+    # 1/4, lambda 0: paper rel 0.238, ours 0.200 -> -0.038
+    assert _row(text, "sup_quarter", "rel")[4:7] == ["0.238", "0.200", "-0.038"]
+    assert _row(text, "sup_quarter", "d1")[4:7] == ["0.591", "0.600", "0.009"]
+    # Table 1: 1/2, T = 0.9: paper 0.14, ours 0.200 -> +0.060; T = 0: 0.19 vs 0.300 -> +0.110
+    assert _row(text, "semi_half (0.1)", "0.9")[3:7] == ["0.14", "0.200", "0.060", "0.400"]
+    assert _row(text, "semi_half (0.1)", "0")[3:7] == ["0.19", "0.300", "0.110", "1.000"]
+    assert "not NYU Depth V2" in text and "for reference only" in text
+
+
+def test_report_without_banner_for_nyu_and_with_note(tmp_path):
+    run = _fake_run(str(tmp_path), "nyu_run", 0.5, 0.0, {"rel": 0.21}, dataset="nyu")
+    text = report.build_report([run], note="Trained for 10 epochs only.")
+    assert "not NYU Depth V2" not in text and "Trained for 10 epochs only." in text
+    assert _row(text, "nyu_run", "rel")[4:7] == ["0.210", "0.210", "0.000"]
+    assert _row(text, "nyu_run", "log10")[4:7] == ["0.085", "-", "-"]   # missing metric stays visible
+
+
+def test_report_bad_input(tmp_path, capsys):
+    run = str(tmp_path / "no_eval")
+    os.makedirs(run)
+    with open(os.path.join(run, "config.json"), "w") as f:
+        json.dump({"labeled_frac": 0.5, "lambda_semi": 0.1}, f)
+    out = str(tmp_path / "report.md")
+    assert report.main([run, "--out", out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "eval.json" in err[0]
+    assert not os.path.exists(out)
+
+
+def test_paper_results_are_the_printed_tables():
+    paper = report.load_paper()
+    t1 = {(r["labeled_frac"], r["t_semi"]): r["rel"] for r in paper["table1"]["rows"]}
+    assert t1 == {(0.5, 0.9): 0.14, (0.5, 0.0): 0.19, (0.25, 0.9): 0.20, (0.25, 0.0): 0.24}
+    t2 = {(r["labeled_frac"], r["lambda_semi"]): [r[m] for m in ("rel", "log10", "rms", "d1", "d2", "d3")]
+          for r in paper["table2"]["rows"]}
+    assert t2 == {(0.5, 0.0): [0.210, 0.085, 0.714, 0.670, 0.913, 0.975],
+                  (0.5, 0.1): [0.204, 0.083, 0.704, 0.686, 0.917, 0.977],
+                  (0.25, 0.0): [0.238, 0.100, 0.803, 0.591, 0.870, 0.965],
+                  (0.25, 0.1): [0.235, 0.095, 0.802, 0.615, 0.883, 0.966]}
+

@@ -1,0 +1,183 @@
+"""The §5.2 measures, both protocols and the confidence measures, on hand-computed arrays."""
+import math
+
+import numpy as np
+import pytest
+
+from evaluation.confidence import (FRACTIONS, ReliabilityAccumulator, SparsificationAccumulator, area,
+                                   sparsification_curve)
+from evaluation.metrics import PROTOCOLS, ErrorAccumulator, compute_errors, eigen_crop, upsample, valid_mask
+
+
+def test_compute_errors_by_hand():
+    gt = np.array([1.0, 2.0, 4.0, 1.0, 1.0])
+    pred = np.array([2.0, 2.0, 2.0, 1.5, 1.9])
+    # diff = [1, 0, -2, 0.5, 0.9]; ratio max(p/g, g/p) = [2, 1, 2, 1.5, 1.9]
+    e = compute_errors(gt, pred)
+    assert e["rel"] == pytest.approx((1 + 0 + 0.5 + 0.5 + 0.9) / 5)             # 0.58
+    assert e["sq_rel"] == pytest.approx((1 + 0 + 1 + 0.25 + 0.81) / 5)          # 0.612
+    assert e["rms"] == pytest.approx(math.sqrt((1 + 0 + 4 + 0.25 + 0.81) / 5))  # sqrt(1.212)
+    l2, l15, l19 = math.log10(2), math.log10(1.5), math.log10(1.9)
+    assert e["log10"] == pytest.approx((l2 + 0 + l2 + l15 + l19) / 5)
+    n2, n15, n19 = math.log(2), math.log(1.5), math.log(1.9)
+    assert e["rms_log"] == pytest.approx(math.sqrt((2 * n2 ** 2 + n15 ** 2 + n19 ** 2) / 5))
+    # 1 < 1.25; 1.5 < 1.5625; 1.9 < 1.953125; 2 passes none
+    assert (e["d1"], e["d2"], e["d3"]) == pytest.approx((1 / 5, 2 / 5, 3 / 5))
+
+
+def test_perfect_prediction():
+    gt = np.array([0.5, 3.0, 9.0])
+    e = compute_errors(gt, gt.copy())
+    assert e["rel"] == e["rms"] == e["log10"] == e["sq_rel"] == e["rms_log"] == 0
+    assert e["d1"] == e["d2"] == e["d3"] == 1
+
+
+def test_compute_errors_rejects_empty_or_mismatched():
+    with pytest.raises(ValueError):
+        compute_errors(np.array([]), np.array([]))
+    with pytest.raises(ValueError):
+        compute_errors(np.ones(3), np.ones(2))
+
+
+def test_eigen_crop_scales_with_the_frame():
+    assert eigen_crop(480, 640) == (45, 471, 41, 601)
+    # x0.5: 22.5 -> 23, 235.5 -> 236, 20.5 -> 21, 300.5 -> 301 (half up)
+    assert eigen_crop(240, 320) == (23, 236, 21, 301)
+    # x0.2: 9, 94.2 -> 94, 8.2 -> 8, 120.2 -> 120
+    assert eigen_crop(96, 128) == (9, 94, 8, 120)
+    mask = valid_mask(np.ones((96, 128), np.float32), PROTOCOLS["eigen"])
+    assert mask.sum() == (94 - 9) * (120 - 8)
+    assert mask[9, 8] and mask[93, 119] and not mask[8, 8] and not mask[9, 120]
+    assert valid_mask(np.ones((96, 128)), PROTOCOLS["full"]).all()
+
+
+def test_invalid_ground_truth_is_masked():
+    gt = np.array([[np.nan, 0.0, -1.0, np.inf, 2.0, 12.0]])
+    pred = np.array([[50.0, 50.0, 50.0, 50.0, 3.0, 12.0]])
+    # full: only 2.0 and 12.0 count -> rel = (0.5 + 0) / 2
+    full = ErrorAccumulator(PROTOCOLS["full"])
+    full.add(gt, pred)
+    assert full.result()["rel"] == pytest.approx(0.25)
+    assert full.result()["n_pixels"] == 2
+    # eigen on a 1x6 frame: the scaled crop keeps row 0 (0:1) and cols 0:6; 12 m is beyond 10 m
+    eigen = ErrorAccumulator(PROTOCOLS["eigen"])
+    assert eigen_crop(1, 6) == (0, 1, 0, 6)
+    eigen.add(gt, pred)
+    assert eigen.result()["rel"] == pytest.approx(0.5)
+    assert eigen.result()["n_pixels"] == 1
+
+
+def test_eigen_clips_prediction_full_does_not():
+    gt = np.full((1, 6), 5.0)
+    pred = np.full((1, 6), 20.0)
+    eigen, full = ErrorAccumulator(PROTOCOLS["eigen"]), ErrorAccumulator(PROTOCOLS["full"])
+    eigen.add(gt, pred)
+    full.add(gt, pred)
+    assert eigen.result()["rel"] == pytest.approx(1.0)   # 20 -> 10: |10 - 5| / 5
+    assert full.result()["rel"] == pytest.approx(3.0)    # |20 - 5| / 5
+
+
+def test_per_image_mean_differs_from_pooled():
+    # 48x64 frame: the eigen crop is rows 5:47, cols 4:60 (4.5 -> 5, 47.1, 4.1, 60.1).
+    assert eigen_crop(48, 64) == (5, 47, 4, 60)
+    gt_a = np.zeros((48, 64))
+    gt_a[10, 10:14] = 1.0         # image A: 4 valid pixels, predicted 2 -> rel 1, rms 1
+    gt_b = np.zeros((48, 64))
+    gt_b[20, 20] = 1.0            # image B: 1 valid pixel, predicted 1 -> rel 0, rms 0
+    pred_a, pred_b = np.full((48, 64), 2.0), np.full((48, 64), 1.0)
+    eigen, full = ErrorAccumulator(PROTOCOLS["eigen"]), ErrorAccumulator(PROTOCOLS["full"])
+    for acc in (eigen, full):
+        acc.add(gt_a, pred_a)
+        acc.add(gt_b, pred_b)
+    # per image: (1 + 0) / 2; pooled: 4 of 5 pixels have rel 1
+    assert eigen.result()["rel"] == pytest.approx(0.5)
+    assert full.result()["rel"] == pytest.approx(0.8)
+    # rms: per image (1 + 0) / 2; pooled sqrt(4 / 5)
+    assert eigen.result()["rms"] == pytest.approx(0.5)
+    assert full.result()["rms"] == pytest.approx(math.sqrt(0.8))
+    assert eigen.result()["n_images"] == full.result()["n_images"] == 2
+
+
+def test_pooled_accumulator_equals_concatenation():
+    rng = np.random.RandomState(0)
+    gts = [rng.uniform(0.5, 9, size=(6, 8)) for _ in range(3)]
+    preds = [g * rng.uniform(0.6, 1.6, size=g.shape) for g in gts]
+    acc = ErrorAccumulator(PROTOCOLS["full"])
+    for g, p in zip(gts, preds):
+        acc.add(g, p)
+    expected = compute_errors(np.concatenate([g.ravel() for g in gts]), np.concatenate([p.ravel() for p in preds]))
+    result = acc.result()
+    for name, value in expected.items():
+        assert result[name] == pytest.approx(value, rel=1e-9), name
+
+
+def test_accumulator_without_valid_pixels_fails():
+    acc = ErrorAccumulator(PROTOCOLS["eigen"])
+    assert acc.add(np.zeros((4, 4)), np.ones((4, 4))) is None
+    with pytest.raises(ValueError, match="no valid pixel"):
+        acc.result()
+
+
+def test_upsample_is_bilinear_with_pixel_centres():
+    small = np.array([[0.0, 1.0], [2.0, 3.0]], np.float32)
+    big = upsample(small, (4, 4))
+    assert big.shape == (4, 4)
+    # half-pixel centres: output x = 0.25 (in) -> clamped 0, 0.75 -> 0.25 of the way, ...
+    np.testing.assert_allclose(big[0], [0.0, 0.25, 0.75, 1.0])
+    np.testing.assert_allclose(big[:, 0], [0.0, 0.5, 1.5, 2.0])
+    assert np.array_equal(upsample(small, (2, 2)), small)  # same size: untouched
+    assert upsample(np.ones((12, 16)), (96, 128)).shape == (96, 128)
+
+
+def test_sparsification_curve_by_hand():
+    values = np.array([4.0, 1.0, 3.0, 2.0])
+    conf = np.array([0.1, 0.9, 0.2, 0.8])      # removal order by confidence: 4, 3, 2, 1
+    curve = sparsification_curve(values, conf, np.array([0, 0.25, 0.5, 0.75]))
+    np.testing.assert_allclose(curve, [2.5, 2.0, 1.5, 1.0])   # means of [4,3,2,1], [3,2,1], [2,1], [1]
+    rms = sparsification_curve(values, conf, np.array([0, 0.75]), root=True)
+    np.testing.assert_allclose(rms, [math.sqrt(2.5), 1.0])
+    # trapezoid over 0, 0.25, 0.5, 0.75: 0.25 * (2.25 + 1.75 + 1.25)
+    assert area(curve, np.array([0, 0.25, 0.5, 0.75])) == pytest.approx(1.3125)
+
+
+def _sparsify(conf_of, seed=0, n_images=3):
+    rng = np.random.RandomState(seed)
+    acc = SparsificationAccumulator()
+    for _ in range(n_images):
+        gt = np.ones(2000)                          # with gt = 1, rel and squared error rank alike
+        pred = gt + rng.uniform(-0.5, 0.5, gt.size)
+        acc.add(gt, pred, conf_of(np.abs(pred - gt), rng))
+    return acc.result()
+
+
+def test_oracle_and_perfect_confidence_have_zero_ause():
+    result = _sparsify(lambda err, rng: -err)    # perfect: the largest error has the lowest confidence
+    for name in ("rel", "rms"):
+        np.testing.assert_allclose(result[name]["curves"]["confidence"], result[name]["curves"]["oracle"])
+        assert result[name]["ause"] == pytest.approx(0, abs=1e-12)
+        assert result[name]["aurg"] > 0.05
+    assert len(result["fractions"]) == len(FRACTIONS) == 100
+    assert result["fractions"][0] == 0 and result["fractions"][-1] == 0.99
+
+
+def test_random_confidence_has_no_gain_and_inverse_has_loss():
+    random = _sparsify(lambda err, rng: rng.uniform(size=err.size))
+    inverse = _sparsify(lambda err, rng: err)    # the worst ranking: trusts the largest errors
+    for name in ("rel", "rms"):
+        assert abs(random[name]["aurg"]) < 0.02 * random[name]["curves"]["random"][0]
+        assert random[name]["ause"] > 0.05
+        assert inverse[name]["aurg"] < -0.05
+
+
+def test_reliability_bins_by_hand():
+    acc = ReliabilityAccumulator(alpha=5.0, n_bins=10)
+    gt = np.array([1.0, 1.0, 1.0])
+    pred = np.array([1.0, 1.0, 2.0])           # eq. 1 targets: 1, 1, exp(-5)
+    acc.add(gt, pred, np.array([0.05, 0.95, 0.95]))
+    r = acc.result()
+    assert r["count"] == [1, 0, 0, 0, 0, 0, 0, 0, 0, 2]
+    assert r["mean_target"][0] == pytest.approx(1.0)
+    assert r["mean_target"][9] == pytest.approx((1 + math.exp(-5)) / 2)
+    assert r["mean_confidence"][9] == pytest.approx(0.95) and r["mean_target"][1] is None
+    gap = (1 * abs(0.05 - 1.0) + 2 * abs(0.95 - (1 + math.exp(-5)) / 2)) / 3
+    assert r["calibration_error"] == pytest.approx(gap)
