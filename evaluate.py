@@ -53,7 +53,8 @@ def build_parser():
     g.add_argument("--figures", type=int, default=0, metavar="N",
                    help="qualitative grid of N evenly spaced test images -> RUN/qualitative.png")
     g = parser.add_argument_group("EXTERNAL PREDICTIONS")
-    g.add_argument("--predictions", help="(M, H', W') float .npy of test-set depth in metres, instead of --run")
+    g.add_argument("--predictions", help="(M, H', W') float .npy of depth in metres, one map per test.h5 row "
+                                         "in file order, instead of --run")
     g.add_argument("--out", help="output JSON for --predictions. default: PRED_eval.json next to the .npy")
     return parser
 
@@ -72,7 +73,7 @@ def check_args(args):
         raise EvaluationError("--batch-size must be >= 1 and --figures >= 0")
 
 
-def test_file(data_dir):
+def find_test_h5(data_dir):
     path = os.path.join(data_dir, "test.h5")
     if not os.path.isfile(path):
         raise EvaluationError("%s has no test.h5 (prepare it with python -m data.prepare --out %s)"
@@ -80,7 +81,7 @@ def test_file(data_dir):
     return path
 
 
-class TestScorer:
+class Scorer:
     """Scores full-resolution test frames under every protocol, plus optional confidence and figures.
 
     Parameters
@@ -157,10 +158,10 @@ def load_predictions(path, n_test):
 def score_predictions(args):
     """--predictions: score an external array exactly as a run's predictions are scored."""
     from data.dataset import TestDataset
-    dataset = TestDataset(test_file(args.data))
+    dataset = TestDataset(find_test_h5(args.data))
     preds = load_predictions(args.predictions, len(dataset))
     out = args.out or os.path.splitext(args.predictions)[0] + "_eval.json"
-    scorer = TestScorer(args.protocol)
+    scorer = Scorer(args.protocol)
     for i in range(len(dataset)):
         pred = np.asarray(preds[i], np.float32)
         if not np.all(np.isfinite(pred)):
@@ -190,7 +191,7 @@ def load_run(args):
     data_dir = args.data or run_config.get("data")
     if not data_dir:
         raise EvaluationError("%s/config.json names no data directory; pass --data DIR" % args.run)
-    test_path = test_file(data_dir)
+    test_path = find_test_h5(data_dir)
     split = None
     if args.table1:
         split = read_json(os.path.join(args.run, "split.json"))
@@ -216,7 +217,7 @@ def score_test_set(args, run):
     from evaluation.inference import predict
     dataset = TestDataset(run["test"])
     cfg = run["config"]
-    scorer = TestScorer(args.protocol, alpha=cfg.get("alpha", config.ALPHA), t_semi=cfg.get("t_semi", config.T_SEMI),
+    scorer = Scorer(args.protocol, alpha=cfg.get("alpha", config.ALPHA), t_semi=cfg.get("t_semi", config.T_SEMI),
                         confidence=args.confidence, figure_ids=figure_indices(len(dataset), args.figures))
     for ids, depth, conf in predict(*run["nets"], dataset, args.batch_size, run["ctxs"],
                                     progress=not args.no_progress, desc="test"):
@@ -278,14 +279,14 @@ def evaluate_run(args):
         confidence = {"protocol": args.protocol, "sparsification": scorer.sparsification.result(),
                       "reliability": scorer.reliability.result(), "checkpoint": run["checkpoint"]}
     print_table(result["metrics"], args.protocol)
-    written = [write_json_atomic_path(os.path.join(args.run, "eval.json"), result)]
+    written = [save_json(os.path.join(args.run, "eval.json"), result)]
     if table1:
         for row in table1["rows"]:
             rel = "-" if row["rel"] is None else "%.4f" % row["rel"]
             print("Table 1  T=%.2f  rel %s  pixels kept %.3f" % (row["t_semi"], rel, row["kept_fraction"]))
-        written.append(write_json_atomic_path(os.path.join(args.run, "table1.json"), table1))
+        written.append(save_json(os.path.join(args.run, "table1.json"), table1))
     if confidence:
-        written.append(write_json_atomic_path(os.path.join(args.run, "confidence.json"), confidence))
+        written.append(save_json(os.path.join(args.run, "confidence.json"), confidence))
         written.append(figures.sparsification_plot(confidence["sparsification"],
                                                    os.path.join(args.run, "sparsification.png")))
         written.append(figures.reliability_plot(confidence["reliability"], os.path.join(args.run, "reliability.png")))
@@ -295,7 +296,8 @@ def evaluate_run(args):
     return written
 
 
-def write_json_atomic_path(path, obj):
+def save_json(path, obj):
+    """Write ``obj`` atomically (temporary file + rename); returns ``path``."""
     from training.checkpoint import write_json_atomic
     write_json_atomic(path, obj)
     return path
@@ -311,7 +313,7 @@ def main(argv=None):
         if args.predictions:
             result, out = score_predictions(args)
             print_table(result["metrics"], args.protocol)
-            print(write_json_atomic_path(out, result))
+            print(save_json(out, result))
             return 0
         written = evaluate_run(args)
     except (EvaluationError, CheckpointError, DataError, ValueError, OSError) as err:

@@ -20,8 +20,8 @@ RESUME_FREE = {"resume", "gpus", "num_workers", "no_progress", "log_every", "sav
 # Same schedule shape as the paper (supervised warm-up, fill epoch, semi epochs).
 PRESETS = {
     "paper": {},
-    "demo": {"pretrained": 0, "epochs": 6, "semi_start": 2, "batch_size": 4, "lr": 1e-2,
-             "labeled_frac": 0.25, "val_frac": 0.1, "data": "datasets/synthetic"},
+    "demo": {"pretrained": 0, "epochs": 8, "semi_start": 3, "batch_size": 4, "lr": 1e-2,
+             "labeled_frac": 0.25, "val_frac": 0.1, "data": "datasets/synthetic/prepared"},
 }
 
 

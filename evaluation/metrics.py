@@ -83,8 +83,8 @@ class Protocol:
     per_image: bool
 
     def describe(self):
-        """JSON-ready definition (written into eval.json)."""
-        return asdict(self)
+        """JSON-ready definition (written into eval.json); an infinite bound becomes None."""
+        return {k: (None if isinstance(v, float) and np.isinf(v) else v) for k, v in asdict(self).items()}
 
 
 PROTOCOLS = {

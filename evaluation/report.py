@@ -74,12 +74,13 @@ def _close(a, b):
     return a is not None and b is not None and abs(float(a) - float(b)) < MATCH_TOL
 
 
-def _fmt(value, digits=3):
-    return "-" if value is None else "%.*f" % (digits, value)
+def _fmt(value, digits=3, sign=False):
+    return "-" if value is None else ("%+.*f" if sign else "%.*f") % (digits, value)
 
 
 def _diff(ours, paper):
-    return None if ours is None or paper is None else ours - paper
+    """ours - paper, signed, or '-' when either is missing."""
+    return _fmt(None if ours is None or paper is None else ours - paper, sign=True)
 
 
 def _frac(value):
@@ -103,7 +104,7 @@ def table2_lines(runs, paper):
             mine = ours.get(metric)
             lines.append("| %s | %g | %s | %s | %s | %s | %s |" % (
                 _frac(frac), lam, run["name"], metric, _fmt(row.get(metric)), _fmt(mine),
-                _fmt(_diff(mine, row.get(metric)))))
+                _diff(mine, row.get(metric))))
     return lines
 
 
@@ -119,7 +120,7 @@ def table1_lines(runs, paper):
                         if _close(r["labeled_frac"], frac) and _close(r["t_semi"], entry["t_semi"])), {})
             lines.append("| %s | %g | %s (%g) | %s | %s | %s | %.3f |" % (
                 _frac(frac), entry["t_semi"], run["name"], lam, _fmt(row.get("rel"), 2),
-                _fmt(entry["rel"]), _fmt(_diff(entry["rel"], row.get("rel"))), entry["kept_fraction"]))
+                _fmt(entry["rel"]), _diff(entry["rel"], row.get("rel")), entry["kept_fraction"]))
     return lines
 
 
@@ -138,7 +139,9 @@ def banner_lines(runs, note=None):
 def build_report(run_dirs, note=None, paper=None):
     """The markdown text of the report for ``run_dirs``."""
     paper = paper or load_paper()
-    runs = [load_run(d) for d in run_dirs]
+    # the paper's row order: 1/2 before 1/4, lambda 0 before 0.1
+    runs = sorted((load_run(d) for d in run_dirs),
+                  key=lambda r: (-r["config"]["labeled_frac"], r["config"]["lambda_semi"], r["name"]))
     protocols = sorted({r["eval"].get("protocol", {}).get("name", "?") for r in runs})
     lines = ["# Results next to the paper", ""] + banner_lines(runs, note)
     unrecorded = [r["name"] for r in runs if r["dataset"] is None]

@@ -317,25 +317,27 @@ def test_report_puts_paper_and_ours_side_by_side(tmp_path):
                              {"t_semi": 0.0, "rel": 0.3, "kept_fraction": 1.0}])
     base = _fake_run(str(tmp_path), "sup_quarter", 0.25, 0.0, dict(metrics, rel=0.2))
     out = str(tmp_path / "report.md")
-    assert report.main([semi, base, "--out", out]) == 0
+    assert report.main([base, semi, "--out", out]) == 0
     text = open(out).read()
     # Table 2: 1/2, lambda 0.1: paper rel 0.204, ours 0.250 -> +0.046; rms 0.704 vs 0.900 -> +0.196
-    assert _row(text, "semi_half", "rel")[4:7] == ["0.204", "0.250", "0.046"]
-    assert _row(text, "semi_half", "rms")[4:7] == ["0.704", "0.900", "0.196"]
+    assert _row(text, "semi_half", "rel")[4:7] == ["0.204", "0.250", "+0.046"]
+    assert _row(text, "semi_half", "rms")[4:7] == ["0.704", "0.900", "+0.196"]
     # 1/4, lambda 0: paper rel 0.238, ours 0.200 -> -0.038
     assert _row(text, "sup_quarter", "rel")[4:7] == ["0.238", "0.200", "-0.038"]
-    assert _row(text, "sup_quarter", "d1")[4:7] == ["0.591", "0.600", "0.009"]
+    assert _row(text, "sup_quarter", "d1")[4:7] == ["0.591", "0.600", "+0.009"]
     # Table 1: 1/2, T = 0.9: paper 0.14, ours 0.200 -> +0.060; T = 0: 0.19 vs 0.300 -> +0.110
-    assert _row(text, "semi_half (0.1)", "0.9")[3:7] == ["0.14", "0.200", "0.060", "0.400"]
-    assert _row(text, "semi_half (0.1)", "0")[3:7] == ["0.19", "0.300", "0.110", "1.000"]
+    assert _row(text, "semi_half (0.1)", "0.9")[3:7] == ["0.14", "0.200", "+0.060", "0.400"]
+    assert _row(text, "semi_half (0.1)", "0")[3:7] == ["0.19", "0.300", "+0.110", "1.000"]
     assert "not NYU Depth V2" in text and "for reference only" in text
+    # rows follow the paper's order whatever the order of the arguments: 1/2 before 1/4
+    assert text.index("| semi_half | rel |") < text.index("| sup_quarter | rel |")
 
 
 def test_report_without_banner_for_nyu_and_with_note(tmp_path):
     run = _fake_run(str(tmp_path), "nyu_run", 0.5, 0.0, {"rel": 0.21}, dataset="nyu")
     text = report.build_report([run], note="Trained for 10 epochs only.")
     assert "not NYU Depth V2" not in text and "Trained for 10 epochs only." in text
-    assert _row(text, "nyu_run", "rel")[4:7] == ["0.210", "0.210", "0.000"]
+    assert _row(text, "nyu_run", "rel")[4:7] == ["0.210", "0.210", "+0.000"]
     assert _row(text, "nyu_run", "log10")[4:7] == ["0.085", "-", "-"]   # missing metric stays visible
 
 
