@@ -84,6 +84,9 @@ def add_model_args(parser):
                    help="ImageNet ResNet-50 backbone from gluoncv's model store in $MXNET_HOME (§4.2.4). default: %(default)s")
     g.add_argument("--backbone-params", default=None,
                    help="local .params file of an ImageNet resnet50_v1b, used instead of the model store")
+    g.add_argument("--freeze-bn", type=int, default=None, choices=(0, 1),
+                   help="1: backbone BatchNorm keeps its stored statistics; 0: batch statistics. "
+                        "default: 1 with ImageNet weights, 0 from scratch (see symbols/depth_net.py)")
     return g
 
 

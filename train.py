@@ -14,7 +14,7 @@ import config
 
 # Flags that may differ when resuming: they change where or how fast, not what is computed.
 RESUME_FREE = {"resume", "gpus", "num_workers", "no_progress", "log_every", "save_every",
-               "max_bad_steps", "out", "preset", "stop_at"}
+               "max_bad_steps", "out", "preset", "stop_at", "track_test"}
 
 # --preset demo: the embedded synthetic default on 2 CPU cores in a few minutes.
 # Same schedule shape as the paper (supervised warm-up, fill epoch, semi epochs).
@@ -37,6 +37,9 @@ def build_parser():
     parser.add_argument("--stop-at", type=int, default=None,
                         help="stop after this many epochs (the schedule still spans --epochs); "
                              "continue with --resume, e.g. under a cluster's time limit")
+    parser.add_argument("--track-test", action="store_true",
+                        help="score the test images after every epoch into metrics.jsonl (learning curves "
+                             "only; nothing is ever selected on them)")
     parser.add_argument("--kvstore", default="device", choices=("device", "local"),
                         help="how gradients of several devices are summed. default: %(default)s")
     return parser

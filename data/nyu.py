@@ -80,6 +80,10 @@ def read_splits(path):
     return train_idx, test_idx
 
 
+# Root attribute data.synthetic adds to its .mat; the official file has none.
+DATASET_ATTR = "semidepth_dataset"
+
+
 class LabeledMat:
     """Lazy reader for ``nyu_depth_v2_labeled.mat`` (any H x W, not only 480 x 640).
 
@@ -112,6 +116,12 @@ class LabeledMat:
         except DataError:
             self._file.close()
             raise
+
+    @property
+    def dataset_name(self):
+        """'synthetic' for the embedded scenes (marked by data.synthetic), else 'nyu_depth_v2'."""
+        name = self._file.attrs.get(DATASET_ATTR, "nyu_depth_v2")
+        return name.decode() if isinstance(name, bytes) else str(name)
 
     def _dataset(self, name):
         node = self._file.get(name)

@@ -97,7 +97,7 @@ def _write_train(path, mat, sources, seed, size, copies, bar, depth_range):
         depths = _create_rows(h5, "depths", (n_rows, height, width), np.float32)
         h5.create_dataset("source", data=np.repeat(sources, copies).astype(np.int64),
                           track_times=False)
-        h5.attrs.update(seed=seed, copies=copies, width=width, height=height)
+        h5.attrs.update(seed=seed, copies=copies, width=width, height=height, dataset=mat.dataset_name)
         for k, source in enumerate(sources):
             image, depth = mat.image(source), checked_depth(mat, source)
             rng = np.random.RandomState([seed, int(source)])
@@ -121,7 +121,7 @@ def _write_test(path, mat, sources, seed, size, bar, depth_range):
         images = _create_rows(h5, "images", (n_rows, height, width, 3), np.uint8)
         depths = _create_rows(h5, "depths", (n_rows, mat.height, mat.width), np.float32)
         h5.create_dataset("source", data=np.asarray(sources, np.int64), track_times=False)
-        h5.attrs.update(seed=seed, copies=1, width=width, height=height)
+        h5.attrs.update(seed=seed, copies=1, width=width, height=height, dataset=mat.dataset_name)
         for k, source in enumerate(sources):
             depth = checked_depth(mat, source)
             images[k] = apply_augment(IDENTITY, mat.image(source), depth, size)[0]

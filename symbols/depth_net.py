@@ -1,11 +1,14 @@
 """Depth network of §4.2.4: ImageNet ResNet-50 with a top-down pathway.
 
 Bottom-up: gluoncv's ``resnet50_v1b`` (torchvision-style ResNet-50: stride in the
-3x3 conv of each bottleneck; ImageNet top-1 77.67% in gluoncv's model zoo).  Its
-BatchNorm layers use the ImageNet statistics (``use_global_stats=True``): with the
-small batches a 320x240 depth net trains with, batch statistics are noisy, and
-frozen statistics make the result independent of how a batch is split across
-devices.
+3x3 conv of each bottleneck; ImageNet top-1 77.67% in gluoncv's model zoo).
+
+BatchNorm (``freeze_bn``): with ImageNet weights the backbone keeps the ImageNet
+statistics (``use_global_stats=True``): the small batches a 320x240 depth net
+trains with give noisy batch statistics, and frozen statistics make the result
+independent of how a batch is split across devices and of which images share a
+batch.  Trained from scratch (``pretrained=False``) a ResNet-50 needs batch
+statistics to train at all, so there BatchNorm is left on by default.
 
 Top-down ([16], the FPN form): a 1x1 lateral conv (256 ch) on each of C2..C5, the
 coarser map upsampled x2 (nearest) and added, then a 3x3 conv (256 ch) + ReLU.
@@ -58,13 +61,13 @@ def model_store_path(name=BACKBONE):
     return os.path.expanduser(os.path.join(root, "%s-%s.params" % (name, model_store.short_hash(name))))
 
 
-def load_backbone(pretrained=False, backbone_params=None):
-    """ResNet-50 v1b with frozen BN statistics, optionally with ImageNet weights.
+def load_backbone(pretrained=False, backbone_params=None, freeze_bn=True):
+    """ResNet-50 v1b, optionally with ImageNet weights and frozen BN statistics.
 
     ``backbone_params`` (a local .params of resnet50_v1b) wins over ``pretrained``,
     which goes through gluoncv's model store and needs the file in $MXNET_HOME.
     """
-    net = resnet50_v1b(pretrained=False, norm_kwargs={"use_global_stats": True})
+    net = resnet50_v1b(pretrained=False, norm_kwargs={"use_global_stats": bool(freeze_bn)})
     if backbone_params:
         if not os.path.isfile(backbone_params):
             raise WeightsError("backbone weights %s not found" % backbone_params)
@@ -98,6 +101,9 @@ class DepthNet(gluon.HybridBlock):
         Load ImageNet weights from gluoncv's model store ($MXNET_HOME/models).
     backbone_params : str, optional
         Local .params file of an ImageNet resnet50_v1b (wins over ``pretrained``).
+    freeze_bn : bool, optional
+        Use the stored BatchNorm statistics instead of the batch's; default: freeze
+        exactly when ImageNet weights are loaded (see the module docstring).
 
     Examples
     --------
@@ -106,10 +112,11 @@ class DepthNet(gluon.HybridBlock):
     (1, 1, 60, 80)
     """
 
-    def __init__(self, pretrained=False, backbone_params=None, **kwargs):
+    def __init__(self, pretrained=False, backbone_params=None, freeze_bn=None, **kwargs):
         super().__init__(**kwargs)
-        resnet = load_backbone(pretrained, backbone_params)
         self.backbone_loaded = bool(pretrained or backbone_params)
+        self.freeze_bn = self.backbone_loaded if freeze_bn is None else bool(freeze_bn)
+        resnet = load_backbone(pretrained, backbone_params, self.freeze_bn)
         with self.name_scope():
             self.stem = nn.HybridSequential(prefix="stem_")
             self.stem.add(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
@@ -160,8 +167,8 @@ class DepthNet(gluon.HybridBlock):
             self(mx.nd.zeros((1, 3, INPUT_MULTIPLE * 2, INPUT_MULTIPLE * 2), ctx=first))
 
 
-def get_depth_net(pretrained=False, backbone_params=None, ctx=None):
+def get_depth_net(pretrained=False, backbone_params=None, ctx=None, freeze_bn=None):
     """Factory in gluoncv's style: a DepthNet with every parameter initialised on ``ctx``."""
-    net = DepthNet(pretrained=pretrained, backbone_params=backbone_params)
+    net = DepthNet(pretrained=pretrained, backbone_params=backbone_params, freeze_bn=freeze_bn)
     net.initialize_new_layers(ctx)
     return net

@@ -42,7 +42,7 @@ def new_trainer(opts, ctx=None):
 
 
 def test_schedule_fill_then_semi_and_cache_epochs(tiny_data, tmp_path):
-    opts = options(tiny_data, tmp_path / "r", "--epochs", "3", "--semi-start", "1", "--t-semi", "0")
+    opts = options(tiny_data, tmp_path / "r", "--epochs", "3", "--semi-start", "1", "--t-semi", "0", "--track-test")
     t = new_trainer(opts)
     calls = []
     t.depth_net.register_forward_hook(lambda block, inp, out: calls.append(inp[0].shape[0]))
@@ -51,7 +51,9 @@ def test_schedule_fill_then_semi_and_cache_epochs(tiny_data, tmp_path):
     # the fill epoch wrote every slot, in epoch 0
     np.testing.assert_array_equal(t.cache.written.asnumpy(), 0)
     # one depth forward per step covering labeled + unlabeled rows: no extra inference pass
-    assert len(calls) == t.steps and sum(calls) == len(t.labeled) + len(t.unlabeled)
+    train_calls, test_calls = calls[:t.steps], calls[t.steps:]
+    assert sum(train_calls) == len(t.labeled) + len(t.unlabeled)
+    assert sum(test_calls) == len(t.test)  # --track-test: one pass over the test images
     history = t.train()
     assert [m["phase"] for m in history] == ["fill", "semi", "semi"]
     assert history[1]["mask_coverage_pct"] == pytest.approx(100.0)  # T = 0 keeps every pixel
@@ -61,6 +63,7 @@ def test_schedule_fill_then_semi_and_cache_epochs(tiny_data, tmp_path):
     assert [m["epoch"] for m in lines] == [0, 1, 2]
     for key in ("sup", "semi", "conf", "mask_coverage_pct", "lr", "seconds"):
         assert key in lines[-1]
+    assert set(lines[-1]["test"]) >= {"rel", "log10", "rms", "d1", "d2", "d3"} and lines[-1]["test"]["rel"] > 0
     assert os.path.getsize(os.path.join(opts.out, "curves.png")) > 1000
     cfg = json.load(open(os.path.join(opts.out, "config.json")))
     assert cfg["versions"]["mxnet"] == mx.__version__ and cfg["labeled_frac"] == 0.5
@@ -124,7 +127,8 @@ def test_resume_after_one_epoch_is_exact(tiny_data, tmp_path):
 
 
 def test_two_cpu_contexts_give_the_same_losses_as_one(tiny_data, tmp_path):
-    args = ("--epochs", "2", "--semi-start", "1", "--t-semi", "0")
+    # frozen BatchNorm: batch statistics would differ between a batch and its halves
+    args = ("--epochs", "2", "--semi-start", "1", "--t-semi", "0", "--freeze-bn", "1")
     one = new_trainer(options(tiny_data, tmp_path / "one", *args), ctx=[mx.cpu(0)])
     two = new_trainer(options(tiny_data, tmp_path / "two", *args), ctx=[mx.cpu(0), mx.cpu(1)])
     h1, h2 = one.train(), two.train()

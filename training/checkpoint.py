@@ -103,7 +103,10 @@ def load_nets(run_dir, checkpoint="last", ctx=None):
     ctx = ctx or mx.cpu()
     config = read_json(os.path.join(run_dir, "config.json"))
     path = checkpoint_dir(run_dir, checkpoint)
-    depth_net = get_depth_net(pretrained=False, ctx=ctx)
+    freeze = config.get("freeze_bn")
+    if freeze is None:  # the default: frozen exactly when ImageNet weights were loaded
+        freeze = bool(config.get("pretrained") or config.get("backbone_params"))
+    depth_net = get_depth_net(pretrained=False, ctx=ctx, freeze_bn=freeze)
     conf_net = get_confidence_net(ctx=ctx)
     depth_net.load_parameters(os.path.join(path, "depth_net.params"), ctx=ctx)
     conf_net.load_parameters(os.path.join(path, "conf_net.params"), ctx=ctx)

@@ -33,6 +33,7 @@ def run_config(opts):
     cfg["git_commit"] = git_commit()
     with h5py.File(os.path.join(opts.data, "train.h5"), "r") as f:
         cfg["data_attrs"] = {k: (v.item() if hasattr(v, "item") else str(v)) for k, v in f.attrs.items()}
+        cfg["dataset"] = cfg["data_attrs"].get("dataset")
         cfg["input_size"] = [int(f["images"].shape[2]), int(f["images"].shape[1])]
     return cfg
 

@@ -28,7 +28,9 @@ import numpy as np
 from mxnet import autograd, gluon
 from tqdm import tqdm
 
-from data.dataset import LabeledDataset, UnlabeledDataset, read_prepared, rows_for_sources, split_sources
+from data.dataset import LabeledDataset, TestDataset, UnlabeledDataset, read_prepared, rows_for_sources, split_sources
+from evaluation.inference import contexts, predict
+from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS, ErrorAccumulator, upsample
 from symbols import check_input_size, confidence_input, get_confidence_net, get_depth_net
 
 from . import checkpoint, losses
@@ -40,11 +42,6 @@ STRIDE = 4
 
 class TrainingStopped(Exception):
     """Training stopped on purpose (too many non-finite losses), one-line message."""
-
-
-def contexts(gpus):
-    """``--gpus`` ids to MXNet contexts; no ids = the CPU."""
-    return [mx.gpu(i) for i in gpus] if gpus else [mx.cpu()]
 
 
 def epoch_batches(n, batch_size, seed, epoch, stream):
@@ -68,6 +65,7 @@ class Trainer:
         self.labeled = LabeledDataset(train_h5, self.split["labeled_rows"])
         self.unlabeled = UnlabeledDataset(train_h5, self.split["unlabeled_rows"])
         self.val = LabeledDataset(train_h5, self.split["val_rows"]) if self.split["val_rows"] else None
+        self.test = TestDataset(prepared.test_path) if getattr(opts, "track_test", False) else None
         self.height, self.width = prepared.height, prepared.width
         check_input_size(self.height, self.width)
 
@@ -75,7 +73,8 @@ class Trainer:
         self.unlabeled_batch = math.ceil(len(self.unlabeled) / self.steps) if self.uses_unlabeled() else 0
 
         mx.random.seed(opts.seed)
-        self.depth_net = get_depth_net(opts.pretrained, opts.backbone_params, ctx=self.ctx)
+        self.depth_net = get_depth_net(opts.pretrained, opts.backbone_params, ctx=self.ctx,
+                                       freeze_bn=opts.freeze_bn)
         self.conf_net = get_confidence_net(ctx=self.ctx)
         self.depth_net.hybridize(static_alloc=True)
         self.conf_net.hybridize(static_alloc=True)
@@ -232,16 +231,26 @@ class Trainer:
                 "seconds": round(time.time() - tic + self.partial.get("seconds", 0), 2)}
 
     def validate(self):
-        """Mean relative error (rel) at 1/4 resolution on the held-out labeled images."""
-        err, count = mx.nd.zeros(1), mx.nd.zeros(1)
-        for image, depth in self.loader(self.val, [list(range(i, min(i + self.opts.batch_size, len(self.val))))
-                                                   for i in range(0, len(self.val), self.opts.batch_size)]):
-            pred = self.depth_net(image.as_in_context(self.ctx[0])).as_in_context(mx.cpu())
-            mask = losses.valid_mask(mx.nd, depth)
-            gt = losses.fill_invalid(mx.nd, depth, mask)
-            err = err + (mx.nd.abs(pred - gt) / gt * mask).sum()
-            count = count + mask.sum()
-        return float((err / mx.nd.maximum(count, 1)).asscalar())
+        """rel at 1/4 resolution on the held-out labeled images (picks ``best``)."""
+        acc = ErrorAccumulator(PROTOCOLS["full"])
+        for image, depth in self.loader(self.val, epoch_batches(len(self.val), self.opts.batch_size, 0, 0, 0)):
+            pred = self.depth_net(image.as_in_context(self.ctx[0])).asnumpy()
+            for p, d in zip(pred[:, 0], depth.asnumpy()[:, 0]):
+                acc.add(d, p)
+        return acc.result()["rel"]
+
+    def test_metrics(self):
+        """``--track-test``: test-set errors after each epoch, for learning curves only.
+
+        They are written to metrics.jsonl and never used to pick a checkpoint or stop.
+        """
+        acc = ErrorAccumulator(PROTOCOLS[DEFAULT_PROTOCOL])
+        for ids, depth, _ in predict(self.depth_net, self.conf_net, self.test, self.opts.batch_size,
+                                     self.ctx, progress=False):
+            for i, pred in zip(ids, depth):
+                gt = self.test.depth_full(i)
+                acc.add(gt, upsample(pred, gt.shape))
+        return {k: v for k, v in acc.result().items() if k in METRICS}
 
     def train(self, stop_at=None):
         """Epochs from where the run stands to ``--epochs`` (or to ``stop_at``, to continue
@@ -251,6 +260,8 @@ class Trainer:
             metrics = self.run_epoch(epoch)
             if self.val is not None:
                 metrics["val_rel"] = self.validate()
+            if self.test is not None:
+                metrics["test"] = self.test_metrics()
             self.history.append(metrics)
             self.partial, self.start_iter, self.epoch = {}, 0, epoch + 1
             self.save("last", epoch + 1, 0)
@@ -301,6 +312,8 @@ def summary_line(m, epochs):
     for key in ("sup", "semi", "conf", "mask_coverage_pct", "val_rel"):
         if m.get(key) is not None:
             parts.append("%s %.4f" % (key, m[key]))
+    if m.get("test"):
+        parts.append("test_rel %.4f" % m["test"]["rel"])
     parts.append("lr %.2e" % m["lr"])
     parts.append("%.1fs" % m["seconds"])
     return "  ".join(parts)
