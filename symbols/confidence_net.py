@@ -3,6 +3,13 @@
 Input: the image downsampled to 1/4 (3 ch, see ``confidence_input``) concatenated
 with the predicted depth (1 ch), i.e. 4 x H/4 x W/4.  Output: 1 x H/4 x W/4 in (0, 1).
 
+The depth channel enters as log(depth): the target of eq. 1 depends on the
+*relative* error |E - D| / D, which is scale-free in log space, and metres
+(0.7-10) next to a normalised image (about N(0, 1)) would dominate the first layer
+and shift its activations whenever the depth net changes scale.  The last conv
+starts at zero, so every confidence starts at 0.5, away from the flat ends of the
+sigmoid where an L1 gradient vanishes (the paper gives neither detail).
+
 Layers (§4.1.2), each followed by LeakyReLU (slope 0.2, the paper does not give it)::
 
     conv    128  k3 s1 p1   ->  H/4  x W/4
@@ -17,7 +24,7 @@ exactly, so the output is the input's size whenever H/4 and W/4 are multiples of
 (inputs that are multiples of 16, see ``symbols.depth_net.check_input_size``).  The
 paper gives no kernel for the last conv; 3x3 matches the first layer.
 """
-from mxnet import gluon
+from mxnet import gluon, init
 from mxnet.gluon import nn
 
 from .depth_net import check_input_size
@@ -37,9 +44,9 @@ DOWNSAMPLE = 4           # the image is averaged over 4x4 blocks to meet the dep
 
 
 def confidence_input(F, image, depth):
-    """Concatenate the image averaged over 4x4 blocks with the depth map (4 channels)."""
+    """Concatenate the image averaged over 4x4 blocks with log(depth) (4 channels)."""
     small = F.Pooling(image, kernel=(DOWNSAMPLE, DOWNSAMPLE), stride=(DOWNSAMPLE, DOWNSAMPLE), pool_type="avg")
-    return F.concat(small, depth, dim=1)
+    return F.concat(small, F.log(depth), dim=1)
 
 
 class ConfidenceNet(gluon.HybridBlock):
@@ -55,7 +62,8 @@ class ConfidenceNet(gluon.HybridBlock):
                 self.body.add(layer(ch, k, strides=s, padding=p, in_channels=in_ch))
                 self.body.add(nn.LeakyReLU(LEAKY_SLOPE))
                 in_ch = ch
-            self.last = nn.Conv2D(1, LAST_KERNEL, padding=LAST_KERNEL // 2, in_channels=in_ch)
+            self.last = nn.Conv2D(1, LAST_KERNEL, padding=LAST_KERNEL // 2, in_channels=in_ch,
+                                  weight_initializer=init.Zero())
 
     def forward(self, x, *args):
         if hasattr(x, "shape"):
@@ -68,7 +76,6 @@ class ConfidenceNet(gluon.HybridBlock):
 
 def get_confidence_net(ctx=None):
     """Factory: a ConfidenceNet, Xavier-initialised on ``ctx``."""
-    from mxnet import init
     net = ConfidenceNet()
     net.initialize(init.Xavier(magnitude=2), ctx=ctx)
     return net

@@ -57,11 +57,21 @@ def test_confidence_net_shape_and_range():
     assert 0 < out.min().asscalar() and out.max().asscalar() < 1
 
 
-def test_confidence_input_averages_4x4_blocks():
+def test_confidence_input_averages_4x4_blocks_and_takes_log_depth():
     image = mx.nd.arange(16).reshape((1, 1, 4, 4)).broadcast_to((1, 3, 4, 4))
     x = confidence_input(mx.nd, image, mx.nd.full((1, 1, 1, 1), 2.0))
     assert x.shape == (1, 4, 1, 1)
-    np.testing.assert_allclose(x.asnumpy().ravel(), [7.5, 7.5, 7.5, 2.0])
+    np.testing.assert_allclose(x.asnumpy().ravel(), [7.5, 7.5, 7.5, np.log(2.0)], rtol=1e-6)
+
+
+def test_initial_outputs_typical_depth_and_half_confidence():
+    mx.random.seed(0)
+    net = get_depth_net()
+    net.head.weight.set_data(mx.nd.zeros_like(net.head.weight.data()))
+    depth = net(mx.nd.random.uniform(shape=(1, 3, 64, 64)))
+    np.testing.assert_allclose(depth.asnumpy(), depth_mod.INIT_DEPTH, rtol=1e-5)
+    conf = get_confidence_net()(mx.nd.random.uniform(shape=(1, 4, 16, 16)))
+    np.testing.assert_allclose(conf.asnumpy(), 0.5)
 
 
 def test_confidence_net_parameter_count_by_hand():

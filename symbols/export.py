@@ -1,0 +1,212 @@
+"""Export a run's two networks as MXNet symbol + params files (and optionally ONNX).
+
+    python -m symbols.export --run runs/NAME --out exported/ [--checkpoint last] [--onnx]
+
+writes into ``--out``::
+
+    depth_net-symbol.json, depth_net-0000.params   input "data" (N, 3, H, W): the normalised RGB image
+                                                    output (N, 1, H/4, W/4): depth in metres
+    conf_net-symbol.json,  conf_net-0000.params    input "data" (N, 4, H/4, W/4), see below
+                                                    output (N, 1, H/4, W/4): confidence in (0, 1)
+    export.json                                    shapes, normalisation constants, file names
+    depth_net.onnx, conf_net.onnx                  with --onnx (opset 13, batch size free)
+
+The confidence net does not see the image itself: its 4 input channels are the
+normalised image averaged over 4x4 blocks (3 channels, ``symbols.confidence_input``)
+followed by the depth net's output (1 channel)::
+
+    small = avg_pool(image, kernel=4, stride=4)          # (N, 3, H/4, W/4)
+    conf  = conf_net(concat([small, depth], axis=1))     # (N, 1, H/4, W/4)
+
+Image normalisation (``data.dataset.normalize_image``): RGB, NCHW,
+``(pixel / 255 - mean) / std`` with the ImageNet mean and std in export.json.
+H and W must be multiples of 16; the MXNet symbols take any such size, the
+ONNX files the size they were exported at (``--size``, default: the run's
+training input size).  Load the MXNet files with::
+
+    net = mx.gluon.SymbolBlock.imports("depth_net-symbol.json", ["data"], "depth_net-0000.params")
+
+Bad input prints one ``error: ...`` line and exits with status 2 before anything
+is written.
+"""
+import argparse
+import json
+import os
+import sys
+
+import mxnet as mx
+import numpy as np
+
+NAMES = ("depth_net", "conf_net")
+INPUT_NAME = "data"      # what HybridBlock.export calls the single input
+ONNX_OPSET = 13
+ONNX_IR_VERSION = 7      # the IR version that goes with opset 13, for older runtimes
+
+
+class ExportError(Exception):
+    """A one-line, user-facing problem with the inputs of the export."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, "error: %s (see --help)\n" % message)
+
+
+def build_parser():
+    import config
+    parser = OneLineParser(prog="python -m symbols.export", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="run directory made by train.py")
+    parser.add_argument("--out", required=True, help="output directory (created if needed)")
+    parser.add_argument("--checkpoint", default="last", help="last, best or a checkpoint directory. default: %(default)s")
+    parser.add_argument("--size", type=config.parse_size, default=None,
+                        help="WIDTHxHEIGHT recorded in export.json and fixed in the ONNX files. "
+                             "default: the run's training input_size")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also write depth_net.onnx and conf_net.onnx (needs the onnx extra: "
+                             "pip install -e '.[onnx]'); checked against MXNet with onnxruntime if installed")
+    return parser
+
+
+def input_shapes(width, height):
+    """Shape of one input of each network for a (width, height) image."""
+    from .depth_net import check_input_size
+    from .confidence_net import DOWNSAMPLE, IN_CHANNELS
+    check_input_size(height, width)
+    return {"depth_net": (1, 3, height, width),
+            "conf_net": (1, IN_CHANNELS, height // DOWNSAMPLE, width // DOWNSAMPLE)}
+
+
+def export_mxnet(nets, shapes, out_dir):
+    """``HybridBlock.export`` of each net after one forward pass at its shape (which builds the graph)."""
+    files = {}
+    for name, net in zip(NAMES, nets):
+        net.hybridize()
+        net(mx.nd.zeros(shapes[name]))
+        net.export(os.path.join(out_dir, name), epoch=0)
+        files[name] = {"symbol": name + "-symbol.json", "params": name + "-0000.params"}
+    return files
+
+
+def import_mxnet(out_dir, name, ctx=None):
+    """The exported ``name`` as a ``gluon.SymbolBlock``."""
+    import warnings
+    with warnings.catch_warnings():  # "cannot decide type for data": it is float32, as at export
+        warnings.simplefilter("ignore")
+        return mx.gluon.SymbolBlock.imports(os.path.join(out_dir, name + "-symbol.json"), [INPUT_NAME],
+                                            os.path.join(out_dir, name + "-0000.params"), ctx=ctx)
+
+
+def export_onnx(out_dir, name, shape):
+    """MXNet's ONNX exporter at opset 13 with a free batch dimension; returns the file name.
+
+    ``mx.onnx.export_model`` always stamps the installed onnx package's newest opset
+    on the model while converting every operator with its opset-12/13 definition, so
+    the graph is built with the exporter's ``MXNetGraph`` at opset 13 directly.  The
+    weights are kept as initializers only (not also as graph inputs), which lets
+    runtimes fold them as constants.
+    """
+    import onnx
+    from onnx import helper
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
+    sym = mx.sym.load(os.path.join(out_dir, name + "-symbol.json"))
+    saved = mx.nd.load(os.path.join(out_dir, name + "-0000.params"))
+    params = {key.split(":", 1)[1]: value for key, value in saved.items()}  # drop "arg:" / "aux:"
+    graph = MXNetGraph().create_onnx_graph_proto(sym, params, [shape], [onnx.TensorProto.FLOAT],
+                                                 opset_version=ONNX_OPSET, dynamic=True,
+                                                 dynamic_input_shapes=[(None,) + tuple(shape[1:])])
+    weights = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in weights]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)], producer_name="mxnet")
+    model.ir_version = ONNX_IR_VERSION
+    onnx.checker.check_model(model)
+    onnx.save(model, os.path.join(out_dir, name + ".onnx"))
+    return name + ".onnx"
+
+
+def onnx_max_difference(out_dir, name, shape):
+    """Largest |onnxruntime - MXNet| on a random input, or None without onnxruntime."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    x = np.random.RandomState(0).normal(size=(2,) + tuple(shape[1:])).astype(np.float32)
+    session = onnxruntime.InferenceSession(os.path.join(out_dir, name + ".onnx"), providers=["CPUExecutionProvider"])
+    ours = import_mxnet(out_dir, name)(mx.nd.array(x)).asnumpy()
+    theirs = session.run(None, {INPUT_NAME: x})[0]
+    return float(np.abs(ours - theirs).max())
+
+
+def describe(run_dir, checkpoint_path, size, shapes, files):
+    """The content of export.json."""
+    from data.dataset import IMAGENET_MEAN, IMAGENET_STD
+    from .depth_net import INPUT_MULTIPLE
+    out_shape = (1, 1) + tuple(shapes["conf_net"][2:])
+    return {
+        "run": os.path.abspath(run_dir), "checkpoint": os.path.abspath(checkpoint_path),
+        "input_size": list(size), "input_multiple": INPUT_MULTIPLE, "output_stride": 4,
+        "normalisation": {"layout": "NCHW", "channels": "RGB", "formula": "(pixel / 255 - mean) / std",
+                          "mean": IMAGENET_MEAN.tolist(), "std": IMAGENET_STD.tolist()},
+        "depth_net": dict(files["depth_net"], input=INPUT_NAME, input_shape=list(shapes["depth_net"]),
+                          output_shape=list(out_shape), content="normalised RGB image -> depth in metres"),
+        "conf_net": dict(files["conf_net"], input=INPUT_NAME, input_shape=list(shapes["conf_net"]),
+                         output_shape=list(out_shape),
+                         content="concat([avg_pool(image, 4x4, stride 4), depth], channel axis) "
+                                 "-> confidence in (0, 1)"),
+    }
+
+
+def export(run_dir, out_dir, checkpoint="last", size=None, onnx=False):
+    """Write the files listed in the module docstring; returns export.json's content."""
+    from mxnet.base import MXNetError
+    from training.checkpoint import checkpoint_dir, load_nets, read_json, write_json_atomic
+    if not os.path.isdir(run_dir):
+        raise ExportError("run directory %s does not exist" % run_dir)
+    size = size or read_json(os.path.join(run_dir, "config.json")).get("input_size")
+    if not size:
+        raise ExportError("%s/config.json has no input_size; pass --size WIDTHxHEIGHT" % run_dir)
+    shapes = input_shapes(*size)
+    checkpoint_dir(run_dir, checkpoint)
+    if onnx:
+        try:
+            import onnx as _  # noqa: F401  (fail before writing anything)
+        except ImportError:
+            raise ExportError("--onnx needs the onnx package: pip install -e '.[onnx]'")
+    try:
+        depth_net, conf_net, _, path = load_nets(run_dir, checkpoint)
+    except (AssertionError, MXNetError) as err:
+        raise ExportError("cannot load the checkpoint of %s: %s" % (run_dir, str(err).splitlines()[0]))
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as err:
+        raise ExportError("cannot create --out %s (%s)" % (out_dir, err.strerror or err))
+    files = export_mxnet((depth_net, conf_net), shapes, out_dir)
+    info = describe(run_dir, path, size, shapes, files)
+    if onnx:
+        for name in NAMES:
+            info[name]["onnx"] = export_onnx(out_dir, name, shapes[name])
+            info[name]["onnx_max_abs_difference"] = onnx_max_difference(out_dir, name, shapes[name])
+        info["onnx"] = {"opset": ONNX_OPSET, "batch": "free (dim 0)", "height_width": "fixed at input_size"}
+    write_json_atomic(os.path.join(out_dir, "export.json"), info)
+    return info
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status (2 on bad input)."""
+    from data.errors import DataError
+    from training.checkpoint import CheckpointError
+    args = build_parser().parse_args(argv)
+    try:
+        info = export(args.run, args.out, args.checkpoint, args.size, args.onnx)
+    except (ExportError, CheckpointError, DataError, ValueError, OSError) as err:
+        print("error: %s" % str(err).splitlines()[0], file=sys.stderr)
+        return 2
+    written = [f for name in NAMES for key, f in info[name].items() if key in ("symbol", "params", "onnx")]
+    print("exported %s to %s: %s, export.json" % (info["checkpoint"], args.out, ", ".join(written)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
