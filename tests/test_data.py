@@ -192,7 +192,8 @@ def test_prepare_writes_copies_source_major(prepared):
         assert h5["depths"].shape == (4 * COPIES, SIZE[1], SIZE[0])
         assert h5["images"].chunks == (1, SIZE[1], SIZE[0], 3)
         np.testing.assert_array_equal(h5["source"][:], np.repeat(train_idx, COPIES))
-        assert dict(h5.attrs) == {"seed": 0, "copies": COPIES, "width": SIZE[0], "height": SIZE[1]}
+        assert dict(h5.attrs) == {"seed": 0, "copies": COPIES, "width": SIZE[0], "height": SIZE[1],
+                                  "dataset": "synthetic"}
         # First copy of each source is the plain resize of that source image.
         for k, source in enumerate(train_idx):
             plain = augment.resize_image(prepared["images"][source], SIZE)
@@ -480,3 +481,18 @@ def test_read_prepared_names_missing_dataset(prepared, tmp_path):
         del h5["source"]
     with pytest.raises(DataError, match="test.h5: no dataset source"):
         read_prepared(str(folder))
+
+
+def test_prepared_files_say_which_dataset_they_hold(tmp_path):
+    """Synthetic scenes are marked so that reports never present them as NYU numbers."""
+    images, depths = synthetic.generate(4, seed=1, height=48, width=64)
+    mat, splits = synthetic.write_official(str(tmp_path / "syn"), images, depths, [0, 1], [2, 3])
+    prepare.prepare(mat, splits, str(tmp_path / "out"), size=(32, 32), copies=1, progress=False)
+    for name in ("train.h5", "test.h5"):
+        with h5py.File(tmp_path / "out" / name, "r") as f:
+            assert f.attrs["dataset"] == "synthetic"
+    # the official file carries no marker: a .mat without it is NYU Depth v2
+    with h5py.File(mat, "r+") as f:
+        del f.attrs["semidepth_dataset"]
+    with LabeledMat(mat) as labeled:
+        assert labeled.dataset_name == "nyu_depth_v2"
