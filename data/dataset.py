@@ -216,7 +216,18 @@ class _LazyH5:
         return state
 
 
-class LabeledDataset(_LazyH5, gluon.data.Dataset):
+class _Rows(_LazyH5, gluon.data.Dataset):
+    """A subset of the rows of a prepared file, in the given order."""
+
+    def __init__(self, h5_path, rows):
+        super().__init__(h5_path)
+        self.rows = np.asarray(rows, np.int64)
+
+    def __len__(self):
+        return len(self.rows)
+
+
+class LabeledDataset(_Rows):
     """Labeled training rows of ``train.h5``.
 
     Parameters
@@ -226,13 +237,6 @@ class LabeledDataset(_LazyH5, gluon.data.Dataset):
     rows : array-like of int
         Row indices (e.g. from ``rows_for_sources``).
     """
-
-    def __init__(self, h5_path, rows):
-        super().__init__(h5_path)
-        self.rows = np.asarray(rows, np.int64)
-
-    def __len__(self):
-        return len(self.rows)
 
     def __getitem__(self, i):
         """Row ``rows[i]``.
@@ -248,7 +252,7 @@ class LabeledDataset(_LazyH5, gluon.data.Dataset):
         return normalize_image(h5["images"][row]), depth_to_quarter(h5["depths"][row])[None]
 
 
-class UnlabeledDataset(_LazyH5, gluon.data.Dataset):
+class UnlabeledDataset(_Rows):
     """Unlabeled training rows of ``train.h5``; reads images only, never ``depths``.
 
     Parameters
@@ -258,13 +262,6 @@ class UnlabeledDataset(_LazyH5, gluon.data.Dataset):
     rows : array-like of int
         Row indices; position ``i`` in ``rows`` is the pseudo-label cache slot.
     """
-
-    def __init__(self, h5_path, rows):
-        super().__init__(h5_path)
-        self.rows = np.asarray(rows, np.int64)
-
-    def __len__(self):
-        return len(self.rows)
 
     def __getitem__(self, i):
         """Row ``rows[i]``.
