@@ -228,7 +228,8 @@ def score_test_set(args, run):
 
 
 def score_pseudo_labels(args, run):
-    """Table 1: rel of the 1/4-resolution predictions on the unlabeled rows, at T_semi and at 0.
+    """Table 1: rel of the 1/4-resolution predictions on the unlabeled rows, at the paper's
+    T_semi (0.9), at the run's own T_semi if it differs, and at 0 (every pixel).
 
     The rel is pooled over the valid pixels (finite withheld depth > 0) with
     confidence >= T; ``kept_fraction`` is the share of ALL pixels with
@@ -239,7 +240,7 @@ def score_pseudo_labels(args, run):
     train_path = os.path.join(run["data"], "train.h5")
     rows = np.asarray(run["split"]["unlabeled_rows"], np.int64)
     t_semi = float(run["config"].get("t_semi", config.T_SEMI))
-    thresholds = (t_semi, 0.0)
+    thresholds = sorted({config.T_SEMI, t_semi, 0.0}, reverse=True)
     errors = {t: ErrorAccumulator(PROTOCOLS["full"]) for t in thresholds}
     kept = dict.fromkeys(thresholds, 0)
     kept_valid = dict.fromkeys(thresholds, 0)

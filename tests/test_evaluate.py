@@ -46,6 +46,8 @@ def tiny(tmp_path_factory):
     depth_net, conf_net = get_depth_net(pretrained=False), get_confidence_net()
     x = mx.nd.zeros((1, 3, INPUT_SIZE[1], INPUT_SIZE[0]))
     conf_net(confidence_input(mx.nd, x, depth_net(x)))   # finish deferred initialisation
+    # a trained confidence net varies over the image; a new one says 0.5 everywhere
+    conf_net.last.weight.set_data(mx.nd.random.normal(0, 0.05, shape=conf_net.last.weight.shape))
     base = os.path.join(root, "base")
     checkpoint.save(base, "last", depth_net, conf_net,
                     gluon.Trainer(depth_net.collect_params(), "sgd", {"learning_rate": 0.1}),
@@ -171,7 +173,9 @@ def test_table1_on_unlabeled_rows(tiny, capsys):
     assert code == 0, err
     with open(os.path.join(run, "table1.json")) as f:
         table = json.load(f)
-    at_t, at_0 = table["rows"]
+    at_paper, at_t, at_0 = table["rows"]  # the paper's 0.9, the run's own T, every pixel
+    assert at_paper["t_semi"] == 0.9 and at_paper["kept_fraction"] == pytest.approx(np.mean(conf >= 0.9),
+                                                                                     abs=2 / conf.size)
     assert at_t["t_semi"] == pytest.approx(t_semi) and at_0["t_semi"] == 0
     assert at_t["kept_fraction"] == pytest.approx(np.mean(conf >= t_semi), abs=2 / conf.size)
     assert 0.3 < at_t["kept_fraction"] < 0.7 and at_0["kept_fraction"] == 1

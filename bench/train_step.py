@@ -1,0 +1,394 @@
+"""Where the time of one training step goes, on a synthetic set built on the fly.
+
+    python bench/train_step.py [--size 160x128] [--batch 4] [--steps 2] [--labeled-frac 0.25]
+                               [--repeats 2] [--json out.json]
+
+Builds a prepared set of synthetic scenes at ``--size`` in a temporary directory
+(``steps x batch`` labeled images, the rest unlabeled at ``--labeled-frac``), then
+measures in one run, on the same data and networks of the same kind (``--pretrained 0``):
+
+* one semi-supervised step split into data loading, depth net forward / backward,
+  confidence net forward / backward, pseudo-label cache read + write, losses and
+  glue, optimiser steps.  This instrumented loop calls ``mx.nd.waitall()`` around
+  every phase (MXNet runs asynchronously), which itself costs time: its total is
+  larger than the plain step's;
+* the plain ``Trainer.train_step`` (no added syncs inside, data preloaded, each step
+  timed to completion), hybridized and imperative (``hybridize(active=False)``);
+* a bare forward + backward of both networks on the same batch shapes (no losses,
+  cache or optimiser): the step's overhead is train_step / bare (target <= 1.05);
+* a semi-supervised epoch against a supervised (lambda = 0) epoch on the same
+  labeled images (target <= 1.10).  The semi epoch also passes every unlabeled
+  image through both networks, which the supervised epoch never sees, so the
+  ratio per processed image (labeled + unlabeled vs labeled) is given as well:
+  that one is the overhead of the semi-supervised machinery itself;
+* peak resident memory of the process (``ru_maxrss``) and the cache's bytes.
+
+Other processes on a shared CPU disturb timings, so: every loop starts with an
+untimed warm-up step (hybridized graphs are built on the first call); the kinds
+being compared run in turns (semi / supervised epochs, train_step / bare steps);
+a step figure is the median of ``repeats x steps`` steps, an epoch figure the
+fastest of ``repeats`` epochs.
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+from mxnet import autograd  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import config  # noqa: E402
+
+TARGET_EPOCH_RATIO = 1.10
+TARGET_STEP_OVERHEAD = 1.05
+PHASES = (("data", "data loading"), ("depth_fwd", "depth net forward"), ("depth_bwd", "depth net backward"),
+          ("conf_fwd", "confidence net forward (labeled + unlabeled)"), ("conf_bwd", "confidence net backward"),
+          ("cache", "pseudo-label cache read + write"), ("losses_other", "losses, sharding, loss read-back"),
+          ("optimiser", "optimiser steps (SGD + Adam)"))
+
+
+class BenchError(Exception):
+    """Bad settings (one-line message)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, "error: %s (see --help)\n" % message)
+
+
+def build_parser():
+    parser = OneLineParser(prog="python bench/train_step.py", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=config.parse_size, default=(160, 128),
+                        help="network input WIDTHxHEIGHT, multiples of 16. default: 160x128")
+    parser.add_argument("--batch", type=int, default=4, help="labeled images per step. default: %(default)s")
+    parser.add_argument("--steps", type=int, default=2,
+                        help="steps per epoch and per timed loop (labeled images = steps x batch). default: %(default)s")
+    parser.add_argument("--labeled-frac", type=float, default=0.25,
+                        help="labeled share of the training images, in (0, 1). default: %(default)s")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="timed epochs of each kind; timed passes over the steps. default: %(default)s")
+    parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def check_args(args):
+    from symbols import check_input_size
+    if min(args.batch, args.steps, args.repeats) < 1:
+        raise BenchError("--batch, --steps and --repeats must be >= 1")
+    if not 0 < args.labeled_frac < 1:
+        raise BenchError("--labeled-frac must be in (0, 1): the semi-supervised step needs unlabeled images")
+    check_input_size(args.size[1], args.size[0])
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        raise BenchError("the folder of --json %s does not exist" % args.json)
+
+
+# ---- data and trainers ------------------------------------------------------------------
+def build_data(root, size, n_labeled, labeled_frac):
+    """A prepared dir of synthetic scenes at ``size``: ``n_labeled / labeled_frac`` train images, 1 test image."""
+    from data.prepare import prepare
+    from data.synthetic import generate, write_official
+    n_train = max(n_labeled + 1, int(round(n_labeled / labeled_frac)))
+    images, depths = generate(n_train + 1, seed=0, height=size[1], width=size[0])
+    mat, splits = write_official(os.path.join(root, "raw"), images, depths, np.arange(n_train), [n_train])
+    prep = os.path.join(root, "prepared")
+    prepare(mat, splits, prep, seed=0, size=size, copies=1, progress=False)
+    return prep
+
+
+def make_trainer(data, run_dir, args, lambda_semi):
+    """A Trainer as train.py builds it; semi_start 1: epoch 0 fills the cache, epoch 1 is semi-supervised."""
+    import train
+    from training.trainer import Trainer
+    opts = train.parse_args(["--pretrained", "0", "--batch-size", str(args.batch), "--labeled-frac",
+                             str(args.labeled_frac), "--lambda-semi", str(lambda_semi), "--semi-start", "1",
+                             "--epochs", "100", "--no-progress", "--log-every", "1000000",
+                             "--data", data, "--out", run_dir])
+    trainer = Trainer(opts)
+    trainer.start()
+    return trainer
+
+
+def semi_batches(trainer, epoch):
+    """The (labeled, unlabeled) batches of one semi-supervised epoch, loaded into memory."""
+    from training.trainer import epoch_batches
+    o = trainer.opts
+    labeled = trainer.loader(trainer.labeled, epoch_batches(len(trainer.labeled), o.batch_size, o.seed, epoch, 0))
+    unlabeled = trainer.loader(trainer.unlabeled, epoch_batches(len(trainer.unlabeled), trainer.unlabeled_batch,
+                                                                o.seed, epoch, 1))
+    return list(zip(labeled, unlabeled))
+
+
+# ---- timing -------------------------------------------------------------------------------
+def seconds(fn):
+    """Wall time of ``fn()`` until every queued MXNet operation has finished."""
+    mx.nd.waitall()
+    start = time.perf_counter()
+    fn()
+    mx.nd.waitall()
+    return time.perf_counter() - start
+
+
+def step_seconds(step, bar):
+    """Seconds of one ``step()`` until every queued MXNet operation has finished."""
+    elapsed = seconds(step)
+    bar.update(1)
+    return elapsed
+
+
+def interleaved_steps(trainer, batches, steps, repeats, bar):
+    """Median seconds per step of each ``steps[name](trainer, labeled, unlabeled)``.
+
+    The kinds alternate batch by batch, so a burst of load from other processes
+    hits all of them alike; each starts with one untimed warm-up step.
+    """
+    times = {name: [] for name in steps}
+    for name, step in steps.items():
+        step_seconds(lambda: step(trainer, *batches[0]), bar)
+    for _ in range(repeats):
+        for labeled, unlabeled in batches:
+            for name, step in steps.items():
+                times[name].append(step_seconds(lambda: step(trainer, labeled, unlabeled), bar))
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def plain_step(epoch):
+    def step(trainer, labeled, unlabeled):
+        trainer.train_step(labeled, unlabeled, epoch, "semi")
+    return step
+
+
+def bare_step(trainer, labeled, unlabeled):
+    """Both networks forward + backward on the step's shapes, nothing else (no losses, cache, optimiser)."""
+    from symbols import confidence_input
+    image, u_image = labeled[0], unlabeled[0]
+    n = image.shape[0]
+    with autograd.record():
+        pred = trainer.depth_net(mx.nd.concat(image, u_image, dim=0))
+        conf = trainer.conf_net(confidence_input(mx.nd, image, pred[:n].detach()))
+        with autograd.pause():  # as in the step: the unlabeled confidence is inference only
+            trainer.conf_net(confidence_input(mx.nd, u_image, pred[n:].detach()))
+    autograd.backward([pred, conf])
+
+
+class PhaseClock:
+    """Accumulates seconds per phase, with ``mx.nd.waitall()`` at both ends of every span."""
+
+    def __init__(self):
+        self.total = defaultdict(float)
+        self.started = {}
+
+    def start(self, name):
+        mx.nd.waitall()
+        self.started[name] = time.perf_counter()
+
+    def stop(self, name):
+        mx.nd.waitall()
+        self.total[name] += time.perf_counter() - self.started.pop(name)
+
+    @contextmanager
+    def span(self, name):
+        self.start(name)
+        yield
+        self.stop(name)
+
+
+@contextmanager
+def instrumented(trainer, clock):
+    """Times every forward of both nets and every cache access through hooks and wrappers."""
+    handles = []
+    for net, name in ((trainer.depth_net, "depth_fwd"), (trainer.conf_net, "conf_fwd")):
+        handles.append(net.register_forward_pre_hook(lambda block, inputs, name=name: clock.start(name)))
+        handles.append(net.register_forward_hook(lambda block, inputs, out, name=name: clock.stop(name)))
+    cache = trainer.cache
+    for method in ("read", "write"):
+        original = getattr(cache, method)
+
+        def timed(*a, original=original, **k):
+            with clock.span("cache"):
+                return original(*a, **k)
+        setattr(cache, method, timed)
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.detach()
+        del cache.read, cache.write  # back to the class's methods
+
+
+def instrumented_epochs(trainer, first_epoch, repeats, bar):
+    """Mean seconds per phase over ``repeats`` semi-supervised epochs, data loaded as in training."""
+    clock = PhaseClock()
+    with instrumented(trainer, clock):
+        for epoch in range(first_epoch, first_epoch + repeats):
+            instrumented_epoch(trainer, epoch, clock, bar)
+    steps = trainer.steps * repeats
+    phases = {k: clock.total[k] / steps for k, _ in PHASES}
+    phases["depth_fwd_bwd"] = phases["depth_fwd"] + phases["depth_bwd"]
+    phases["conf_fwd_bwd"] = phases["conf_fwd"] + phases["conf_bwd"]
+    phases["total"] = sum(phases[k] for k, _ in PHASES)
+    return phases
+
+
+def instrumented_epoch(trainer, epoch, clock, bar):
+    """``Trainer.train_step`` over one epoch with every phase timed on ``clock``."""
+    from training.trainer import epoch_batches
+    o = trainer.opts
+    labeled = iter(trainer.loader(trainer.labeled, epoch_batches(len(trainer.labeled), o.batch_size, o.seed, epoch, 0)))
+    unlabeled = iter(trainer.loader(trainer.unlabeled, epoch_batches(len(trainer.unlabeled), trainer.unlabeled_batch,
+                                                                     o.seed, epoch, 1)))
+    inner_phases = ("depth_fwd", "conf_fwd", "cache")
+    for _ in range(trainer.steps):
+        with clock.span("data"):
+            batch = next(labeled), next(unlabeled)
+        inner = sum(clock.total[k] for k in inner_phases)
+        with clock.span("compute_losses"):
+            with autograd.record():
+                per_device = trainer.compute_losses(*batch, epoch, "semi")
+        clock.total["losses_other"] += clock.total.pop("compute_losses") - (
+            sum(clock.total[k] for k in inner_phases) - inner)
+        # train_step runs one backward over both losses; split in two for the timing.  The
+        # confidence loss reaches the depth net only through stop_gradient, which writes zero
+        # gradients there, so it goes first and the depth backward then writes the real ones.
+        with clock.span("conf_bwd"):
+            autograd.backward([t["conf"] for t in per_device], retain_graph=True)
+        with clock.span("depth_bwd"):
+            autograd.backward([t["depth"] for t in per_device])
+        with clock.span("losses_other"):  # train_step's read-back of the losses
+            loss = sum(t["sup"] + t["conf"] + t.get("semi", 0) for t in per_device)
+            finite = bool(mx.nd.contrib.isfinite(loss).asscalar())
+        with clock.span("optimiser"):
+            if finite:
+                trainer.depth_trainer.step(1)
+                trainer.conf_trainer.step(1)
+        bar.update(1)
+
+
+def timed_epochs(trainers, repeats, bar):
+    """Fastest of ``repeats`` epochs (1, 2, ...) of each trainer, taken in turns (epoch 0 was the warm-up)."""
+    times = {name: [] for name in trainers}
+    for epoch in range(1, repeats + 1):
+        for name, trainer in trainers.items():
+            times[name].append(seconds(lambda: trainer.run_epoch(epoch)))
+            bar.update(trainer.steps)
+    return {name: min(t) for name, t in times.items()}
+
+
+# ---- the whole measurement -------------------------------------------------------------------------
+def measure(args, root, bar):
+    """Every figure of the report, as a dict."""
+    data = build_data(root, args.size, args.batch * args.steps, args.labeled_frac)
+    bar.set_description("build")
+    semi = make_trainer(data, os.path.join(root, "semi"), args, config.LAMBDA_SEMI)
+    sup = make_trainer(data, os.path.join(root, "sup"), args, 0.0)
+    n_l, n_u, steps, r = len(semi.labeled), len(semi.unlabeled), semi.steps, args.repeats
+    bar.total = steps * (2 + 2 * r + 2 * r + r + r) + 3
+    bar.refresh()
+    bar.set_description("warm-up epochs")
+    for trainer in (semi, sup):  # builds the graphs; the semi trainer's epoch 0 fills the cache
+        trainer.run_epoch(0)
+        bar.update(steps)
+    bar.set_description("semi / supervised epochs")
+    epochs = timed_epochs({"semi": semi, "supervised": sup}, r, bar)
+    del sup
+
+    batches = semi_batches(semi, r + 1)
+    bar.set_description("train_step / bare")
+    hybrid = interleaved_steps(semi, batches, {"train_step": plain_step(r + 1), "bare": bare_step}, r, bar)
+    bar.set_description("instrumented step")
+    phases = instrumented_epochs(semi, r + 2, r, bar)
+    bar.set_description("train_step, imperative")
+    for net in (semi.depth_net, semi.conf_net):
+        net.hybridize(active=False)
+    imperative = interleaved_steps(semi, batches, {"train_step": plain_step(2 * r + 2)}, r, bar)["train_step"]
+
+    return {
+        "settings": {"size": list(args.size), "batch": args.batch, "steps_per_epoch": steps, "repeats": r,
+                     "labeled_frac": args.labeled_frac, "labeled_images": n_l, "unlabeled_images": n_u,
+                     "unlabeled_per_step": semi.unlabeled_batch, "cpu_count": os.cpu_count(),
+                     "mxnet": mx.__version__, "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
+        "instrumented_step_seconds": phases,
+        "train_step_seconds": {"hybridized": hybrid["train_step"], "imperative": imperative},
+        "imperative_over_hybridized": imperative / hybrid["train_step"],
+        "bare_forward_backward_seconds": hybrid["bare"],
+        "step_overhead_ratio": hybrid["train_step"] / hybrid["bare"],
+        "epoch_seconds": epochs,
+        "epoch_ratio": epochs["semi"] / epochs["supervised"],
+        "epoch_ratio_per_image": (epochs["semi"] / (n_l + n_u)) / (epochs["supervised"] / n_l),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "cache_bytes": semi.cache.nbytes(),
+    }
+
+
+def report(r, stream=sys.stdout):
+    """The figures as a readable table."""
+    s = r["settings"]
+    w = lambda text="": print(text, file=stream)  # noqa: E731
+    w("train step benchmark: %dx%d, %d labeled + %d unlabeled images per step, %d steps per epoch, %s CPUs"
+      % (s["size"][0], s["size"][1], s["batch"], s["unlabeled_per_step"], s["steps_per_epoch"], s["cpu_count"]))
+    w()
+    w("semi-supervised step, per phase (instrumented: mx.nd.waitall() around every phase adds syncs)")
+    p = r["instrumented_step_seconds"]
+    for key, label in PHASES:
+        w("  %-48s %8.3f s  %5.1f %%" % (label, p[key], 100 * p[key] / p["total"]))
+    w("  %-48s %8.3f s" % ("depth net forward + backward", p["depth_fwd_bwd"]))
+    w("  %-48s %8.3f s" % ("confidence net forward + backward", p["conf_fwd_bwd"]))
+    w("  %-48s %8.3f s" % ("total, instrumented", p["total"]))
+    w()
+    t = r["train_step_seconds"]
+    w("plain train_step (no added syncs inside, data preloaded; median of %d steps)" % (s["repeats"] * s["steps_per_epoch"]))
+    w("  %-48s %8.3f s" % ("hybridized", t["hybridized"]))
+    w("  %-48s %8.3f s  (x%.2f)" % ("imperative (hybridize(active=False))", t["imperative"], r["imperative_over_hybridized"]))
+    w("  %-48s %8.3f s" % ("bare forward + backward of both nets", r["bare_forward_backward_seconds"]))
+    w("  %-48s %8.3f    %s (target <= %.2f)" % ("step overhead: train_step / bare", r["step_overhead_ratio"],
+                                                  verdict(r["step_overhead_ratio"], TARGET_STEP_OVERHEAD), TARGET_STEP_OVERHEAD))
+    w()
+    e = r["epoch_seconds"]
+    w("epochs (Trainer.run_epoch, data loading included; fastest of %d)" % s["repeats"])
+    w("  %-48s %8.3f s" % ("semi-supervised (%d + %d images)" % (s["labeled_images"], s["unlabeled_images"]), e["semi"]))
+    w("  %-48s %8.3f s" % ("supervised, lambda = 0 (%d images)" % s["labeled_images"], e["supervised"]))
+    w("  %-48s %8.3f    %s (target <= %.2f)" % ("semi / supervised epoch", r["epoch_ratio"],
+                                                  verdict(r["epoch_ratio"], TARGET_EPOCH_RATIO), TARGET_EPOCH_RATIO))
+    w("  %-48s %8.3f    %s (target <= %.2f)" % ("semi / supervised, per processed image", r["epoch_ratio_per_image"],
+                                                  verdict(r["epoch_ratio_per_image"], TARGET_EPOCH_RATIO),
+                                                  TARGET_EPOCH_RATIO))
+    w("    (the semi epoch also trains on the %d unlabeled images the supervised one never sees)" % s["unlabeled_images"])
+    w()
+    w("  %-48s %8.1f MiB" % ("peak resident memory", r["peak_rss_mib"]))
+    w("  %-48s %8d bytes" % ("pseudo-label cache", r["cache_bytes"]))
+
+
+def verdict(value, target):
+    return "met" if value <= target else "MISSED"
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status (2 on bad settings)."""
+    args = build_parser().parse_args(argv)
+    try:
+        check_args(args)
+    except (BenchError, ValueError) as err:
+        print("error: %s" % err, file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bench_train_step_") as root, \
+            tqdm(total=None, unit="step", disable=args.no_progress, file=sys.stderr, leave=False) as bar:
+        result = measure(args, root, bar)
+    report(result)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1, sort_keys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
