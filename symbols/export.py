@@ -30,7 +30,6 @@ Bad input prints one ``error: ...`` line and exits with status 2 before anything
 is written.
 """
 import argparse
-import json
 import os
 import sys
 

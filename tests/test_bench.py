@@ -1,0 +1,37 @@
+"""bench/train_step.py at tiny settings: every figure is reported (no timing assertions)."""
+import json
+
+import pytest
+
+from bench import train_step
+
+FIGURES = ("bare_forward_backward_seconds", "step_overhead_ratio", "epoch_ratio", "epoch_ratio_per_image",
+           "imperative_over_hybridized", "peak_rss_mib", "cache_bytes")
+PHASES = ("data", "depth_fwd", "depth_bwd", "depth_fwd_bwd", "conf_fwd", "conf_bwd", "conf_fwd_bwd", "cache",
+          "losses_other", "optimiser", "total")
+
+
+def test_bench_reports_every_figure(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert train_step.main(["--size", "64x48", "--batch", "2", "--steps", "2", "--repeats", "1",
+                            "--no-progress", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    for key in FIGURES:
+        assert result[key] > 0, key
+    for key in PHASES:
+        assert result["instrumented_step_seconds"][key] > 0, key
+    for key in ("hybridized", "imperative"):
+        assert result["train_step_seconds"][key] > 0, key
+    for key in ("semi", "supervised"):
+        assert result["epoch_seconds"][key] > 0, key
+    assert result["settings"]["labeled_images"] == 4 and result["settings"]["unlabeled_images"] == 12
+    table = capsys.readouterr().out
+    assert "adds syncs" in table and "per processed image" in table and "peak resident memory" in table
+
+
+@pytest.mark.parametrize("argv", [["--size", "50x40"], ["--labeled-frac", "1"], ["--steps", "0"],
+                                  ["--json", "/no/such/dir/x.json"]])
+def test_bench_rejects_bad_settings(argv, capsys):
+    assert train_step.main(argv + ["--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1

@@ -1,0 +1,167 @@
+"""predict.py on images of any size and symbols.export (MXNet symbol files, optional ONNX) of a tiny run."""
+import json
+import os
+import shutil
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+import predict
+import train
+from data.augment import resize_image
+from data.dataset import normalize_image
+from evaluation.metrics import upsample
+from symbols import confidence_input
+from symbols import export
+from training.checkpoint import load_nets
+
+TRAIN_SIZE = (64, 48)                      # (width, height) of tiny_data
+IMAGE_SIZES = ((100, 70), (90, 90), (37, 53))  # none of them the training size
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("predict_export") / "run"
+    assert train.main(["--pretrained", "0", "--epochs", "1", "--batch-size", "2", "--no-progress",
+                       "--data", tiny_data, "--out", str(out)]) == 0
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    """Synthetic scenes saved as PNG and JPG at sizes other than the training size."""
+    from data.synthetic import render_scene
+    folder = tmp_path_factory.mktemp("images")
+    for i, (w, h) in enumerate(IMAGE_SIZES):
+        rgb, _ = render_scene(np.random.RandomState([7, i]), height=h, width=w)
+        cv2.imwrite(str(folder / ("scene%d.%s" % (i, "jpg" if i == 2 else "png"))), rgb[..., ::-1])
+    return folder
+
+
+def direct_maps(depth_net, conf_net, path):
+    """Depth and confidence of one image straight from the networks, upsampled to the image size."""
+    rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    x = mx.nd.array(normalize_image(resize_image(rgb, TRAIN_SIZE))[None])
+    depth = depth_net(x)
+    conf = conf_net(confidence_input(mx.nd, x, depth))
+    return upsample(depth.asnumpy()[0, 0], rgb.shape[:2]), upsample(conf.asnumpy()[0, 0], rgb.shape[:2])
+
+
+def test_predict_writes_depth_and_confidence_at_the_input_resolution(run_dir, image_dir, tmp_path):
+    out = tmp_path / "pred"
+    assert predict.main(["--run", run_dir, str(image_dir), "--out", str(out), "--batch-size", "2",
+                         "--no-progress"]) == 0
+    depth_net, conf_net, _, _ = load_nets(run_dir)
+    for path in sorted(image_dir.iterdir()):
+        stem = path.stem
+        for suffix in ("_depth.npy", "_depth.png", "_conf.npy", "_conf.png"):
+            assert (out / (stem + suffix)).is_file(), stem + suffix
+        height, width = cv2.imread(str(path)).shape[:2]
+        depth = np.load(out / (stem + "_depth.npy"))
+        conf = np.load(out / (stem + "_conf.npy"))
+        assert depth.dtype == conf.dtype == np.float32
+        assert depth.shape == conf.shape == (height, width)
+        assert cv2.imread(str(out / (stem + "_depth.png"))).shape == (height, width, 3)
+        assert cv2.imread(str(out / (stem + "_conf.png"))).shape == (height, width, 3)
+        assert np.all(depth > 0) and np.all(np.isfinite(depth))
+        assert np.all((conf > 0) & (conf < 1))
+        want_depth, want_conf = direct_maps(depth_net, conf_net, path)
+        np.testing.assert_allclose(depth, want_depth, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(conf, want_conf, rtol=1e-4, atol=1e-5)
+
+
+def test_predict_takes_files_and_a_network_size(run_dir, image_dir, tmp_path):
+    out = tmp_path / "pred"
+    one = str(image_dir / "scene0.png")
+    assert predict.main(["--run", run_dir, one, "--out", str(out), "--size", "96x64", "--no-progress"]) == 0
+    assert sorted(os.listdir(out)) == ["scene0_conf.npy", "scene0_conf.png", "scene0_depth.npy", "scene0_depth.png"]
+    assert np.load(out / "scene0_depth.npy").shape == (70, 100)
+
+
+def no_checkpoint_run(run_dir, tmp_path):
+    bare = tmp_path / "untrained"
+    bare.mkdir()
+    shutil.copy(os.path.join(run_dir, "config.json"), bare / "config.json")
+    return str(bare)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("empty_dir", "holds no"),
+    ("missing_file", "no such file"),
+    ("unreadable", "not a readable image"),
+    ("same_name", "would both write"),
+    ("no_checkpoint", "no complete checkpoint"),
+    ("no_run", "does not exist"),
+    ("bad_size", "not a multiple of 16"),
+])
+def test_predict_errors(case, message, run_dir, image_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    images, run, extra = [str(image_dir)], run_dir, []
+    if case == "empty_dir":
+        images = [str(tmp_path)]
+    elif case == "missing_file":
+        images = [str(tmp_path / "nope.png")]
+    elif case == "unreadable":
+        (tmp_path / "broken.png").write_text("not an image")
+        images = [str(image_dir / "scene0.png"), str(tmp_path / "broken.png")]
+    elif case == "same_name":
+        shutil.copy(image_dir / "scene0.png", tmp_path / "scene0.jpg")
+        images = [str(image_dir / "scene0.png"), str(tmp_path / "scene0.jpg")]
+    elif case == "no_checkpoint":
+        run = no_checkpoint_run(run_dir, tmp_path)
+    elif case == "no_run":
+        run = str(tmp_path / "no_such_run")
+    elif case == "bad_size":
+        extra = ["--size", "70x50"]
+    assert predict.main(["--run", run, "--out", str(out), "--no-progress"] + extra + images) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_export_loads_back_with_symbolblock_and_gives_the_same_outputs(run_dir, tmp_path):
+    out = tmp_path / "exported"
+    assert export.main(["--run", run_dir, "--out", str(out)]) == 0
+    info = json.loads((out / "export.json").read_text())
+    assert info["depth_net"]["input_shape"] == [1, 3, 48, 64]
+    assert info["conf_net"]["input_shape"] == [1, 4, 12, 16]
+    assert info["depth_net"]["output_shape"] == info["conf_net"]["output_shape"] == [1, 1, 12, 16]
+    assert info["normalisation"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    depth_net, conf_net, _, _ = load_nets(run_dir)
+    depth_sym, conf_sym = (export.import_mxnet(str(out), name) for name in export.NAMES)
+    for height, width in ((48, 64), (64, 96)):  # the symbols are not tied to the export size
+        x = mx.nd.random.normal(shape=(2, 3, height, width))
+        depth = depth_net(x)
+        np.testing.assert_allclose(depth_sym(x).asnumpy(), depth.asnumpy(), rtol=1e-5, atol=1e-6)
+        c = confidence_input(mx.nd, x, depth)
+        np.testing.assert_allclose(conf_sym(c).asnumpy(), conf_net(c).asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_export_onnx_matches_mxnet_in_onnxruntime(run_dir, tmp_path):
+    pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    out = tmp_path / "exported"
+    assert export.main(["--run", run_dir, "--out", str(out), "--onnx"]) == 0
+    info = json.loads((out / "export.json").read_text())
+    assert info["onnx"]["opset"] == 13
+    for name in export.NAMES:
+        shape = info[name]["input_shape"]
+        x = np.random.RandomState(1).normal(size=[3] + shape[1:]).astype(np.float32)  # batch size is free
+        session = onnxruntime.InferenceSession(str(out / info[name]["onnx"]), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"data": x})[0]
+        want = export.import_mxnet(str(out), name)(mx.nd.array(x)).asnumpy()
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        assert info[name]["onnx_max_abs_difference"] < 1e-4
+
+
+def test_export_errors_write_nothing(run_dir, tmp_path, capsys):
+    out = tmp_path / "exported"
+    assert export.main(["--run", no_checkpoint_run(run_dir, tmp_path), "--out", str(out)]) == 2
+    assert export.main(["--run", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert export.main(["--run", run_dir, "--out", str(out), "--size", "60x40"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("error:") for line in lines)
+    assert not out.exists()
