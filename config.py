@@ -132,3 +132,22 @@ def add_run_args(parser):
                    help="stop after this many non-finite losses in a row. default: %(default)s")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     return g
+
+
+def add_scale_args(parser):
+    g = parser.add_argument_group("SCALE (more unlabeled data, the cache on disk, several machines)")
+    g.add_argument("--unlabeled", default=None, metavar="PATH",
+                   help="extra unlabeled images: a folder of .png/.jpg (recursive, sorted) or an HDF5 file "
+                        "with images (N, h, w, 3) uint8; resized to the input size, read lazily")
+    g.add_argument("--cache-on", choices=("memory", "disk"), default="memory",
+                   help="where the pseudo-label cache lives: in memory, or in files of the run directory "
+                        "(constant memory for any number of unlabeled images). default: %(default)s")
+    g.add_argument("--cache-dtype", choices=("float32", "float16"), default="float32",
+                   help="storage type of the cached depth and confidence. default: %(default)s")
+    g.add_argument("--kvstore", default="device", choices=("device", "local", "dist_sync", "dist_device_sync"),
+                   help="how gradients are summed: over the devices of this machine (device, local) or also "
+                        "over the workers of a parameter-server job (dist_*, see scripts/launch_dist.sh). "
+                        "default: %(default)s")
+    g.add_argument("--dump-params", default=None, metavar="DIR",
+                   help="after training, write each worker's networks to DIR/rank<r>.{depth,conf}_net.params")
+    return g

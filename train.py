@@ -5,6 +5,8 @@
     python train.py @configs/table2_frac0.25_lambda0.1.txt
     python train.py --preset demo --data datasets/synthetic
     python train.py --resume runs/NAME                   # continue exactly where it stopped
+    python train.py --unlabeled photos/ --cache-on disk  # more unlabeled images, cache in files
+    scripts/launch_dist.sh 2 1 -- train.py --kvstore dist_sync ...   # several workers
 """
 import argparse
 import os
@@ -14,7 +16,9 @@ import config
 
 # Flags that may differ when resuming: they change where or how fast, not what is computed.
 RESUME_FREE = {"resume", "gpus", "num_workers", "no_progress", "log_every", "save_every",
-               "max_bad_steps", "out", "preset", "stop_at", "track_test"}
+               "max_bad_steps", "out", "preset", "stop_at", "track_test", "dump_params"}
+# Flags that keep their stored value on resume unless given again (where, not what).
+RESUME_OVERRIDABLE = {"cache_on"}
 
 # --preset demo: the embedded synthetic default on 2 CPU cores in a few minutes, with the
 # paper's schedule shape (supervised epochs, one fill epoch, semi-supervised epochs).
@@ -41,14 +45,13 @@ def build_parser():
     config.add_model_args(parser)
     config.add_train_args(parser)
     config.add_run_args(parser)
+    config.add_scale_args(parser)
     parser.add_argument("--stop-at", type=int, default=None,
                         help="stop after this many epochs (the schedule still spans --epochs); "
                              "continue with --resume, e.g. under a cluster's time limit")
     parser.add_argument("--track-test", action="store_true",
                         help="score the test images after every epoch into metrics.jsonl (learning curves "
                              "only; nothing is ever selected on them)")
-    parser.add_argument("--kvstore", default="device", choices=("device", "local"),
-                        help="how gradients of several devices are summed. default: %(default)s")
     return parser
 
 
@@ -79,15 +82,17 @@ def resume_options(args):
     """The stored config of ``--resume RUN``, refusing flags that would change the run."""
     from training.checkpoint import CheckpointError, read_json
     stored = read_json(os.path.join(args.resume, "config.json"))
-    changed = [k for k in args.explicit if k not in RESUME_FREE and k in stored
-               and stored[k] != getattr(args, k)]
+    free = RESUME_FREE | RESUME_OVERRIDABLE
+    changed = [k for k in args.explicit if k not in free and k in stored and stored[k] != getattr(args, k)]
     if changed:
         raise CheckpointError("cannot resume %s with a different %s (stored: %s)" % (
             args.resume, ", ".join("--" + k.replace("_", "-") for k in changed),
             ", ".join("%s=%s" % (k, stored[k]) for k in changed)))
-    merged = argparse.Namespace(**{k: v for k, v in stored.items() if k in vars(args)})
-    for key in RESUME_FREE:
-        setattr(merged, key, getattr(args, key))
+    # flags newer than the run take their defaults (the behaviour of the code it was started with)
+    merged = argparse.Namespace(**vars(args))
+    for key, value in stored.items():
+        if key in vars(args) and key not in RESUME_FREE and not (key in RESUME_OVERRIDABLE and key in args.explicit):
+            setattr(merged, key, value)
     merged.out = args.resume
     merged.explicit = args.explicit
     return merged
@@ -97,7 +102,7 @@ def check_writable(path):
     """Fail before any work if the run directory cannot be written."""
     try:
         os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write-test")
+        probe = os.path.join(path, ".write-test-%d" % os.getpid())  # workers of one job share --out
         with open(probe, "w"):
             pass
         os.remove(probe)
@@ -126,6 +131,8 @@ def main(argv=None):
         else:
             trainer.start()
         trainer.train(stop_at=args.stop_at)
+        if args.dump_params:
+            trainer.dump_params(args.dump_params)
     except (DataError, CheckpointError, WeightsError, TrainingStopped, ValueError, OSError) as err:
         print("error: %s" % err, file=sys.stderr)
         return 2

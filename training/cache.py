@@ -12,46 +12,99 @@ Entries are written in epoch e from the forward pass that computes the unlabeled
 loss and are used only in epoch e + 1: ``read`` masks out every slot whose
 ``written`` epoch is not exactly e - 1, including slots never written (-1).
 All operations are asynchronous NDArray ops: no host synchronisation.
+
+``dtype='float16'`` halves the memory of depth and confidence; reads return float32.
+``training.disk_cache.DiskPseudoLabelCache`` has the same interface with the arrays
+in files (``--cache-on disk``).  Both save to and load from the same ``.npy`` shard
+layout (``save_files`` / ``load_files``), so a run may switch between them on resume.
 """
+import os
+
 import mxnet as mx
+import numpy as np
 
 from .losses import confidence_mask
 
 NEVER = -1
+DTYPES = ("float32", "float16")
+# The shard layout shared by the memory and the disk cache: one .npy file per quantity.
+SHARD_FILES = {"depth": "depth.npy", "conf": "conf.npy", "written": "written.npy"}
+
+
+def masked_pseudo_labels(depth, conf, written, epoch, threshold, ctx):
+    """D^ and B (eq. 5) from gathered cache rows; B = 0 where ``written != epoch - 1``."""
+    if depth.dtype != np.float32:
+        depth, conf = depth.astype("float32"), conf.astype("float32")
+    fresh = (written == epoch - 1).reshape((-1, 1, 1, 1))
+    mask = mx.nd.broadcast_mul(confidence_mask(mx.nd, conf, threshold), fresh)
+    return depth.as_in_context(ctx), mask.as_in_context(ctx)
+
+
+def check_shard(directory, shapes):
+    """The shapes of a saved shard, or ValueError naming the mismatch.
+
+    Parameters
+    ----------
+    directory : str
+        A directory written by ``save_files``.
+    shapes : dict
+        Expected shape per key of ``SHARD_FILES``.
+    """
+    for key, name in SHARD_FILES.items():
+        path = os.path.join(directory, name)
+        try:
+            stored = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise ValueError("cache shard %s is unreadable (%s)" % (path, err))
+        if stored.shape != tuple(shapes[key]):
+            raise ValueError("checkpoint cache %r does not match this run (%s vs %s)"
+                             % (key, stored.shape, tuple(shapes[key])))
 
 
 class PseudoLabelCache:
-    """Pseudo-labels of ``num_samples`` unlabeled images at ``height x width``."""
+    """Pseudo-labels of ``num_samples`` unlabeled images at ``height x width``, in memory.
+
+    Parameters
+    ----------
+    num_samples, height, width : int
+    ctx : mx.Context, optional
+        Where the arrays live (default CPU).
+    dtype : {'float32', 'float16'}
+        Storage type of depth and confidence.
+    """
 
     KEYS = ("depth", "conf", "written")
 
-    def __init__(self, num_samples, height, width, ctx=None):
+    def __init__(self, num_samples, height, width, ctx=None, dtype="float32"):
         self.ctx = ctx or mx.cpu()
+        self.dtype = dtype
         shape = (max(num_samples, 1), 1, height, width)
-        self.depth = mx.nd.zeros(shape, ctx=self.ctx)
-        self.conf = mx.nd.zeros(shape, ctx=self.ctx)
+        self.depth = mx.nd.zeros(shape, ctx=self.ctx, dtype=dtype)
+        self.conf = mx.nd.zeros(shape, ctx=self.ctx, dtype=dtype)
         self.written = mx.nd.full((shape[0],), NEVER, ctx=self.ctx)
         self.num_samples = num_samples
 
     def write(self, ids, depth, conf, epoch):
         """Store the predictions of epoch ``epoch`` for slots ``ids`` (int NDArray)."""
         ids = ids.as_in_context(self.ctx).astype("int64")
-        self.depth[ids] = depth.as_in_context(self.ctx)
-        self.conf[ids] = conf.as_in_context(self.ctx)
+        self.depth[ids] = depth.as_in_context(self.ctx).astype(self.dtype)
+        self.conf[ids] = conf.as_in_context(self.ctx).astype(self.dtype)
         self.written[ids] = mx.nd.full(ids.shape, epoch, ctx=self.ctx)
 
+    def flush(self):
+        """Nothing to do: writes are engine ops (the disk cache applies queued writes here)."""
+
     def read(self, ids, epoch, threshold, ctx=None):
-        """Pseudo depth D^ and mask B (eq. 5) for slots ``ids`` in epoch ``epoch``.
+        """Pseudo depth D^ and mask B (eq. 5) for slots ``ids`` in epoch ``epoch``, float32.
 
         B is 0 for slots not written in epoch - 1.
         """
         ids = ids.as_in_context(self.ctx).astype("int64")
-        depth = mx.nd.take(self.depth, ids)
-        conf = mx.nd.take(self.conf, ids)
-        fresh = (mx.nd.take(self.written, ids) == epoch - 1).reshape((-1, 1, 1, 1))
-        mask = mx.nd.broadcast_mul(confidence_mask(mx.nd, conf, threshold), fresh)
-        ctx = ctx or self.ctx
-        return depth.as_in_context(ctx), mask.as_in_context(ctx)
+        return masked_pseudo_labels(mx.nd.take(self.depth, ids), mx.nd.take(self.conf, ids),
+                                    mx.nd.take(self.written, ids), epoch, threshold, ctx or self.ctx)
+
+    def shapes(self):
+        return {key: getattr(self, key).shape for key in self.KEYS}
 
     def arrays(self):
         """The cache as a dict for ``mx.nd.save`` (checkpoints)."""
@@ -64,7 +117,30 @@ class PseudoLabelCache:
                 raise ValueError("checkpoint cache %r does not match this run (%s vs %s)"
                                  % (key, arrays[key].shape if key in arrays else None,
                                     getattr(self, key).shape))
-            setattr(self, key, arrays[key].as_in_context(self.ctx))
+        for key in self.KEYS:
+            dtype = "float32" if key == "written" else self.dtype
+            setattr(self, key, arrays[key].as_in_context(self.ctx).astype(dtype))
+
+    def to_numpy(self):
+        """{'depth', 'conf', 'written'} as numpy arrays (tests, inspection)."""
+        out = {key: getattr(self, key).asnumpy() for key in self.KEYS}
+        out["written"] = out["written"].astype(np.int32)
+        return out
+
+    def save_files(self, directory):
+        """Write the cache as the ``.npy`` shard layout into ``directory`` (created)."""
+        os.makedirs(directory, exist_ok=True)
+        for key, value in self.to_numpy().items():
+            np.save(os.path.join(directory, SHARD_FILES[key]), value)
+
+    def load_files(self, directory):
+        """Restore from a shard written by ``save_files`` (of either cache)."""
+        check_shard(directory, self.shapes())
+        arrays = {}
+        for key, name in SHARD_FILES.items():
+            value = np.load(os.path.join(directory, name))
+            arrays[key] = mx.nd.array(value, dtype=value.dtype)
+        self.load(arrays)
 
     def nbytes(self):
-        return sum(a.size * 4 for a in (self.depth, self.conf, self.written))
+        return sum(a.size * np.dtype(a.dtype).itemsize for a in (self.depth, self.conf, self.written))

@@ -8,7 +8,9 @@ Pairing: one step = one labeled batch of ``--batch-size`` images + one unlabeled
 batch of ceil(M / steps) images, where steps = ceil(N / batch size) for N labeled
 and M unlabeled images, so that one epoch visits every labeled and every unlabeled
 image exactly once.  Both orders are shuffled per epoch from (seed, epoch), which is
-what makes resuming in the middle of an epoch exact.
+what makes resuming in the middle of an epoch exact.  With ``--kvstore dist_sync``
+each of W workers processes its share of every step (``training.distributed``):
+together they train exactly as one process with batch W x ``--batch-size``.
 
 Schedule (§5.1): the confidence net learns on labeled data in every epoch.  The
 unlabeled images are untouched until epoch ``semi_start - 1``, whose forward pass
@@ -17,6 +19,10 @@ uses the cache of the previous epoch (L_semi) and refills it.  With lambda = 0 t
 unlabeled images are never visited, which is exactly supervised training (the
 backbone's BatchNorm statistics are frozen, so an unused forward pass would not
 change anything either).
+
+The unlabeled set is the split's unlabeled rows followed by the ``--unlabeled``
+images (``data.unlabeled_dir``); the cache lives in memory or in files
+(``--cache-on``, ``training.disk_cache``).
 """
 import json
 import math
@@ -29,27 +35,25 @@ from mxnet import autograd, gluon
 from tqdm import tqdm
 
 from data.dataset import LabeledDataset, TestDataset, UnlabeledDataset, read_prepared, rows_for_sources, split_sources
+from data.unlabeled_dir import ConcatUnlabeled, ExtraUnlabeledDataset
 from evaluation.inference import contexts, predict
 from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS, ErrorAccumulator, upsample
 from symbols import check_input_size, confidence_input, get_confidence_net, get_depth_net
 
 from . import checkpoint, losses
 from .cache import PseudoLabelCache
+from .disk_cache import CacheSnapshots, DiskPseudoLabelCache
+from .distributed import (OwnedSlots, World, epoch_batches, labeled_plan, owned_slots, unlabeled_batch_size,
+                          unlabeled_plan)
 from .run_files import curves_png, run_config, write_metrics
 
 STRIDE = 4
+# Loss terms summed over workers each step (fixed order: one kvstore key holds them).
+LOSS_TERMS = ("sup", "conf", "semi", "coverage")
 
 
 class TrainingStopped(Exception):
     """Training stopped on purpose (too many non-finite losses), one-line message."""
-
-
-def epoch_batches(n, batch_size, seed, epoch, stream):
-    """The shuffled batches of one epoch, a pure function of (seed, epoch, stream)."""
-    if n == 0 or batch_size == 0:
-        return []
-    order = np.random.RandomState([seed, epoch, stream]).permutation(n)
-    return [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
 
 
 class Trainer:
@@ -61,16 +65,24 @@ class Trainer:
         self.run_dir = opts.out
         prepared = read_prepared(opts.data)
         train_h5 = prepared.train_path
-        self.split = self.make_split(prepared.train_source)
+        self.height, self.width = prepared.height, prepared.width
+        extra = getattr(opts, "unlabeled", None)
+        extra = ExtraUnlabeledDataset(extra, (self.width, self.height)) if extra else None
+        self.split = self.make_split(prepared.train_source, extra)
         self.labeled = LabeledDataset(train_h5, self.split["labeled_rows"])
-        self.unlabeled = UnlabeledDataset(train_h5, self.split["unlabeled_rows"])
+        unlabeled = UnlabeledDataset(train_h5, self.split["unlabeled_rows"])
+        unlabeled = ConcatUnlabeled([unlabeled, extra]) if extra else unlabeled
         self.val = LabeledDataset(train_h5, self.split["val_rows"]) if self.split["val_rows"] else None
         self.test = TestDataset(prepared.test_path) if getattr(opts, "track_test", False) else None
-        self.height, self.width = prepared.height, prepared.width
         check_input_size(self.height, self.width)
 
-        self.steps = math.ceil(len(self.labeled) / opts.batch_size)
-        self.unlabeled_batch = math.ceil(len(self.unlabeled) / self.steps) if self.uses_unlabeled() else 0
+        self.world = World(getattr(opts, "kvstore", "device"))
+        # self.unlabeled: this worker's slots (all of them in a single process); cache index = position
+        self.num_unlabeled = len(unlabeled)
+        self.unlabeled = unlabeled if self.world.size == 1 else \
+            OwnedSlots(unlabeled, owned_slots(self.num_unlabeled, self.world.rank, self.world.size))
+        self.steps = math.ceil(len(self.labeled) / (opts.batch_size * self.world.size))
+        self.unlabeled_batch = unlabeled_batch_size(len(self.unlabeled), self.steps) if self.uses_unlabeled() else 0
 
         mx.random.seed(opts.seed)
         self.depth_net = get_depth_net(opts.pretrained, opts.backbone_params, ctx=self.ctx,
@@ -78,17 +90,37 @@ class Trainer:
         self.conf_net = get_confidence_net(ctx=self.ctx)
         self.depth_net.hybridize(static_alloc=True)
         self.conf_net.hybridize(static_alloc=True)
+        self.net_params = [list(net.collect_params().values()) for net in (self.depth_net, self.conf_net)]
+        # BatchNorm running statistics: moved by every forward pass unless frozen
+        self.moving_stats = [] if getattr(self.depth_net, "freeze_bn", False) else \
+            [p for params in self.net_params for p in params if p.grad_req == "null"]
         self.depth_trainer, self.conf_trainer = self.make_optimisers()
-        self.cache = PseudoLabelCache(len(self.unlabeled), self.height // STRIDE, self.width // STRIDE)
+        self.cache = self.make_cache()
+        # a cache in files or spread over workers is checkpointed as shards beside the checkpoint
+        self.sharded_cache = getattr(opts, "cache_on", "memory") == "disk" or self.world.distributed
+        self.snapshots = CacheSnapshots(self.run_dir, self.world.rank, self.world.size)
+        self.last_shards = None
         self.epoch, self.start_iter, self.bad_steps, self.best_val = 0, 0, 0, float("inf")
         self.partial = {}
 
     # ---- set-up -----------------------------------------------------------------
-    def make_split(self, source):
-        """Labeled / unlabeled / val source ids (§5.3) and their rows in train.h5."""
+    def make_split(self, source, extra=None):
+        """Labeled / unlabeled / val source ids (§5.3), their rows in train.h5 and the extra images."""
         sides = split_sources(source, self.opts.labeled_frac, self.opts.seed, self.opts.val_frac)
         rows = {side + "_rows": rows_for_sources(source, ids).tolist() for side, ids in sides.items()}
-        return dict(sides, **rows)
+        split = dict(sides, **rows)
+        if extra is not None:
+            split["extra_unlabeled"] = extra.record()
+        return split
+
+    def make_cache(self):
+        """This worker's pseudo-label cache, in memory or in ``<run>/cache/rank<r>/``."""
+        shape = (len(self.unlabeled), self.height // STRIDE, self.width // STRIDE)
+        dtype = getattr(self.opts, "cache_dtype", "float32")
+        if getattr(self.opts, "cache_on", "memory") == "disk":
+            directory = os.path.join(self.run_dir, "cache", "rank%d" % self.world.rank)
+            return DiskPseudoLabelCache(directory, *shape, dtype=dtype)
+        return PseudoLabelCache(*shape, dtype=dtype)
 
     def make_optimisers(self):
         """SGD + poly decay for the depth net, Adam for the confidence net (§5.1)."""
@@ -96,7 +128,8 @@ class Trainer:
         o = self.opts
         poly = LRScheduler("poly", base_lr=o.lr, nepochs=o.epochs, iters_per_epoch=self.steps,
                            power=o.poly_power)
-        kv = getattr(o, "kvstore", "device")
+        # distributed: the Trainers update locally after World.allreduce_grads (training/distributed.py)
+        kv = None if self.world.distributed else getattr(o, "kvstore", "device")
         depth = gluon.Trainer(self.depth_net.collect_params(), "sgd",
                               {"learning_rate": o.lr, "momentum": o.momentum, "wd": o.wd,
                                "lr_scheduler": poly}, kvstore=kv)
@@ -104,7 +137,7 @@ class Trainer:
         return depth, conf
 
     def uses_unlabeled(self):
-        return self.opts.lambda_semi > 0 and len(self.unlabeled) > 0
+        return self.opts.lambda_semi > 0 and self.num_unlabeled > 0
 
     def unlabeled_phase(self, epoch):
         """None, 'fill' (forward only, the epoch before semi_start) or 'semi'."""
@@ -139,20 +172,22 @@ class Trainer:
         self.cache.write(ids, pred.detach(), conf, epoch)
         return out
 
-    def compute_losses(self, labeled, unlabeled, epoch, phase):
+    def compute_losses(self, labeled, unlabeled, epoch, phase, counts=None):
         """Loss terms per device: 'sup', 'conf', 'depth' (eq. 3) and, when semi, 'semi', 'coverage'.
 
         Labeled and unlabeled images of a device go through the depth net in one
         forward pass (one batch shape per step for the hybridized graph); BatchNorm
-        statistics are frozen, so the two halves do not interact.
+        statistics are frozen, so the two halves do not interact.  ``counts`` =
+        (labeled, unlabeled) images of the step over all workers, which the losses are
+        normalised by (default: this batch's).
         """
         q = (self.height // STRIDE) * (self.width // STRIDE)
         image, depth = labeled
-        n_pix = image.shape[0] * q
+        n_pix = (counts[0] if counts else image.shape[0]) * q
         parts = self.shard((image, depth))
         if unlabeled is not None and phase:
             u_image, ids = unlabeled
-            u_pix = u_image.shape[0] * q
+            u_pix = (counts[1] if counts else u_image.shape[0]) * q
             u_parts = self.shard((u_image, ids), max_shards=len(parts))
         else:
             u_parts = []
@@ -172,19 +207,42 @@ class Trainer:
             per_device.append(terms)
         return per_device
 
-    def train_step(self, labeled, unlabeled, epoch, phase):
-        """Forward, backward, and both optimiser steps unless a loss is not finite."""
+    def train_step(self, labeled, unlabeled, epoch, phase, counts=None):
+        """Forward, backward, and both optimiser steps unless a loss is not finite.
+
+        Distributed, the gradients and the loss terms are summed over the workers, so
+        all of them take the same decision and apply the same update.
+        """
+        if self.world.distributed:
+            self.world.broadcast(self.net_params, len(LOSS_TERMS))
+        # a skipped step must not move the BatchNorm statistics either
+        stats = [(p, [a.copy() for a in p.list_data()]) for p in self.moving_stats]
         with autograd.record():
-            per_device = self.compute_losses(labeled, unlabeled, epoch, phase)
+            per_device = self.compute_losses(labeled, unlabeled, epoch, phase, counts)
         autograd.backward([t["depth"] for t in per_device] + [t["conf"] for t in per_device])
         total = {k: sum(t[k].as_in_context(mx.cpu()) for t in per_device)
-                 for k in per_device[0] if k in ("sup", "semi", "conf", "coverage")}
+                 for k in per_device[0] if k in LOSS_TERMS}
+        if self.world.distributed:
+            self.world.allreduce_grads(self.net_params)
+            total = self.sum_over_workers(total, phase)
         # The one per-step read-back: a non-finite step must be skipped before it is applied.
         finite = bool(mx.nd.contrib.isfinite(total["sup"] + total["conf"] + total.get("semi", 0)).asscalar())
         if finite:
             self.depth_trainer.step(1)
             self.conf_trainer.step(1)
+        else:
+            for p, saved in stats:
+                for value, target in zip(saved, p.list_data()):
+                    value.copyto(target)
+        self.cache.flush()
         return total, finite
+
+    def sum_over_workers(self, total, phase):
+        """The step's loss terms of all workers (a worker without unlabeled images adds 0)."""
+        vector = mx.nd.concat(*[total.get(k, mx.nd.zeros((1,))).reshape((1,)) for k in LOSS_TERMS], dim=0)
+        summed = self.world.allreduce_losses(vector)
+        keys = LOSS_TERMS if phase == "semi" else LOSS_TERMS[:2]
+        return {k: summed[i:i + 1] for i, k in enumerate(LOSS_TERMS) if k in keys}
 
     # ---- epochs ------------------------------------------------------------------------
     def loader(self, dataset, batches):
@@ -194,16 +252,23 @@ class Trainer:
         """One pass over every labeled (and, when used, unlabeled) image; returns the epoch's metrics."""
         o, start, tic = self.opts, self.start_iter, time.time()
         phase = self.unlabeled_phase(epoch)
-        labeled = epoch_batches(len(self.labeled), o.batch_size, o.seed, epoch, stream=0)[start:]
-        unlabeled = epoch_batches(len(self.unlabeled), self.unlabeled_batch, o.seed, epoch, stream=1)[start:] \
-            if phase else []
+        rank, world = self.world.rank, self.world.size
+        labeled = labeled_plan(len(self.labeled), o.batch_size, o.seed, epoch, rank, world)[start:]
+        unlabeled, u_counts = unlabeled_plan(self.num_unlabeled, self.steps, o.seed, epoch, rank, world) \
+            if phase else ([], [])
+        unlabeled, u_counts = unlabeled[start:], u_counts[start:]
         u_iter = iter(self.loader(self.unlabeled, unlabeled)) if unlabeled else iter(())
         sums = {k: mx.nd.array([v]) for k, v in self.partial.get("sums", {}).items()}
         good = self.partial.get("good", 0)
         bar = tqdm(total=self.steps, initial=start, desc="epoch %d/%d%s" % (epoch + 1, o.epochs, " [%s]" % phase if phase else ""),
-                   disable=o.no_progress, leave=False, dynamic_ncols=True)
-        for it, batch in enumerate(self.loader(self.labeled, labeled), start):
-            total, finite = self.train_step(batch, next(u_iter, None), epoch, phase)
+                   disable=o.no_progress or rank > 0, leave=False, dynamic_ncols=True)
+        batches = self.loader(self.labeled, [indices for indices, _, _ in labeled])
+        for step, (batch, (_, placeholder, n_global)) in enumerate(zip(batches, labeled)):
+            it = start + step
+            if placeholder:  # this worker's share of the last batch is empty: NaN depth adds nothing
+                batch = (batch[0], mx.nd.full(batch[1].shape, np.nan))
+            counts = (n_global, u_counts[step] if step < len(u_counts) else 0)
+            total, finite = self.train_step(batch, next(u_iter, None), epoch, phase, counts)
             if finite:
                 self.bad_steps, good = 0, good + 1
                 for k, v in total.items():
@@ -256,15 +321,18 @@ class Trainer:
         """Epochs from where the run stands to ``--epochs`` (or to ``stop_at``, to continue
         later with ``--resume``); checkpoints and metrics after each."""
         o = self.opts
+        lead = self.world.rank == 0  # distributed: only rank 0 validates and writes the run directory
         for epoch in range(self.epoch, min(o.epochs, stop_at or o.epochs)):
             metrics = self.run_epoch(epoch)
-            if self.val is not None:
+            if self.val is not None and lead:
                 metrics["val_rel"] = self.validate()
-            if self.test is not None:
+            if self.test is not None and lead:
                 metrics["test"] = self.test_metrics()
             self.history.append(metrics)
             self.partial, self.start_iter, self.epoch = {}, 0, epoch + 1
             self.save("last", epoch + 1, 0)
+            if not lead:
+                continue
             if self.val is not None and metrics["val_rel"] < self.best_val:
                 self.best_val = metrics["val_rel"]
                 self.save("best", epoch + 1, 0)
@@ -277,16 +345,46 @@ class Trainer:
     def start(self):
         """A new run: config.json and split.json in ``--out``."""
         os.makedirs(self.run_dir, exist_ok=True)
-        checkpoint.write_json_atomic(os.path.join(self.run_dir, "config.json"), run_config(self.opts))
-        checkpoint.write_json_atomic(os.path.join(self.run_dir, "split.json"), self.split)
+        if self.world.rank == 0:
+            checkpoint.write_json_atomic(os.path.join(self.run_dir, "config.json"), run_config(self.opts))
+            checkpoint.write_json_atomic(os.path.join(self.run_dir, "split.json"), self.split)
         self.history, self.skipped = [], 0
 
     def save(self, tag, epoch, iteration):
+        """Checkpoint ``tag`` (rank 0 writes it; every worker writes its cache shard first).
+
+        Called by all workers at the same points for ``last``; ``best`` (rank 0 only)
+        follows ``last`` at the same point and shares its shards.
+        """
         state = {"epoch": epoch, "iteration": iteration, "seed": self.opts.seed, "bad_steps": self.bad_steps,
                  "skipped": self.skipped, "best_val": self.best_val, "history": self.history,
                  "partial": self.partial}
-        checkpoint.save(self.run_dir, tag, self.depth_net, self.conf_net, self.depth_trainer,
-                        self.conf_trainer, self.cache.arrays(), state)
+        point = CacheSnapshots.point(epoch, iteration)
+        if self.sharded_cache:
+            if self.last_shards is None or self.last_shards[0] != point:
+                self.last_shards = (point, self.snapshots.write(self.cache, epoch, iteration))
+                self.world.barrier()  # every shard is complete before rank 0 names them
+            state["cache"] = self.last_shards[1]
+            cache_arrays = {"sharded": mx.nd.zeros((1,))}  # checkpoint.FILES wants a cache.nd
+        else:
+            cache_arrays = self.cache.arrays()
+        if self.world.rank == 0:
+            checkpoint.save(self.run_dir, tag, self.depth_net, self.conf_net, self.depth_trainer,
+                            self.conf_trainer, cache_arrays, state)
+            if self.sharded_cache:
+                self.snapshots.prune(self.named_shards(), before=point)
+
+    def named_shards(self):
+        """The cache shard directories that a checkpoint of the run names."""
+        root = os.path.join(self.run_dir, checkpoint.CHECKPOINTS)
+        named = set()
+        for name in os.listdir(root):
+            try:
+                with open(os.path.join(root, name, "state.json")) as f:
+                    named.add(json.load(f).get("cache", {}).get("shards"))
+            except (OSError, ValueError):
+                continue
+        return named - {None}
 
     def resume(self):
         """Continue exactly from ``checkpoints/last`` of the run directory."""
@@ -300,11 +398,22 @@ class Trainer:
         self.conf_net.load_parameters(os.path.join(path, "conf_net.params"), ctx=self.ctx)
         self.depth_trainer.load_states(os.path.join(path, "depth_trainer.states"))
         self.conf_trainer.load_states(os.path.join(path, "conf_trainer.states"))
-        self.cache.load(cache)
+        if "cache" in state:
+            self.snapshots.load(self.cache, state["cache"], os.path.join(self.run_dir, checkpoint.CHECKPOINTS))
+        elif self.world.size > 1:
+            raise checkpoint.CheckpointError("%s was written by a single process; resume it with one" % path)
+        else:
+            self.cache.load(cache)
         self.epoch, self.start_iter = state["epoch"], state["iteration"]
         self.bad_steps, self.skipped = state["bad_steps"], state["skipped"]
         self.best_val, self.history, self.partial = state["best_val"], state["history"], state["partial"]
         return state
+
+    def dump_params(self, directory):
+        """Both networks as ``rank<r>.{depth,conf}_net.params`` (to compare workers)."""
+        os.makedirs(directory, exist_ok=True)
+        for name, net in (("depth_net", self.depth_net), ("conf_net", self.conf_net)):
+            net.save_parameters(os.path.join(directory, "rank%d.%s.params" % (self.world.rank, name)))
 
 
 def summary_line(m, epochs):

@@ -1,0 +1,148 @@
+"""Extra unlabeled images for training (``train.py --unlabeled PATH``).
+
+Semi-supervised training gains from unlabeled images, and they need no depth: any
+folder of photographs (``.png`` / ``.jpg`` / ``.jpeg``, found recursively and taken
+in sorted order of their relative paths) or an HDF5 file with an ``images`` dataset
+of shape (N, h, w, 3) uint8 RGB.  Each image is resized to the network input size
+with ``data.augment.resize_image``, as the training rows were by ``data.prepare``, and
+read only when asked for: nothing is held in memory, so N may be arbitrarily large.
+
+``ConcatUnlabeled`` puts them after the split's unlabeled rows; the position in the
+concatenation is the pseudo-label cache slot.
+"""
+import bisect
+import hashlib
+import os
+
+import cv2
+import h5py
+import numpy as np
+from mxnet import gluon
+
+from .augment import resize_image
+from .dataset import normalize_image
+from .errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def list_images(folder):
+    """Relative paths of the images under ``folder``, recursively, sorted."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in files:
+            if name.lower().endswith(IMAGE_SUFFIXES):
+                found.append(os.path.relpath(os.path.join(root, name), folder))
+    return sorted(found)
+
+
+class ExtraUnlabeledDataset(gluon.data.Dataset):
+    """Unlabeled images from a folder or an HDF5 file, resized to the input size.
+
+    Parameters
+    ----------
+    path : str
+        A folder of images or an HDF5 file with ``images`` (N, h, w, 3) uint8.
+    size : tuple of int
+        Network input (width, height).
+
+    Raises
+    ------
+    DataError
+        ``path`` missing, holding no image, not HDF5 / without a usable ``images``
+        dataset, or its first image unreadable (later ones are checked when read).
+    """
+
+    def __init__(self, path, size):
+        self.path, self.size = path, tuple(size)
+        self.files, self._h5, self._pid = None, None, None
+        if os.path.isdir(path):
+            self.files = list_images(path)
+            if not self.files:
+                raise DataError("%s: no %s images in this folder or below" % (path, "/".join(IMAGE_SUFFIXES)))
+            self.count = len(self.files)
+        elif os.path.isfile(path):
+            self.count = self._check_h5()
+        else:
+            raise DataError("%s: not found (--unlabeled takes a folder of images or an HDF5 file)" % path)
+        self.raw(0)
+
+    def _check_h5(self):
+        if not h5py.is_hdf5(self.path):
+            raise DataError("%s: neither a folder nor an HDF5 file" % self.path)
+        with h5py.File(self.path, "r") as h5:
+            images = h5.get("images")
+            if not isinstance(images, h5py.Dataset):
+                raise DataError("%s: no dataset 'images'" % self.path)
+            if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
+                raise DataError("%s: 'images' must be (N, h, w, 3) uint8, got %s %s"
+                                % (self.path, images.shape, images.dtype))
+            if images.shape[0] == 0:
+                raise DataError("%s: 'images' is empty" % self.path)
+            return int(images.shape[0])
+
+    def _h5_images(self):
+        # h5py handles do not survive a fork (DataLoader workers): reopen per process.
+        if self._h5 is None or self._pid != os.getpid():
+            self._h5, self._pid = h5py.File(self.path, "r"), os.getpid()
+        return self._h5["images"]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_h5"], state["_pid"] = None, None
+        return state
+
+    def __len__(self):
+        return self.count
+
+    def raw(self, i):
+        """Image ``i`` as stored: (H, W, 3) uint8 RGB."""
+        if self.files is None:
+            return self._h5_images()[i]
+        path = os.path.join(self.path, self.files[i])
+        image = cv2.imread(path, cv2.IMREAD_COLOR)  # grey and RGBA become 3-channel BGR
+        if image is None:
+            raise DataError("%s: not a readable image" % path)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def __getitem__(self, i):
+        """Image ``i``.
+
+        Returns
+        -------
+        image : np.ndarray
+            (3, h, w) float32, ImageNet-normalised RGB at the input size.
+        index : np.int32
+            ``i``.
+        """
+        return normalize_image(resize_image(self.raw(i), self.size)), np.int32(i)
+
+    def record(self):
+        """What split.json keeps so that ``--resume`` sees the same images."""
+        names = "\n".join(self.files) if self.files is not None else "hdf5"
+        return {"path": os.path.abspath(self.path), "count": self.count,
+                "names_sha1": hashlib.sha1(names.encode()).hexdigest()}
+
+
+class ConcatUnlabeled(gluon.data.Dataset):
+    """Unlabeled datasets one after the other; items are ``(image, np.int32(slot))``.
+
+    Parameters
+    ----------
+    datasets : list of gluon.data.Dataset
+        Each returning ``(image, anything)``.
+    """
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        self.ends = np.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __len__(self):
+        return self.ends[-1] if self.ends else 0
+
+    def __getitem__(self, i):
+        """``(image, np.int32(i))``: the image of the dataset holding position ``i``."""
+        which = bisect.bisect_right(self.ends, i)
+        start = self.ends[which - 1] if which else 0
+        return self.datasets[which][i - start][0], np.int32(i)

@@ -1,0 +1,250 @@
+"""The pseudo-label cache in files (``--cache-on disk``), and its checkpoint snapshots.
+
+``DiskPseudoLabelCache`` has the interface and the semantics of
+``training.cache.PseudoLabelCache`` (write in epoch e, read in e + 1 only), with the
+arrays in three ``.npy`` files of the run directory (``cache/rank<r>/{depth,conf,
+written}.npy``).  Slots are read and written with ``os.pread`` / ``os.pwrite`` at
+their offsets rather than through ``np.memmap``: mapped pages that were touched count
+in the resident set size until unmapped, plain file I/O leaves them in the page cache
+only, so the RSS stays constant whatever the number of samples (bench/cache_memory.py).
+
+Writes are queued and applied by ``flush()`` (the trainer calls it after the optimiser
+steps; ``read`` and ``save_files`` call it first), so the device-to-host copy of the
+predictions does not stall the backward pass.
+
+Checkpoints (``CacheSnapshots``): a file that training keeps changing cannot live in
+``checkpoints/last``, which must be a consistent snapshot.  Instead, at every
+checkpoint each rank copies its files to ``checkpoints/cache-shards/<point>/rank<r>/``
+(written as ``rank<r>.tmp`` and renamed, then fsynced), where ``<point>`` is the
+(epoch, iteration) the checkpoint resumes at; ``state.json`` of the checkpoint names
+``<point>`` and the number of ranks.  The checkpoint itself is swapped in atomically
+by ``training.checkpoint.save`` only after every shard is complete, and shard
+directories are deleted only once no complete checkpoint names them, so a crash at
+any moment leaves the newest complete checkpoint and its shards intact.  ``best`` and
+``last`` written at the same point share one shard directory.
+"""
+import os
+import shutil
+
+import mxnet as mx
+import numpy as np
+
+from .cache import NEVER, SHARD_FILES, check_shard, masked_pseudo_labels
+from .checkpoint import CheckpointError
+
+SHARDS = "cache-shards"
+
+
+def _fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _create_npy(path, dtype, shape):
+    """A .npy file of zeros; open_memmap writes the header and sizes the (sparse) file."""
+    array = np.lib.format.open_memmap(path, "w+", dtype, shape)
+    array.flush()
+    del array
+
+
+def _pwrite(fd, data, offset, path):
+    if os.pwrite(fd, data, offset) != len(data):
+        raise OSError("%s: short write (disk full?)" % path)
+
+
+class DiskPseudoLabelCache:
+    """Pseudo-labels of ``num_samples`` unlabeled images at ``height x width``, in files.
+
+    Parameters
+    ----------
+    directory : str
+        Where the three ``.npy`` files are created (replacing any there).
+    num_samples, height, width : int
+    dtype : {'float32', 'float16'}
+        Storage type of depth and confidence; reads return float32.
+    """
+
+    KEYS = ("depth", "conf", "written")
+    CHUNK = 4096  # slots per bulk copy in load()
+
+    def __init__(self, directory, num_samples, height, width, dtype="float32"):
+        self.directory, self.dtype = directory, dtype
+        self.num_samples = num_samples
+        n = max(num_samples, 1)
+        self.slot_shape = (1, height, width)
+        self.dtypes = {"depth": np.dtype(dtype), "conf": np.dtype(dtype), "written": np.dtype(np.int32)}
+        self._shapes = {"depth": (n,) + self.slot_shape, "conf": (n,) + self.slot_shape, "written": (n,)}
+        self.fds, self.offsets, self.pending = {}, {}, []
+        os.makedirs(directory, exist_ok=True)
+        for key in self.KEYS:
+            _create_npy(self.path(key), self.dtypes[key], self._shapes[key])
+        self._open()
+        self._write_rows("written", 0, np.full(n, NEVER, np.int32))
+
+    # ---- files ---------------------------------------------------------------------
+    def path(self, key):
+        return os.path.join(self.directory, SHARD_FILES[key])
+
+    def _open(self):
+        self.close()
+        for key in self.KEYS:
+            self.offsets[key] = np.load(self.path(key), mmap_mode="r").offset
+            self.fds[key] = os.open(self.path(key), os.O_RDWR)
+
+    def close(self):
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds = {}
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def _row_bytes(self, key):
+        return int(np.prod(self._shapes[key][1:], dtype=np.int64)) * self.dtypes[key].itemsize
+
+    def _write_rows(self, key, first, values):
+        """Contiguous rows ``first ..`` of ``key`` from ``values`` (already of the file's dtype)."""
+        data = np.ascontiguousarray(values, self.dtypes[key]).tobytes()
+        _pwrite(self.fds[key], data, self.offsets[key] + first * self._row_bytes(key), self.path(key))
+
+    def _write_slots(self, key, ids, values):
+        values = np.ascontiguousarray(values, self.dtypes[key])
+        size, base = self._row_bytes(key), self.offsets[key]
+        for slot, row in zip(ids, values):
+            _pwrite(self.fds[key], row.tobytes(), base + int(slot) * size, self.path(key))
+
+    def _read_slots(self, key, ids):
+        out = np.empty((len(ids),) + self._shapes[key][1:], self.dtypes[key])
+        size, base = self._row_bytes(key), self.offsets[key]
+        for k, slot in enumerate(ids):
+            got = os.preadv(self.fds[key], [out[k:k + 1]], base + int(slot) * size)
+            if got != size:
+                raise OSError("%s: short read at slot %d" % (self.path(key), slot))
+        return out
+
+    # ---- the PseudoLabelCache interface ------------------------------------------------
+    def write(self, ids, depth, conf, epoch):
+        """Queue the predictions of epoch ``epoch`` for slots ``ids`` (applied by ``flush``)."""
+        self.pending.append((ids, depth, conf, epoch))
+
+    def flush(self):
+        """Apply the queued writes (waits for the predictions to be computed)."""
+        pending, self.pending = self.pending, []
+        for ids, depth, conf, epoch in pending:
+            ids = ids.asnumpy().astype(np.int64)
+            self._write_slots("depth", ids, depth.asnumpy())
+            self._write_slots("conf", ids, conf.asnumpy())
+            self._write_slots("written", ids, np.full(len(ids), epoch, np.int32))
+
+    def read(self, ids, epoch, threshold, ctx=None):
+        """Pseudo depth D^ and mask B (eq. 5) for slots ``ids`` in epoch ``epoch``, float32."""
+        self.flush()
+        ctx = ctx or mx.cpu()
+        ids = ids.asnumpy().astype(np.int64)
+        rows = {key: self._read_slots(key, ids) for key in self.KEYS}
+        nd = {key: mx.nd.array(value, dtype=value.dtype) for key, value in rows.items()}
+        return masked_pseudo_labels(nd["depth"], nd["conf"], nd["written"].astype("float32"),
+                                    epoch, threshold, ctx)
+
+    def shapes(self):
+        return dict(self._shapes)
+
+    def to_numpy(self):
+        """{'depth', 'conf', 'written'} as numpy arrays: the whole cache in memory (tests only)."""
+        self.flush()
+        return {key: np.load(self.path(key)) for key in self.KEYS}
+
+    def load(self, arrays):
+        """Restore from ``PseudoLabelCache.arrays()`` (a memory-mode checkpoint's cache.nd)."""
+        self.pending = []
+        for key in self.KEYS:
+            if key not in arrays or arrays[key].shape != self._shapes[key]:
+                raise ValueError("checkpoint cache %r does not match this run (%s vs %s)"
+                                 % (key, arrays[key].shape if key in arrays else None, self._shapes[key]))
+        for key in self.KEYS:
+            for first in range(0, self._shapes[key][0], self.CHUNK):
+                self._write_rows(key, first, arrays[key][first:first + self.CHUNK].asnumpy())
+
+    def save_files(self, directory):
+        """Copy the cache files into ``directory`` (created), fsynced."""
+        self.flush()
+        os.makedirs(directory, exist_ok=True)
+        for key in self.KEYS:
+            target = os.path.join(directory, SHARD_FILES[key])
+            shutil.copyfile(self.path(key), target)  # streamed, constant memory
+            _fsync(target)
+
+    def load_files(self, directory):
+        """Restore from a shard written by ``save_files`` (of either cache)."""
+        check_shard(directory, self._shapes)
+        self.pending = []
+        for key in self.KEYS:
+            source = os.path.join(directory, SHARD_FILES[key])
+            if np.load(source, mmap_mode="r").dtype == self.dtypes[key]:
+                shutil.copyfile(source, self.path(key) + ".tmp")
+                os.replace(self.path(key) + ".tmp", self.path(key))
+            else:  # another storage dtype: convert chunk by chunk
+                stored = np.load(source, mmap_mode="r")
+                for first in range(0, len(stored), self.CHUNK):
+                    self._write_rows(key, first, stored[first:first + self.CHUNK])
+        self._open()
+
+    def nbytes(self):
+        """Bytes on disk (not in memory)."""
+        return sum(self._row_bytes(key) * self._shapes[key][0] for key in self.KEYS)
+
+
+class CacheSnapshots:
+    """Cache shards of checkpoints under ``<run>/checkpoints/cache-shards/`` (module docstring).
+
+    Parameters
+    ----------
+    run_dir : str
+    rank, world : int
+        This process's rank and the number of ranks.
+    """
+
+    def __init__(self, run_dir, rank=0, world=1):
+        self.root = os.path.join(run_dir, "checkpoints", SHARDS)
+        self.rank, self.world = rank, world
+
+    @staticmethod
+    def point(epoch, iteration):
+        """The shard directory name of a checkpoint; sorts like (epoch, iteration)."""
+        return "e%05d-i%08d" % (epoch, iteration)
+
+    def write(self, cache, epoch, iteration):
+        """This rank's shard for the checkpoint at (epoch, iteration); returns its state entry."""
+        name = self.point(epoch, iteration)
+        final = os.path.join(self.root, name, "rank%d" % self.rank)
+        tmp = final + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        cache.save_files(tmp)
+        shutil.rmtree(final, ignore_errors=True)  # an unreferenced shard of an interrupted save
+        os.rename(tmp, final)
+        return {"shards": os.path.join(SHARDS, name), "world": self.world}
+
+    def load(self, cache, entry, checkpoints_dir):
+        """Restore this rank's shard named by a checkpoint's ``state["cache"]``."""
+        if entry["world"] != self.world:
+            raise CheckpointError("the checkpoint holds the cache of %d worker(s); resume with %d worker(s), not %d"
+                             % (entry["world"], entry["world"], self.world))
+        shard = os.path.join(checkpoints_dir, entry["shards"], "rank%d" % self.rank)
+        if not os.path.isdir(shard):
+            raise CheckpointError("cache shard %s of the checkpoint is missing" % shard)
+        cache.load_files(shard)
+
+    def prune(self, referenced, before):
+        """Delete shard directories older than ``before`` that no checkpoint names."""
+        if not os.path.isdir(self.root):
+            return
+        keep = {os.path.basename(path) for path in referenced}
+        for name in os.listdir(self.root):
+            if name not in keep and name < before:
+                shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
