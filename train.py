@@ -74,6 +74,7 @@ def parse_args(argv=None):
 
 def explicit_flags(parser, argv):
     """Destinations of the flags written on the command line (``--x v`` or ``--x=v``)."""
+    argv = parser._read_args_from_files(argv)  # flags inside @files count as written
     words = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
     return {a.dest for a in parser._actions if words.intersection(a.option_strings)}
 

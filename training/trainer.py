@@ -176,8 +176,9 @@ class Trainer:
         """Loss terms per device: 'sup', 'conf', 'depth' (eq. 3) and, when semi, 'semi', 'coverage'.
 
         Labeled and unlabeled images of a device go through the depth net in one
-        forward pass (one batch shape per step for the hybridized graph); BatchNorm
-        statistics are frozen, so the two halves do not interact.  ``counts`` =
+        forward pass (one batch shape per step for the hybridized graph).  With frozen
+        BatchNorm (ImageNet weights) the two halves do not interact; trained from
+        scratch they share the batch statistics.  ``counts`` =
         (labeled, unlabeled) images of the step over all workers, which the losses are
         normalised by (default: this batch's).
         """
@@ -281,7 +282,7 @@ class Trainer:
                     raise TrainingStopped("%d non-finite losses in a row at epoch %d, iteration %d; stopped. "
                                           "The last good checkpoint is in %s" % (
                                               self.bad_steps, epoch, it, os.path.join(self.run_dir, "checkpoints")))
-            if (it + 1) % o.log_every == 0 and good:
+            if ((it + 1) % o.log_every == 0 or it + 1 == self.steps) and good:
                 bar.set_postfix({k: "%.4f" % (v.asscalar() / good) for k, v in sums.items()})
             bar.update(1)
             if o.save_every and (it + 1) % o.save_every == 0 and it + 1 < self.steps:
