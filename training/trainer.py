@@ -16,9 +16,11 @@ Schedule (§5.1): the confidence net learns on labeled data in every epoch.  The
 unlabeled images are untouched until epoch ``semi_start - 1``, whose forward pass
 fills the pseudo-label cache; from ``semi_start`` on each unlabeled forward pass both
 uses the cache of the previous epoch (L_semi) and refills it.  With lambda = 0 the
-unlabeled images are never visited, which is exactly supervised training (the
-backbone's BatchNorm statistics are frozen, so an unused forward pass would not
-change anything either).
+unlabeled images are never visited, which is exactly supervised training.  With
+lambda > 0 and BatchNorm on batch statistics (training from scratch) the unlabeled
+images in a step's batch also shift the statistics the labeled images are normalised
+with; with ImageNet weights BatchNorm is frozen and they do not (see
+docs/claims/claims.md for what that does to a comparison).
 
 The unlabeled set is the split's unlabeled rows followed by the ``--unlabeled``
 images (``data.unlabeled_dir``); the cache lives in memory or in files
