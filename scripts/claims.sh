@@ -24,7 +24,7 @@
 #    7 semi epochs).  Sizing run (seed 0, lambda 0.1, T 0.9): 16 s per supervised and
 #    29-43 s per semi epoch + ~6 s of test scoring per epoch, 441 s for the run, so
 #    3 seeds x 2 lambdas + evaluation take about 40-50 minutes.
-#  - lr 3e-3, not the demo's 1e-2: at 1e-2 one of three seeds' depth output died in the
+#  - lr 3e-3 (the demo preset used 1e-2 before this run): at 1e-2 one of three seeds' depth output died in the
 #    first epoch (softplus saturated at ~0 m, val rel 0.9997 from then on).
 #  - T = 0.4, not the paper's 0.9: in the sizing run at T = 0.9 no unlabeled pixel ever
 #    reached C >= 0.9 (mask coverage 0 % in all 7 semi epochs), so L_semi would be
