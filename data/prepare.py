@@ -35,23 +35,14 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from config import parse_size
+
 from .augment import IDENTITY, apply_augment, eigen_augment
 from .errors import DataError
 from .nyu import LabeledMat, read_splits
 
 PAPER_SIZE = (320, 240)  # §5: inputs downsampled to 320 x 240 (width x height)
 PAPER_COPIES = 9  # §5: 795 training pairs -> 7155 = 795 x 9 after augmentation
-
-
-def parse_size(text):
-    """Parse ``"WIDTHxHEIGHT"`` into a (width, height) tuple of positive ints."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 320x240, got {text!r}") from None
-    if width <= 0 or height <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return width, height
 
 
 def positive_int(text):

@@ -301,7 +301,7 @@ def split_indices(n, test_frac, seed):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
-    from .prepare import parse_size
+    from config import parse_size
 
     parser = argparse.ArgumentParser(prog="python -m data.synthetic",
                                      description="Render synthetic rooms in the NYU Depth V2 file layout.")

@@ -32,7 +32,10 @@ import sys
 
 import numpy as np
 
+from training.checkpoint import write_json_atomic
+
 from . import EvaluationError
+from .report import read_json
 
 TABLE2 = ("rel", "log10", "rms", "d1", "d2", "d3")
 LOWER_IS_BETTER = {"rel", "log10", "rms"}
@@ -133,15 +136,6 @@ def _rel(acc):
 
 
 # ---- aggregation ---------------------------------------------------------------------------
-def _read(path, required=True):
-    if not os.path.isfile(path):
-        if required:
-            raise EvaluationError("%s not found" % path)
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
 def load_runs(out):
     """Every finished run under ``out``: its config, per-epoch metrics and evaluation files."""
     runs = []
@@ -149,9 +143,9 @@ def load_runs(out):
         d = os.path.dirname(cfg_path)
         with open(os.path.join(d, "metrics.jsonl")) as f:
             history = [json.loads(line) for line in f if line.strip()]
-        runs.append({"dir": d, "config": _read(cfg_path), "history": history,
-                     "eval": _read(os.path.join(d, "eval.json")), "table1": _read(os.path.join(d, "table1.json")),
-                     "sweep": _read(os.path.join(d, "pseudo_sweep.json"), required=False)})
+        runs.append({"dir": d, "config": read_json(cfg_path), "history": history,
+                     "eval": read_json(os.path.join(d, "eval.json")), "table1": read_json(os.path.join(d, "table1.json")),
+                     "sweep": read_json(os.path.join(d, "pseudo_sweep.json"), required=False)})
     if not runs:
         raise EvaluationError("no run directories seed*_lambda* with config.json under %s" % out)
     return runs
@@ -503,9 +497,7 @@ def write_report(out, setup=None, docs=None):
     claims = aggregate(load_runs(out), setup)
     written = []
     path = os.path.join(out, "claims.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(claims, f, indent=1, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    write_json_atomic(path, claims)
     written.append(path)
     path = os.path.join(out, "claims.md")
     with open(path + ".tmp", "w") as f:
@@ -535,13 +527,12 @@ def main(argv=None):
         if args.cmd == "pseudo":
             result = pseudo_sweep(args.run)
             path = os.path.join(args.run, "pseudo_sweep.json")
-            with open(path, "w") as f:
-                json.dump(result, f, indent=1)
+            write_json_atomic(path, result)
             for r in result["rows"]:
                 print("T=%.2f  rel %s  kept %.3f" % (r["t"], _f(r["rel"], 4), r["kept_fraction"]))
             print(path)
         else:
-            setup = _read(args.setup) if args.setup else None
+            setup = read_json(args.setup) if args.setup else None
             print("\n".join(write_report(args.out, setup, args.docs)))
     except (EvaluationError, OSError, KeyError, ValueError) as err:
         print("error: %s" % err, file=sys.stderr)

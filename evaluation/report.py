@@ -30,7 +30,8 @@ def load_paper(path=PAPER_RESULTS):
         return json.load(f)
 
 
-def _read_json(path, required=True):
+def read_json(path, required=True):
+    """A JSON file of a run (None if optional and missing); EvaluationError if unreadable."""
     if not os.path.isfile(path):
         if required:
             raise EvaluationError("%s not found" % path)
@@ -60,13 +61,13 @@ def dataset_name(config):
 
 def load_run(run_dir):
     """config.json, eval.json and (optional) table1.json of a run, plus its dataset name."""
-    config = _read_json(os.path.join(run_dir, "config.json"))
-    evaluation = _read_json(os.path.join(run_dir, "eval.json"))
+    config = read_json(os.path.join(run_dir, "config.json"))
+    evaluation = read_json(os.path.join(run_dir, "eval.json"))
     for key in ("labeled_frac", "lambda_semi"):
         if key not in config:
             raise EvaluationError("%s: no '%s'" % (os.path.join(run_dir, "config.json"), key))
     return {"name": os.path.basename(os.path.normpath(run_dir)), "config": config, "eval": evaluation,
-            "table1": _read_json(os.path.join(run_dir, "table1.json"), required=False),
+            "table1": read_json(os.path.join(run_dir, "table1.json"), required=False),
             "dataset": dataset_name(config)}
 
 
