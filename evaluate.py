@@ -18,7 +18,10 @@ import sys
 
 import numpy as np
 
-import config
+from threads import set_omp_threads
+
+set_omp_threads()  # before mxnet loads (threads.py)
+import config  # noqa: E402
 from evaluation import EvaluationError
 from evaluation.metrics import (DEFAULT_PROTOCOL, PROTOCOLS, ErrorAccumulator, clip_prediction, upsample,
                                 valid_mask)

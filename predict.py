@@ -23,7 +23,10 @@ import sys
 
 import numpy as np
 
-import config
+from threads import set_omp_threads
+
+set_omp_threads()  # before mxnet loads (threads.py)
+import config  # noqa: E402
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 DEPTH_CMAP = "plasma_r"  # as in the evaluation figures: near = bright

@@ -8,7 +8,7 @@ setup(
                 "from a single image based on confidence learning",
     python_requires=">=3.8",
     packages=find_packages(include=["symbols", "data", "training", "evaluation"]),
-    py_modules=["config", "train", "evaluate", "predict"],
+    py_modules=["config", "threads", "train", "evaluate", "predict"],
     package_data={"evaluation": ["paper_results.json"]},
     install_requires=[
         # mxnet 1.9.1 only works with this numpy

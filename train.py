@@ -12,7 +12,10 @@ import argparse
 import os
 import sys
 
-import config
+from threads import set_omp_threads
+
+set_omp_threads()  # before mxnet loads (threads.py)
+import config  # noqa: E402
 
 # Flags that may differ when resuming: they change where or how fast, not what is computed.
 RESUME_FREE = {"resume", "gpus", "num_workers", "no_progress", "log_every", "save_every",

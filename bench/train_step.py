@@ -42,7 +42,9 @@ from collections import defaultdict
 from contextlib import contextmanager
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from threads import set_omp_threads  # noqa: E402
 
+set_omp_threads()  # before mxnet loads (threads.py)
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from mxnet import autograd  # noqa: E402

@@ -31,6 +31,7 @@ def run_config(opts):
     cfg = {k: v for k, v in vars(opts).items()}
     cfg["versions"] = versions()
     cfg["git_commit"] = git_commit()
+    cfg["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")  # threads.py
     with h5py.File(os.path.join(opts.data, "train.h5"), "r") as f:
         cfg["data_attrs"] = {k: (v.item() if hasattr(v, "item") else str(v)) for k, v in f.attrs.items()}
         cfg["dataset"] = cfg["data_attrs"].get("dataset")
