@@ -6,7 +6,12 @@ specifies the ranges used here:
 
 * scale: s in [1, 1.5]; image and depth are enlarged by s and the depths are
   divided by s (zooming in by s looks like moving the camera s times closer);
-* translation: a random crop back to the output size;
+* translation: a random crop back to the output size, at every scale.  [4] crops
+  its 320x240 inputs to 304x228, i.e. moves the window by up to 1/40 of each side
+  either way; our output keeps the input size, so the window may also stand up to
+  1/40 of a side outside the scaled image (at 320x240: 8 and 6 pixels).  What lies
+  outside is black in the image and invalid (0) in the depth, so at scale 1 a copy
+  is still translated and no depth is made up;
 * colour: the RGB values are multiplied by c in [0.8, 1.2]^3;
 * flip: horizontal with probability 0.5.
 
@@ -30,6 +35,8 @@ import numpy as np
 EIGEN_SCALE_RANGE = (1.0, 1.5)
 EIGEN_COLOUR_RANGE = (0.8, 1.2)
 EIGEN_FLIP_PROBABILITY = 0.5
+# 320x240 -> 304x228 crops: the window moves by up to 8 / 320 = 6 / 240 = 1/40 of a side each way.
+EIGEN_TRANSLATION_FRACTION = 1.0 / 40
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,8 @@ class AugmentParams:
     scale : float
         Zoom factor s >= 1; the scaled size is ``round(w * s) x round(h * s)``.
     offset : tuple of int
-        (x, y) of the crop window's top-left corner in the scaled image.
+        (x, y) of the crop window's top-left corner in the scaled image; it may lie
+        up to ``translation_margin`` outside it (negative, or past the far side).
     flip : bool
         Mirror left-right after cropping.
     colour : tuple of float
@@ -61,6 +69,21 @@ def scaled_size(size, scale):
     """(width, height) of an output ``size`` enlarged by ``scale``."""
     width, height = size
     return max(width, int(round(width * scale))), max(height, int(round(height * scale)))
+
+
+def translation_margin(size):
+    """(x, y) pixels the crop window may stand outside the scaled image (Eigen et al.'s crop)."""
+    return tuple(int(round(n * EIGEN_TRANSLATION_FRACTION)) for n in size)
+
+
+def crop(array, x, y, width, height):
+    """``array[y:y + height, x:x + width]`` with zeros where the window leaves the array."""
+    out = np.zeros((height, width) + array.shape[2:], array.dtype)
+    top, left = max(y, 0), max(x, 0)
+    bottom, right = min(y + height, array.shape[0]), min(x + width, array.shape[1])
+    if bottom > top and right > left:
+        out[top - y:bottom - y, left - x:right - x] = array[top:bottom, left:right]
+    return out
 
 
 def resize_image(img, size):
@@ -112,8 +135,9 @@ def sample_params(rng, size):
     flip = bool(rng.uniform() < EIGEN_FLIP_PROBABILITY)
     colour = tuple(float(c) for c in rng.uniform(*EIGEN_COLOUR_RANGE, size=3))
     scaled_width, scaled_height = scaled_size(size, scale)
-    offset = (int(rng.randint(0, scaled_width - size[0] + 1)),
-              int(rng.randint(0, scaled_height - size[1] + 1)))
+    margin_x, margin_y = translation_margin(size)
+    offset = (int(rng.randint(-margin_x, scaled_width - size[0] + margin_x + 1)),
+              int(rng.randint(-margin_y, scaled_height - size[1] + margin_y + 1)))
     return AugmentParams(scale=scale, offset=offset, flip=flip, colour=colour)
 
 
@@ -140,9 +164,8 @@ def apply_augment(params, image, depth, size):
     width, height = size
     scaled = scaled_size(size, params.scale)
     x, y = params.offset
-    window = (slice(y, y + height), slice(x, x + width))
-    image = resize_image(image, scaled)[window]
-    depth = resize_depth(depth, scaled)[window] / np.float32(params.scale)
+    image = crop(resize_image(image, scaled), x, y, width, height)
+    depth = crop(resize_depth(depth, scaled), x, y, width, height) / np.float32(params.scale)
     if params.flip:
         image, depth = image[:, ::-1], depth[:, ::-1]
     if params.colour != IDENTITY.colour:

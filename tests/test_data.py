@@ -11,7 +11,7 @@ import pytest
 import scipy.io
 
 from data import augment, prepare, synthetic
-from data.augment import AugmentParams, apply_augment, eigen_augment, sample_params
+from data.augment import IDENTITY, AugmentParams, apply_augment, eigen_augment, sample_params
 from data.dataset import (IMAGENET_MEAN, IMAGENET_STD, LabeledDataset, TestDataset,
                           UnlabeledDataset, depth_to_quarter, normalize_image, read_depths,
                           read_prepared, rows_for_sources, split_sources, valid_mask)
@@ -144,7 +144,7 @@ def test_depth_edges_stay_on_image_edges_under_random_augmentation():
         out_image, out_depth = apply_augment(params, image, depth, SIZE)
         assert out_image.shape == (SIZE[1], SIZE[0], 3) and out_image.dtype == np.uint8
         assert out_depth.shape == (SIZE[1], SIZE[0]) and out_depth.dtype == np.float32
-        near = out_depth < 2.0 / params.scale
+        near = (out_depth > 0) & (out_depth < 2.0 / params.scale)  # 0: outside the scaled image
         bright = out_image.astype(float).mean(2) > 0.5 * (40 + 220) * np.mean(params.colour)
         # Area interpolation may blend the one pixel the edge cuts through.
         assert np.abs(bounding_box(near) - bounding_box(bright)).max() <= 1
@@ -165,7 +165,34 @@ def test_depth_is_divided_by_scale_and_invalid_stays_zero():
         assert 1.0 <= params.scale <= 1.5
         colour = np.asarray(params.colour)
         assert np.all((0.8 <= colour) & (colour <= 1.2))
-        np.testing.assert_allclose(out_image[0, 0], 100 * colour, atol=1)
+        centre = out_image[SIZE[1] // 2, SIZE[0] // 2]  # the border may lie outside the scaled image
+        np.testing.assert_allclose(centre, 100 * colour, atol=1)
+
+
+def test_every_scale_is_translated_and_outside_is_black_and_invalid():
+    """Eigen et al. crop at a random offset at every scale, also at scale 1 (up to 1/40 of a side)."""
+    image, depth = marked_pair()
+    margin = augment.translation_margin(SIZE)
+    assert margin == (round(SIZE[0] / 40), round(SIZE[1] / 40)) and min(margin) >= 1
+    rng = np.random.RandomState(3)
+    offsets = set()
+    for _ in range(400):
+        params = sample_params(rng, SIZE)
+        sw, sh = augment.scaled_size(SIZE, params.scale)
+        x, y = params.offset
+        assert -margin[0] <= x <= sw - SIZE[0] + margin[0] and -margin[1] <= y <= sh - SIZE[1] + margin[1]
+        if (sw, sh) == SIZE:  # nothing to crop from: only the translation moves the window
+            offsets.add(params.offset)
+    assert len(offsets) >= 5  # of the 3 x 3 possible at margin 1
+    # at scale 1, shifted by (-dx, +dy): the scene moves right by dx and up by dy; what enters is empty
+    dx, dy = 2, 1
+    shifted = AugmentParams(scale=1.0, offset=(-dx, dy), flip=False, colour=(1.0, 1.0, 1.0))
+    image_s, depth_s = apply_augment(shifted, image, depth, SIZE)
+    plain_image, plain_depth = apply_augment(IDENTITY, image, depth, SIZE)
+    np.testing.assert_array_equal(image_s[:-dy, dx:], plain_image[dy:, :-dx])
+    np.testing.assert_array_equal(depth_s[:-dy, dx:], plain_depth[dy:, :-dx])
+    assert np.all(image_s[:, :dx] == 0) and np.all(image_s[-dy:] == 0)
+    assert np.all(depth_s[:, :dx] == 0) and np.all(depth_s[-dy:] == 0)
 
 
 def test_resize_depth_is_nearest_and_never_mixes_invalid():

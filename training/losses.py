@@ -1,15 +1,20 @@
 """The paper's equations 1-6, one pure function each (``F`` is ``mx.nd`` or ``mx.sym``).
 
-The paper writes every loss as a sum over images n and pixels p.  We divide each sum
-by ``num_pixels``, the number of pixels of the *whole* batch it runs over (B x h x w;
-invalid or unmasked pixels contribute 0 to the numerator but count in the
-denominator), so that
+The paper writes every loss as a sum over images n and pixels p, and
+L_dep = L_sup + lambda L_semi (eq. 3) weighs one unlabeled pixel lambda times one
+labeled pixel, whatever the number of labeled and unlabeled images in a step.  We
+divide every sum of a step (eqs. 2, 4 and 6) by one and the same constant,
+``num_pixels`` = the labeled pixels of the step (B_l x h x w over all devices and
+workers; invalid or unmasked pixels contribute 0 to the numerator), so that
 
-* the losses are means and the optimisers step with ``trainer.step(1)``;
-* the relative weight of L_sup and L_semi is the paper's (sums over equally sized
-  batches) up to the ratio of labeled to unlabeled batch sizes;
-* a batch split over several devices gives the same gradient as one device: each
-  device's partial sum is divided by the same global ``num_pixels``.
+* the relative weights of L_sup and L_semi are exactly the paper's sums for any
+  batch composition: at 1/4 labeled a step holds 4 labeled + 12 unlabeled images,
+  and dividing L_semi by its own 12-image pixel count would turn lambda = 0.1 into
+  an effective 0.1 x 4 / 12 = 0.033;
+* the losses are means over the labeled pixels, and the optimisers step with
+  ``trainer.step(1)`` (the learning rate keeps its usual meaning for L_sup);
+* a batch split over several devices or workers gives the same gradient as one
+  device: each device's partial sum is divided by the same global constant.
 
 Invalid ground truth (depth <= 0 or non-finite; NaN in the datasets) is masked
 everywhere: in L_sup, in the confidence target and in L_conf.
@@ -52,7 +57,8 @@ def confidence_mask(F, conf, threshold):
 
 
 def semi_supervised_loss(F, pred, pseudo_depth, mask, num_pixels):
-    """Eq. 6: L_semi = sum_m sum_p |E - D^| B, with {D^, B} constant, divided by ``num_pixels``."""
+    """Eq. 6: L_semi = sum_m sum_p |E - D^| B, with {D^, B} constant, divided by ``num_pixels``
+    (the step's LABELED pixel count, the constant L_sup is divided by: see the module doc)."""
     pseudo_depth = F.stop_gradient(pseudo_depth)
     mask = F.stop_gradient(mask)
     return F.sum(F.abs(pred - pseudo_depth) * mask) / num_pixels

@@ -161,14 +161,15 @@ class Trainer:
         return {"sup": losses.supervised_loss(mx.nd, pred, depth, num_pixels),
                 "conf": losses.confidence_loss(mx.nd, conf, target, depth, num_pixels)}
 
-    def process_unlabeled(self, image, ids, pred, num_pixels, epoch, phase):
+    def process_unlabeled(self, image, ids, pred, num_pixels, unlabeled_pixels, epoch, phase):
         """§4.2.3: L_semi against the cache of epoch - 1 (eqs. 5, 6); then this forward
-        pass's depth and confidence become the cache of this epoch."""
+        pass's depth and confidence become the cache of this epoch.  L_semi is divided by
+        ``num_pixels`` (labeled, as L_sup); coverage = kept share of ``unlabeled_pixels``."""
         out = {}
         if phase == "semi":
             pseudo, mask = self.cache.read(ids, epoch, self.opts.t_semi, ctx=image.context)
             out["semi"] = losses.semi_supervised_loss(mx.nd, pred, pseudo, mask, num_pixels)
-            out["coverage"] = mask.sum() / num_pixels
+            out["coverage"] = mask.sum() / unlabeled_pixels
         with autograd.pause():  # the confidence net learns on labeled data only (§3)
             conf = self.conf_net(confidence_input(mx.nd, image, pred.detach()))
         self.cache.write(ids, pred.detach(), conf, epoch)
@@ -186,11 +187,12 @@ class Trainer:
         """
         q = (self.height // STRIDE) * (self.width // STRIDE)
         image, depth = labeled
+        # one constant for every sum of the step: the paper's eq. 3 weighs pixels, not batches (losses.py)
         n_pix = (counts[0] if counts else image.shape[0]) * q
         parts = self.shard((image, depth))
         if unlabeled is not None and phase:
             u_image, ids = unlabeled
-            u_pix = (counts[1] if counts else u_image.shape[0]) * q
+            u_pix = (counts[1] if counts else u_image.shape[0]) * q  # only for the coverage figure
             u_parts = self.shard((u_image, ids), max_shards=len(parts))
         else:
             u_parts = []
@@ -201,7 +203,7 @@ class Trainer:
                 pred = self.depth_net(mx.nd.concat(img, u_img, dim=0))
                 n = img.shape[0]
                 terms = self.process_labeled(img, dep, pred[:n], n_pix)
-                terms.update(self.process_unlabeled(u_img, u_ids, pred[n:], u_pix, epoch, phase))
+                terms.update(self.process_unlabeled(u_img, u_ids, pred[n:], n_pix, u_pix, epoch, phase))
             else:
                 terms = self.process_labeled(img, dep, self.depth_net(img), n_pix)
             semi = terms.get("semi")

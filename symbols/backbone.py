@@ -1,0 +1,64 @@
+"""A trained depth net's bottom-up path as a ``resnet50_v1b`` weights file.
+
+    python -m symbols.backbone --run runs/PRETRAIN --out backbone.params [--checkpoint last]
+
+The file has the layout of gluoncv's ImageNet ``resnet50_v1b`` weights (the classifier
+``fc`` is freshly initialised and unused), so ``train.py --backbone-params FILE`` takes
+it exactly as it takes ImageNet weights: the backbone is loaded, its BatchNorm keeps
+the stored statistics (frozen) and the top-down layers start fresh.  The claims
+experiment (scripts/claims.sh) uses it as a stand-in for ImageNet weights, which
+cannot be downloaded everywhere: a depth net pretrained on other synthetic scenes.
+"""
+import argparse
+import os
+import sys
+
+import mxnet as mx
+from gluoncv.model_zoo import resnet50_v1b
+
+from .depth_net import INPUT_MULTIPLE
+
+
+def backbone_pairs(depth_net, resnet):
+    """(resnet block, depth-net block) for every part of the bottom-up path."""
+    return [(resnet.conv1, depth_net.stem[0]), (resnet.bn1, depth_net.stem[1]),
+            (resnet.layer1, depth_net.layer1), (resnet.layer2, depth_net.layer2),
+            (resnet.layer3, depth_net.layer3), (resnet.layer4, depth_net.layer4)]
+
+
+def save_backbone(depth_net, path):
+    """Write the backbone of ``depth_net`` (weights and BatchNorm statistics) to ``path``."""
+    resnet = resnet50_v1b(pretrained=False)
+    resnet.initialize(mx.init.Xavier())
+    resnet(mx.nd.zeros((1, 3, INPUT_MULTIPLE * 2, INPUT_MULTIPLE * 2)))  # finish deferred shapes
+    for target, source in backbone_pairs(depth_net, resnet):
+        theirs = source._collect_params_with_prefix()
+        for name, param in target._collect_params_with_prefix().items():
+            param.set_data(theirs[name].data().as_in_context(mx.cpu()))
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = path + ".tmp"
+    resnet.save_parameters(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv=None):
+    from training.checkpoint import CheckpointError, load_nets
+    parser = argparse.ArgumentParser(prog="python -m symbols.backbone", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="run directory made by train.py")
+    parser.add_argument("--out", required=True, help="the .params file to write")
+    parser.add_argument("--checkpoint", default="last", help="last, best or a checkpoint directory. default: %(default)s")
+    args = parser.parse_args(argv)
+    try:
+        depth_net = load_nets(args.run, args.checkpoint)[0]
+        print(save_backbone(depth_net, args.out))
+    except (CheckpointError, OSError, mx.MXNetError) as err:
+        print("error: %s" % str(err).strip().splitlines()[-1], file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
