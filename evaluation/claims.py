@@ -3,25 +3,24 @@
     python -m evaluation.claims pseudo RUN             # RUN/pseudo_sweep.json (per run, after training)
     python -m evaluation.claims report OUT [--docs D]  # OUT/claims.{md,json}, OUT/claims_rel.png
 
-``scripts/claims.sh`` trains seeds x {lambda 0, 0.1, control 1e-6} into
-``OUT/seed<S>_lambda<L>``, runs ``evaluate.py --table1`` and ``pseudo`` on each, then
-``report``.  The control keeps the unlabeled images in the batches (which matters with
-BatchNorm on batch statistics) but scales L_semi's gradient to nothing, so lambda 0.1
-vs control is the share of L_semi itself.
+``scripts/claims.sh`` trains seeds x arms into ``OUT/seed<S>_<ARM>``: the paper's arms
+``lambda0`` and ``lambda0.1`` and any extra, named arm (a variant that departs from the
+paper, reported beside it, never in its place), runs ``evaluate.py --table1`` and
+``pseudo`` on each, then ``report``.
 
 ``pseudo`` scores the final networks' pseudo-labels on the unlabeled training rows
 at many thresholds T in one pass, with the same definitions as ``evaluate.py
 --table1`` (rel pooled over valid pixels with C >= T, at 1/4 resolution; kept =
 share of all pixels with C >= T), so it also gives T = 0.9 when a run trained with
 another T.  It adds what a diagnosis needs: calibration per confidence bin (mean C
-against the mean eq. 1 target), and the pseudo-labels actually cached by the last
-epoch (what L_semi would have pulled towards) next to the final model on the
-same pixels.
+against the mean eq. 1 target), the eq. 1 target and the confidence on the LABELED
+rows (what the confidence net learned from), and the pseudo-labels actually cached by
+the last epoch (what L_semi pulled towards) next to the final model on the same pixels.
 
 ``report`` reads config.json, metrics.jsonl, eval.json, table1.json and
-pseudo_sweep.json of every run, pairs lambda = 0 and 0.1 by seed and writes the
-tables; nothing is selected on the test set (eval.json scores the LAST checkpoint,
-the per-epoch test curves are for display).
+pseudo_sweep.json of every run, pairs the arms by seed and writes the tables;
+nothing is selected on the test set (eval.json scores the LAST checkpoint, the
+per-epoch test curves are for display).
 """
 import argparse
 import glob
@@ -92,43 +91,42 @@ def pseudo_sweep(run_dir, batch_size=8):
     for b in bins:
         for key in ("conf", "target", "rel"):
             b[key] = b[key] / b["n"] if b["n"] else None
-    train_mode = batch_stats_rel(run, train_path, rows, cache_conf, cached, (t_run, PAPER_T))
     return {"run": os.path.basename(os.path.normpath(run_dir)), "t_semi": t_run, "alpha": alpha,
             "n_images": int(len(rows)),
             "rows": [{"t": t, "rel": _rel(model[t]), "kept_fraction": kept[t] / max(n_pixels, 1),
                       "n_pixels": model[t].n_pixels} for t in thresholds],
             "calibration": bins,
+            "labeled": labeled_targets(run, train_path, alpha, thresholds=(t_run, PAPER_T)),
             "cache": {"written_fraction": float(cached.mean()) if cached.size else 0.0,
                       "rows": [{"t": t, "cached_rel": _rel(old), "final_rel": _rel(new),
-                                "final_batch_stats_rel": train_mode[t], "n_pixels": old.n_pixels}
+                                "n_pixels": old.n_pixels}
                                for t, (old, new) in sorted(lag.items())]}}
 
 
-def batch_stats_rel(run, train_path, rows, cache_conf, cached, thresholds, batch_size=16):
-    """rel of the final depth net run as in training (BatchNorm on batch statistics, batches of
-    ``batch_size`` unlabeled images, about a training step's 4 + 12), on the pixels C_cached >= T.
-
-    Separates the two reasons a cached pseudo-label differs from the final network's
-    prediction: the epoch lag (cached vs this) and the BatchNorm mode (this vs final).
-    Running statistics this pass updates in memory are never saved.
-    """
-    import mxnet as mx
-    from mxnet import autograd
+def labeled_targets(run, train_path, alpha, thresholds, batch_size=8):
+    """What the confidence net learned from: on the labeled rows, the eq. 1 target Y of the
+    final depth net and the final confidence C.  C is trained towards Y with an L1 loss, so
+    it tends to the conditional MEDIAN of Y: a pixel reaches C >= T only where most pixels
+    like it have Y >= T, i.e. relative error <= -ln(T) / alpha (0.021 at T = 0.9, alpha = 5)."""
     from data.dataset import UnlabeledDataset, read_depths
-    from evaluation.metrics import PROTOCOLS, ErrorAccumulator
-    accs = {t: ErrorAccumulator(PROTOCOLS["full"]) for t in thresholds}
-    depth_net, ctx = run["nets"][0], run["ctxs"][0]
-    loader = mx.gluon.data.DataLoader(UnlabeledDataset(train_path, rows), batch_size=batch_size, shuffle=False)
-    for images, ids in loader:
-        with autograd.train_mode():
-            depth = depth_net(images.as_in_context(ctx)).asnumpy()[:, 0]
-        ids = ids.asnumpy().astype(np.int64)
+    from evaluation.inference import predict
+    rows = np.asarray(run["split"]["labeled_rows"], np.int64)
+    targets, confs = [], []
+    # UnlabeledDataset reads only the images of the rows; their depths come from read_depths
+    for ids, depth, conf in predict(*run["nets"], UnlabeledDataset(train_path, rows), batch_size, run["ctxs"],
+                                    progress=False):
         gt = read_depths(train_path, rows[ids], quarter=True)
-        for k, i in enumerate(ids):
-            if cached[i]:
-                for t, acc in accs.items():
-                    acc.add(gt[k], depth[k], mask=cache_conf[i] >= t)
-    return {t: _rel(acc) for t, acc in accs.items()}
+        valid = np.isfinite(gt) & (gt > 0)
+        targets.append(np.exp(-alpha * np.abs(depth[valid] - gt[valid]) / gt[valid]))
+        confs.append(conf[valid])
+    y, c = (np.concatenate(v) if v else np.zeros(0) for v in (targets, confs))
+    if not y.size:
+        return None
+    return {"n_pixels": int(y.size), "target_quantiles": {"%g" % q: float(np.quantile(y, q))
+                                                          for q in (0.1, 0.25, 0.5, 0.75, 0.9)},
+            "target_mean": float(y.mean()), "conf_mean": float(c.mean()),
+            "rows": [{"t": t, "target_at_least": float((y >= t).mean()), "conf_at_least": float((c >= t).mean())}
+                     for t in sorted(set(thresholds))]}
 
 
 def _rel(acc):
@@ -136,19 +134,35 @@ def _rel(acc):
 
 
 # ---- aggregation ---------------------------------------------------------------------------
+BASE_ARM = "lambda0"
+
+
 def load_runs(out):
-    """Every finished run under ``out``: its config, per-epoch metrics and evaluation files."""
+    """Every finished run ``OUT/seed<S>_<ARM>``: its arm, config, per-epoch metrics and evaluation files."""
     runs = []
-    for cfg_path in sorted(glob.glob(os.path.join(out, "seed*_lambda*", "config.json"))):
+    for cfg_path in sorted(glob.glob(os.path.join(out, "seed*_*", "config.json"))):
         d = os.path.dirname(cfg_path)
         with open(os.path.join(d, "metrics.jsonl")) as f:
             history = [json.loads(line) for line in f if line.strip()]
-        runs.append({"dir": d, "config": read_json(cfg_path), "history": history,
-                     "eval": read_json(os.path.join(d, "eval.json")), "table1": read_json(os.path.join(d, "table1.json")),
+        runs.append({"dir": d, "arm": os.path.basename(d).split("_", 1)[1], "config": read_json(cfg_path),
+                     "history": history, "eval": read_json(os.path.join(d, "eval.json")),
+                     "table1": read_json(os.path.join(d, "table1.json")),
                      "sweep": read_json(os.path.join(d, "pseudo_sweep.json"), required=False)})
     if not runs:
-        raise EvaluationError("no run directories seed*_lambda* with config.json under %s" % out)
+        raise EvaluationError("no run directories seed*_<arm> with config.json under %s" % out)
     return runs
+
+
+def arms_of(runs):
+    """(base, semi, extras): lambda0, the lambda arm with the largest lambda, the other named arms."""
+    arms = {r["arm"]: r["config"]["lambda_semi"] for r in runs}
+    if BASE_ARM not in arms:
+        raise EvaluationError("no %s runs: the paper's supervised baseline is missing" % BASE_ARM)
+    lams = [a for a in arms if a.startswith("lambda") and a != BASE_ARM]
+    if not lams:
+        raise EvaluationError("no lambda > 0 runs to compare with %s" % BASE_ARM)
+    semi = max(lams, key=lambda a: arms[a])
+    return BASE_ARM, semi, sorted(a for a in arms if a not in (BASE_ARM, semi))
 
 
 def mean_std(values):
@@ -160,7 +174,7 @@ def mean_std(values):
 
 
 def paired(base, semi, metric):
-    """lambda=0.1 minus lambda=0 per seed, its mean/std, paired t-test and the sign count."""
+    """semi minus base per seed, its mean/std, paired t-test and the sign count."""
     from scipy.stats import ttest_rel
     diffs = [s - b for b, s in zip(base, semi)]
     better = [(d < 0) if metric in LOWER_IS_BETTER else (d > 0) for d in diffs]
@@ -192,89 +206,115 @@ def ordered(entries, t):
 
 
 def test_curves(runs):
-    """Per lambda: epochs and mean/std over seeds of the per-epoch test rel (--track-test)."""
+    """Per arm: epochs (0-based, as metrics.jsonl) and mean/std over seeds of the per-epoch test rel."""
     curves = {}
-    for lam in sorted({r["config"]["lambda_semi"] for r in runs}):
-        series = [[m["test"]["rel"] for m in r["history"] if m.get("test")] for r in runs
-                  if r["config"]["lambda_semi"] == lam]
+    for arm in sorted({r["arm"] for r in runs}):
+        series = [[m["test"]["rel"] for m in r["history"] if m.get("test")] for r in runs if r["arm"] == arm]
         n = min(len(s) for s in series) if series else 0
         if n:
             arr = np.array([s[:n] for s in series])
-            curves["%g" % lam] = {"epoch": list(range(1, n + 1)), "mean": arr.mean(0).tolist(),
-                                  "std": (arr.std(0, ddof=1) if len(arr) > 1 else np.zeros(n)).tolist(),
-                                  "n_seeds": len(arr)}
+            curves[arm] = {"epoch": list(range(n)), "mean": arr.mean(0).tolist(),
+                           "std": (arr.std(0, ddof=1) if len(arr) > 1 else np.zeros(n)).tolist(),
+                           "n_seeds": len(arr)}
     return curves
 
 
-def coverage(runs, lam):
-    """Per epoch of the runs with this lambda: mean over seeds of mask coverage, L_sup and L_semi."""
-    semi = [r for r in runs if r["config"]["lambda_semi"] == lam]
+def coverage(runs, arm):
+    """Per epoch of the runs of an arm: mean over seeds of mask coverage, L_sup, L_semi and L_conf."""
+    mine = [r for r in runs if r["arm"] == arm]
     out = []
-    for e in range(min((len(r["history"]) for r in semi), default=0)):
-        ms = [r["history"][e] for r in semi]
-        out.append({"epoch": e + 1, "phase": ms[0]["phase"],
+    for e in range(min((len(r["history"]) for r in mine), default=0)):
+        ms = [r["history"][e] for r in mine]
+        out.append({"epoch": e, "phase": ms[0]["phase"],
                     "coverage_pct": mean_std([m.get("mask_coverage_pct") for m in ms])[0],
                     "semi": mean_std([m.get("semi") for m in ms])[0],
-                    "sup": mean_std([m.get("sup") for m in ms])[0]})
+                    "sup": mean_std([m.get("sup") for m in ms])[0],
+                    "conf": mean_std([m.get("conf") for m in ms])[0]})
     return out
+
+
+def confidence_steps(run):
+    """Adam steps the confidence net took: one per training step of every epoch."""
+    split = run_split(run)
+    steps = int(np.ceil(len(split["labeled_rows"]) / run["config"]["batch_size"])) if split else None
+    return steps * len(run["history"]) if steps else None
+
+
+def run_split(run):
+    return read_json(os.path.join(run["dir"], "split.json"), required=False)
+
+
+def sweep_summary(sweeps):
+    """Mean over seeds of each pseudo_sweep row, calibration bin and labeled-target row."""
+    out = {"sweep": [{"t": row["t"], "rel": mean_std([sw["rows"][i]["rel"] for sw in sweeps]),
+                      "kept_fraction": mean_std([sw["rows"][i]["kept_fraction"] for sw in sweeps])}
+                     for i, row in enumerate(sweeps[0]["rows"])],
+           "calibration": [{"lo": b["lo"], "hi": b["hi"], "n": sum(sw["calibration"][i]["n"] for sw in sweeps),
+                            "conf": mean_std([sw["calibration"][i]["conf"] for sw in sweeps])[0],
+                            "target": mean_std([sw["calibration"][i]["target"] for sw in sweeps])[0],
+                            "rel": mean_std([sw["calibration"][i]["rel"] for sw in sweeps])[0]}
+                           for i, b in enumerate(sweeps[0]["calibration"])],
+           "cache": [{"t": row["t"], "cached_rel": mean_std([sw["cache"]["rows"][i]["cached_rel"] for sw in sweeps]),
+                      "final_rel": mean_std([sw["cache"]["rows"][i]["final_rel"] for sw in sweeps]),
+                      "n_pixels": sum(sw["cache"]["rows"][i]["n_pixels"] for sw in sweeps)}
+                     for i, row in enumerate(sweeps[0]["cache"]["rows"])]}
+    labeled = [sw.get("labeled") for sw in sweeps if sw.get("labeled")]
+    if labeled:
+        out["labeled"] = {"target_median": mean_std([lb["target_quantiles"]["0.5"] for lb in labeled])[0],
+                          "target_q90": mean_std([lb["target_quantiles"]["0.9"] for lb in labeled])[0],
+                          "conf_mean": mean_std([lb["conf_mean"] for lb in labeled])[0],
+                          "rows": [{"t": row["t"],
+                                    "target_at_least": mean_std([lb["rows"][i]["target_at_least"] for lb in labeled])[0],
+                                    "conf_at_least": mean_std([lb["rows"][i]["conf_at_least"] for lb in labeled])[0]}
+                                   for i, row in enumerate(labeled[0]["rows"])]}
+    return out
+
+
+def freeze_bn(cfg):
+    """Whether the backbone's BatchNorm was frozen (the rule of training.checkpoint.load_nets)."""
+    if cfg.get("freeze_bn") is not None:
+        return bool(cfg["freeze_bn"])
+    return bool(cfg.get("pretrained") or cfg.get("backbone_params"))
 
 
 def aggregate(runs, setup=None):
     """Everything claims.md shows, as one JSON-able dict."""
-    by = {(r["config"]["seed"], r["config"]["lambda_semi"]): r for r in runs}
-    lams = sorted({lam for _, lam in by})
-    semi_lam = max(lams)
-    seeds = sorted({s for s, _ in by if (s, 0.0) in by and (s, semi_lam) in by})
-    # A control arm: lambda so small that L_semi's gradient is nil, but the same unlabeled
-    # forward passes (with BatchNorm on batch statistics they change the labeled outputs too).
-    control = next((lam for lam in lams if 0 < lam < semi_lam and all((s, lam) in by for s in seeds)), None)
-    cfg = runs[0]["config"]
-    per_seed = [{"seed": s, "lambda": lam, "metrics": {m: by[s, lam]["eval"]["metrics"][m] for m in TABLE2},
-                 "table1": {"%g" % t: v for t, v in sorted(table1_entry(by[s, lam]).items(), reverse=True)}}
-                for s in seeds for lam in (0.0, control, semi_lam) if lam is not None]
+    by = {(r["config"]["seed"], r["arm"]): r for r in runs}
+    base, semi, extras = arms_of(runs)
+    seeds = sorted({s for s, _ in by if (s, base) in by and (s, semi) in by})
+    extras = [a for a in extras if all((s, a) in by for s in seeds)]
+    arms = [base, semi] + extras
+    cfg = by[seeds[0], semi]["config"]
+    per_seed = [{"seed": s, "arm": a, "lambda": by[s, a]["config"]["lambda_semi"],
+                 "t_semi": by[s, a]["config"]["t_semi"],
+                 "metrics": {m: by[s, a]["eval"]["metrics"][m] for m in TABLE2},
+                 "table1": {"%g" % t: v for t, v in sorted(table1_entry(by[s, a]).items(), reverse=True)}}
+                for s in seeds for a in arms]
     t2 = {}
     for m in TABLE2:
-        base = [by[s, 0.0]["eval"]["metrics"][m] for s in seeds]
-        semi = [by[s, semi_lam]["eval"]["metrics"][m] for s in seeds]
-        t2[m] = dict(paired(base, semi, m), base=mean_std(base), semi=mean_std(semi))
-        if control is not None:
-            ctrl = [by[s, control]["eval"]["metrics"][m] for s in seeds]
-            t2[m]["control"] = mean_std(ctrl)
-            t2[m]["semi_vs_control"] = paired(ctrl, semi, m)
-            t2[m]["control_vs_base"] = paired(base, ctrl, m)
+        values = {a: [by[s, a]["eval"]["metrics"][m] for s in seeds] for a in arms}
+        t2[m] = dict(paired(values[base], values[semi], m), base=mean_std(values[base]), semi=mean_std(values[semi]),
+                     extra={a: dict(paired(values[base], values[a], m), mean=mean_std(values[a])) for a in extras})
     t1 = {}
-    for lam in (0.0, semi_lam):
-        entries = [table1_entry(by[s, lam]) for s in seeds]
-        t1["%g" % lam] = {"%g" % t: {"rel": mean_std([e[t]["rel"] for e in entries]),
-                                     "kept_fraction": mean_std([e[t]["kept_fraction"] for e in entries]),
-                                     "ordered": ordered(entries, t)}
-                          for t in sorted(entries[0], reverse=True)}
-    diag = {"coverage": coverage(runs, semi_lam), "sweep": {}, "cache": {}, "calibration": {}}
-    diag["sup_by_lambda"] = {"%g" % lam: [e["sup"] for e in coverage(runs, lam)]
-                             for lam in (0.0, control, semi_lam) if lam is not None}
-    for lam in (0.0, semi_lam):
-        sweeps = [by[s, lam]["sweep"] for s in seeds if by[s, lam]["sweep"]]
-        if not sweeps:
-            continue
-        diag["sweep"]["%g" % lam] = [{"t": row["t"], "rel": mean_std([sw["rows"][i]["rel"] for sw in sweeps]),
-                                      "kept_fraction": mean_std([sw["rows"][i]["kept_fraction"] for sw in sweeps])}
-                                     for i, row in enumerate(sweeps[0]["rows"])]
-        diag["calibration"]["%g" % lam] = [
-            {"lo": b["lo"], "hi": b["hi"], "n": sum(sw["calibration"][i]["n"] for sw in sweeps),
-             "conf": mean_std([sw["calibration"][i]["conf"] for sw in sweeps])[0],
-             "target": mean_std([sw["calibration"][i]["target"] for sw in sweeps])[0],
-             "rel": mean_std([sw["calibration"][i]["rel"] for sw in sweeps])[0]}
-            for i, b in enumerate(sweeps[0]["calibration"])]
-        if lam > 0:
-            diag["cache"] = [{"t": row["t"], "cached_rel": mean_std([sw["cache"]["rows"][i]["cached_rel"] for sw in sweeps]),
-                              "final_rel": mean_std([sw["cache"]["rows"][i]["final_rel"] for sw in sweeps]),
-                              "final_batch_stats_rel": mean_std([sw["cache"]["rows"][i].get("final_batch_stats_rel")
-                                                                 for sw in sweeps]),
-                              "n_pixels": sum(sw["cache"]["rows"][i]["n_pixels"] for sw in sweeps)}
-                             for i, row in enumerate(sweeps[0]["cache"]["rows"])]
-    return {"setup": dict(setup or {}, seeds=seeds, lambdas=[0.0, semi_lam], control_lambda=control,
-                          **{k: cfg.get(k) for k in ("labeled_frac", "epochs", "semi_start", "t_semi", "lr",
-                                                     "batch_size", "pretrained", "input_size", "val_frac", "alpha")}),
+    for a in arms:
+        entries = [table1_entry(by[s, a]) for s in seeds]
+        key = "%g" % by[seeds[0], a]["config"]["lambda_semi"] if a in (base, semi) else a
+        t1[key] = {"%g" % t: {"rel": mean_std([e[t]["rel"] for e in entries]),
+                              "kept_fraction": mean_std([e[t]["kept_fraction"] for e in entries]),
+                              "ordered": ordered(entries, t)}
+                   for t in sorted(entries[0], reverse=True)}
+    diag = {"coverage": {a: coverage(runs, a) for a in arms},
+            "confidence_steps": {a: mean_std([confidence_steps(by[s, a]) for s in seeds])[0] for a in arms}}
+    for a in arms:
+        sweeps = [by[s, a]["sweep"] for s in seeds if by[s, a]["sweep"]]
+        if sweeps:
+            diag.setdefault("sweeps", {})[a] = sweep_summary(sweeps)
+    return {"setup": dict(setup or {}, seeds=seeds, arms=arms, lambdas=[0.0, cfg["lambda_semi"]],
+                          extra_arms=extras, freeze_bn=freeze_bn(cfg),
+                          backbone_params=cfg.get("backbone_params"),
+                          **{k: cfg.get(k) for k in ("labeled_frac", "epochs", "semi_start", "t_semi", "lr", "conf_lr",
+                                                     "momentum", "wd", "poly_power", "batch_size", "pretrained",
+                                                     "input_size", "val_frac", "alpha")}),
             "table1": {"per_seed": per_seed, "summary": t1}, "table2": t2, "per_seed": per_seed,
             "curves": test_curves(runs), "diagnosis": diag}
 
@@ -289,23 +329,32 @@ def _ms(pair, d=3):
     return "—" if m is None else ("%.*f" % (d, m) if s is None else "%.*f ± %.*f" % (d, m, d, s))
 
 
-def markdown(c):
+def markdown(c, appendix=None):
     s, t2, t1 = c["setup"], c["table2"], c["table1"]
     n, semi_lam = len(s["seeds"]), s["lambdas"][1]
+    pre = s.get("pretrain") or {}
     L = ["# Claims on the synthetic set: Table 1 ordering and Table 2 gain", ""]
     L += ["Data: %s synthetic scenes (%s train sources, %s test), inputs %s, %s rows per training source; "
-          "labeled fraction %g, seeds %s (a seed sets split, initialisation and shuffling; λ = 0 and λ = %g "
-          "share it). Schedule: %d epochs, L_semi from epoch %d (0-based; paper: 100 / 40), T_semi %g, "
-          "lr %g from scratch (pretrained %s), batch %s. Evaluation: LAST checkpoint, protocol `%s`."
+          "labeled fraction %g, seeds %s (a seed sets split, initialisation and shuffling; every arm shares it). "
+          "Schedule: %d epochs, L_semi from epoch %d (0-based; paper: 100 / 40). Paper settings: T_semi %g, "
+          "α %g, λ %g, SGD lr %g momentum %g wd %g poly %g, Adam %g, batch %s. Evaluation: LAST checkpoint, "
+          "protocol `%s`."
           % (s.get("n_scenes", "?"), s.get("n_train", "?"), s.get("n_test", "?"),
              "x".join(str(v) for v in s.get("input_size") or []), s.get("copies", "?"), s["labeled_frac"],
-             ", ".join(map(str, s["seeds"])), semi_lam, s["epochs"], s["semi_start"], s["t_semi"], s["lr"],
-             s["pretrained"], s["batch_size"], s.get("protocol", "eigen")), ""]
+             ", ".join(map(str, s["seeds"])), s["epochs"], s["semi_start"], s["t_semi"], s["alpha"], semi_lam,
+             s["lr"], s["momentum"], s["wd"], s["poly_power"], s["conf_lr"], s["batch_size"],
+             s.get("protocol", "eigen")), ""]
+    if s.get("backbone_params"):
+        L += ["Backbone: %s, loaded with `--backbone-params` as ImageNet weights would be (BatchNorm frozen: %s, "
+              "top-down layers fresh). It is a depth net trained from scratch, supervised, on %s other synthetic "
+              "scenes (generator seed %s; the claims' scenes use seed %s) for %s epochs at lr %s, then saved by "
+              "`python -m symbols.backbone`." % (
+                  pre.get("backbone", s["backbone_params"]), s["freeze_bn"], pre.get("n_scenes", "?"),
+                  pre.get("generator_seed", "?"), pre.get("scenes_seed_of_claims", "?"), pre.get("epochs", "?"),
+                  pre.get("lr", "?")), ""]
     if s.get("wall_seconds") is not None:
-        L += ["Wall time %.1f min on %s (%s cores, shared with other jobs)." % (
-            s["wall_seconds"] / 60, s.get("cpu", "?"), s.get("cores", "?")), ""]
-    if s.get("why"):
-        L += ["Why these settings: " + s["why"], ""]
+        L += ["Wall time %.1f min on %s (%s cores, OMP_NUM_THREADS %s), pretraining included." % (
+            s["wall_seconds"] / 60, s.get("cpu", "?"), s.get("cores", "?"), s.get("omp_num_threads", "?")), ""]
     L += ["## Table 2 analogue: test set, λ = 0 vs λ = %g" % semi_lam, "",
           "| metric | λ = 0 | λ = %g | Δ (λ%g − λ0) | paired t | p | seeds improved |" % (semi_lam, semi_lam),
           "|---|---:|---:|---:|---:|---:|---:|"]
@@ -314,13 +363,20 @@ def markdown(c):
         L.append("| %s%s | %s | %s | %s | %s | %s | %d/%d |" % (
             m, " ↓" if m in LOWER_IS_BETTER else " ↑", _ms(r["base"]), _ms(r["semi"]),
             _ms((r["diff_mean"], r["diff_std"]), 4), _f(r["t"], 2), _f(r["p"], 3), r["improved"], r["n"]))
-    if s.get("control_lambda") is not None:
-        L += control_lines(c)
+    if s["extra_arms"]:
+        L += ["", "Extra arms (they depart from the paper and are reported beside it, never in its place); "
+              "Δ = arm − λ0, with paired t-test p and seeds improved:", "",
+              "| metric | " + " | ".join("%s | Δ | p | improved" % a for a in s["extra_arms"]) + " |",
+              "|---|" + "---:|---:|---:|---:|" * len(s["extra_arms"])]
+        for m in TABLE2:
+            L.append("| %s | %s |" % (m, " | ".join("%s | %s | %s | %d/%d" % (
+                _ms(e["mean"]), _f(e["diff_mean"], 4), _f(e["p"], 3), e["improved"], e["n"])
+                for e in (t2[m]["extra"][a] for a in s["extra_arms"]))))
     wins = [m for m in TABLE2 if t2[m]["improved"] == n]
     sig = [m for m in TABLE2 if t2[m]["p"] is not None and t2[m]["p"] < 0.05]
-    L += ["", "Per seed:", "", "| seed | λ | " + " | ".join(TABLE2) + " |", "|---|---|" + "---:|" * len(TABLE2)]
+    L += ["", "Per seed:", "", "| seed | arm | " + " | ".join(TABLE2) + " |", "|---|---|" + "---:|" * len(TABLE2)]
     for p in c["per_seed"]:
-        L.append("| %d | %g | %s |" % (p["seed"], p["lambda"], " | ".join(_f(p["metrics"][m]) for m in TABLE2)))
+        L.append("| %d | %s | %s |" % (p["seed"], p["arm"], " | ".join(_f(p["metrics"][m]) for m in TABLE2)))
     L += ["", "Reading: %d of 6 metrics improve on all %d seeds (%s); %d of 6 have p < 0.05 (%s). With n = %d "
           "paired seeds a t-test has little power: only a large, consistent effect would reach p < 0.05, and "
           "a sign count of %d/%d happens by chance with probability %.3f for one metric; the six metrics are "
@@ -329,147 +385,110 @@ def markdown(c):
               len(wins), n, ", ".join(wins) or "none", len(sig), ", ".join(sig) or "none", n, n, n, 0.5 ** n), ""]
     L += ["## Table 1 analogue: pseudo-labels of the unlabeled training images", "",
           "rel pooled over the valid pixels with confidence C ≥ T (1/4 resolution); kept = share of all "
-          "unlabeled pixels with C ≥ T. Rows at T = %g (the runs' threshold) and T = 0 come from "
-          "`evaluate.py --table1`; T = 0.9 (the paper's) from `python -m evaluation.claims pseudo` with the same "
-          "definitions. *ordered* = seeds where rel(T) < rel(T = 0), the paper's claim, out of the seeds that "
-          "kept any pixel at T (— when none did)." % s["t_semi"], "",
-          "| λ | T | rel (mean ± std) | kept (mean ± std) | ordered |", "|---|---|---:|---:|---:|"]
+          "unlabeled pixels with C ≥ T. Rows at the runs' own T and at T = 0 come from `evaluate.py --table1`; "
+          "T = 0.9 (the paper's), when a run trained with another T, from `python -m evaluation.claims pseudo` "
+          "with the same definitions. *ordered* = seeds where rel(T) < rel(T = 0), the paper's claim, out of the "
+          "seeds that kept any pixel at T (— when none did).", "",
+          "| λ / arm | T | rel (mean ± std) | kept (mean ± std) | ordered |", "|---|---|---:|---:|---:|"]
     for lam, rows in t1["summary"].items():
         for t, r in rows.items():
             L.append("| %s | %s | %s | %s | %s |" % (lam, t, _ms(r["rel"]), _ms(r["kept_fraction"]),
                                                       "—" if r["ordered"] is None else "%d/%d" % tuple(r["ordered"])))
-    L += ["", "Per seed:", "", "| seed | λ | T | rel | kept |", "|---|---|---|---:|---:|"]
+    L += ["", "Per seed:", "", "| seed | arm | T | rel | kept |", "|---|---|---|---:|---:|"]
     for p in c["per_seed"]:
         for t, r in p["table1"].items():
-            L.append("| %d | %g | %s | %s | %s |" % (p["seed"], p["lambda"], t, _f(r["rel"]), _f(r["kept_fraction"])))
+            L.append("| %d | %s | %s | %s | %s |" % (p["seed"], p["arm"], t, _f(r["rel"]), _f(r["kept_fraction"], 4)))
     L += ["", "## Test rel over epochs", "", "![test rel per epoch](claims_rel.png)", "",
           "Mean over seeds, band = ±1 std, from the per-epoch `test` entries of metrics.jsonl (`--track-test`). "
           "For display only: no checkpoint, epoch or setting was chosen with them.", ""]
     L += diagnosis_lines(c)
+    L += ["## Verdict", ""] + ["- %s." % v for v in verdict(c)] + [""]
+    if appendix:
+        L += ["", appendix.rstrip(), ""]
     return "\n".join(L) + "\n"
-
-
-def control_lines(c):
-    """λ = 0 vs control vs λ = 0.1: which part of the difference L_semi itself makes."""
-    s, t2, n = c["setup"], c["table2"], len(c["setup"]["seeds"])
-    lam, ctrl = s["lambdas"][1], s["control_lambda"]
-    L = ["", "Attribution. With BatchNorm on batch statistics (training from scratch), every step of a λ > 0 run "
-         "puts the unlabeled images into the same batch as the labeled ones, which changes the labeled "
-         "outputs and gradients even where L_semi is 0. The control arm λ = %g runs exactly those batches, "
-         "fill and cache (same seeds), but L_semi's gradient is scaled to nothing. Δ batches = control − λ0; "
-         "Δ L_semi = λ%g − control; each with paired t-test p and seeds improved:" % (ctrl, lam), "",
-         "| metric | λ = 0 | control λ = %g | λ = %g | Δ batches | p | improved | Δ L_semi | p | improved |"
-         % (ctrl, lam), "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for m in TABLE2:
-        r, a, b = t2[m], t2[m]["control_vs_base"], t2[m]["semi_vs_control"]
-        L.append("| %s | %s | %s | %s | %s | %s | %d/%d | %s | %s | %d/%d |" % (
-            m, _ms(r["base"]), _ms(r["control"]), _ms(r["semi"]), _f(a["diff_mean"], 4), _f(a["p"], 3),
-            a["improved"], n, _f(b["diff_mean"], 4), _f(b["p"], 3), b["improved"], n))
-    r = t2["rel"]
-    L += ["", "Reading: λ %g − λ 0 changes rel by %+.4f; the control, without L_semi, by %+.4f; L_semi itself "
-          "(λ %g − control) by %+.4f (improves on %d/%d seeds, p %s). L_semi improves all %d seeds on %d of 6 "
-          "metrics." % (lam, r["diff_mean"], r["control_vs_base"]["diff_mean"], lam,
-                       r["semi_vs_control"]["diff_mean"], r["semi_vs_control"]["improved"], n,
-                       _f(r["semi_vs_control"]["p"], 3), n,
-                       sum(1 for m in TABLE2 if t2[m]["semi_vs_control"]["improved"] == n))]
-    return L
 
 
 def diagnosis_lines(c):
     d, s = c["diagnosis"], c["setup"]
-    sups = d.get("sup_by_lambda", {})
+    semi = s["arms"][1]
+    cov = d["coverage"]
     L = ["## Diagnosis: what L_semi had to work with", "",
-         "Mask coverage (share of unlabeled pixels with C ≥ T in the cache of the previous epoch) and L_semi "
-         "of the λ = %g runs, and the training L_sup (labeled images) of every arm, means over seeds:"
-         % s["lambdas"][1], "",
-         "| epoch | phase (λ %g) | %s | L_semi | coverage %% |" % (
-             s["lambdas"][1], " | ".join("L_sup λ %s" % lam for lam in sups)),
-         "|---:|---|" + "---:|" * (len(sups) + 2)]
-    for i, e in enumerate(d["coverage"]):
+         "Per epoch (0-based), means over seeds: training L_sup and L_conf of each arm, and for the λ = %g arm "
+         "L_semi and the mask coverage (share of unlabeled pixels with C ≥ T in the cache of the previous epoch). "
+         "The confidence net took %s Adam steps per run (the paper: ~45k, 7155 × 1/4 / 4 per epoch × 100)."
+         % (s["lambdas"][1], ", ".join("%s %s" % (a, _f(v, 0)) for a, v in d["confidence_steps"].items())), "",
+         "| epoch | phase | " + " | ".join("L_sup %s | L_conf %s" % (a, a) for a in s["arms"]) + " | L_semi | coverage % |",
+         "|---:|---|" + "---:|---:|" * len(s["arms"]) + "---:|---:|"]
+    for i, e in enumerate(cov[semi]):
         L.append("| %d | %s | %s | %s | %s |" % (
-            e["epoch"], e["phase"], " | ".join(_f(v[i]) if i < len(v) else "—" for v in sups.values()),
-            _f(e["semi"], 4), _f(e["coverage_pct"], 1)))
-    for lam, rows in d["sweep"].items():
-        L += ["", "Pseudo-label error against threshold, final networks of λ = %s (mean over seeds):" % lam, "",
+            e["epoch"], e["phase"],
+            " | ".join("%s | %s" % (_f(cov[a][i]["sup"]), _f(cov[a][i]["conf"])) if i < len(cov[a]) else "— | —"
+                       for a in s["arms"]),
+            _f(e["semi"], 4), _f(e["coverage_pct"], 2)))
+    for arm, sw in d.get("sweeps", {}).items():
+        rows = sw["sweep"]
+        L += ["", "Pseudo-label error against threshold, final networks of %s (mean over seeds):" % arm, "",
               "| T | " + " | ".join("%g" % r["t"] for r in rows) + " |", "|---|" + "---:|" * len(rows),
               "| rel | " + " | ".join(_f(r["rel"][0]) for r in rows) + " |",
-              "| kept | " + " | ".join(_f(r["kept_fraction"][0]) for r in rows) + " |"]
-    for lam, bins in d["calibration"].items():
-        L += ["", "Calibration of C on the unlabeled valid pixels, λ = %s: mean C per bin against the mean of its "
-              "eq. 1 target exp(−α·rel) (a calibrated net has them equal):" % lam, "",
+              "| kept | " + " | ".join(_f(r["kept_fraction"][0], 4) for r in rows) + " |"]
+        lb = sw.get("labeled")
+        if lb:
+            L += ["", "What the confidence net of %s learned from, on the labeled images with the final depth net: "
+                  "eq. 1 target Y median %s, 90th percentile %s; mean C %s. An L1 loss drives C towards the "
+                  "conditional median of Y, so C ≥ T needs most similar pixels at Y ≥ T (rel ≤ −ln T / α):" % (
+                      arm, _f(lb["target_median"]), _f(lb["target_q90"]), _f(lb["conf_mean"])), "",
+                  "| T | labeled pixels with Y ≥ T | labeled pixels with C ≥ T |", "|---|---:|---:|"]
+            L += ["| %g | %s | %s |" % (r["t"], _f(r["target_at_least"], 4), _f(r["conf_at_least"], 4))
+                  for r in lb["rows"]]
+        L += ["", "Calibration of C on the unlabeled valid pixels, %s: mean C per bin against the mean of its "
+              "eq. 1 target exp(−α·rel) (a calibrated net has them equal):" % arm, "",
               "| C bin | pixels | mean C | mean target | mean rel |", "|---|---:|---:|---:|---:|"]
-        for b in bins:
+        for b in sw["calibration"]:
             L.append("| [%.1f, %.1f) | %d | %s | %s | %s |" % (b["lo"], b["hi"], b["n"], _f(b["conf"]),
                                                                _f(b["target"]), _f(b["rel"])))
-    if d["cache"]:
-        L += ["", "Epoch lag: the pseudo-labels cached in the last epoch (made by the network while it trained "
-              "through that epoch, in training mode) against the final network, on the same pixels C_cached ≥ T. "
-              "*batch statistics* runs the final network as in training (BatchNorm on the statistics of "
-              "batches of 16 unlabeled images): cached vs it is the epoch lag, it vs final is the BatchNorm mode.", "",
-              "| T | pixels | cached pseudo-label rel | final, batch statistics | final network rel |",
-              "|---|---:|---:|---:|---:|"]
-        for r in d["cache"]:
-            L.append("| %g | %d | %s | %s | %s |" % (r["t"], r["n_pixels"], _ms(r["cached_rel"]),
-                                                     _ms(r.get("final_batch_stats_rel", (None, None))),
-                                                     _ms(r["final_rel"])))
-    cov = [e["coverage_pct"] for e in d["coverage"] if e["coverage_pct"] is not None]
-    L += ["", "In short:", ""] + ["- %s." % f for f in diagnosis_facts(c, cov)] + [""]
-    return L
+        if arm != s["arms"][0] and sw["cache"]:
+            L += ["", "Epoch lag, %s: the pseudo-labels cached in the last epoch against the final network, on the "
+                  "same pixels C_cached ≥ T:" % arm, "",
+                  "| T | pixels | cached pseudo-label rel | final network rel |", "|---|---:|---:|---:|"]
+            for r in sw["cache"]:
+                L.append("| %g | %d | %s | %s |" % (r["t"], r["n_pixels"], _ms(r["cached_rel"]), _ms(r["final_rel"])))
+    return L + [""]
 
 
-def diagnosis_facts(c, cov):
-    """Plain statements that follow from the numbers (no interpretation beyond them)."""
-    facts, s, d = [], c["setup"], c["diagnosis"]
+def verdict(c):
+    """The claims, stated from the numbers (no judgement beyond them)."""
+    s, t2, t1 = c["setup"], c["table2"], c["table1"]
+    n, semi_key = len(s["seeds"]), "%g" % s["lambdas"][1]
+    out = []
+    r = t2["rel"]
+    better = [m for m in TABLE2 if t2[m]["improved"] == n]
+    out.append("Table 2 (paper: λ = %s better than λ = 0 on all six metrics): λ = %s changes test rel by %+.4f "
+               "(%d/%d seeds better, p %s) and is better on all %d seeds for %d of 6 metrics (%s); the claim %s "
+               "on this data" % (semi_key, semi_key, r["diff_mean"], r["improved"], n, _f(r["p"], 3), n,
+                                 len(better), ", ".join(better) or "none",
+                                 "holds" if len(better) == len(TABLE2) else
+                                 ("holds in part" if better else "does not hold")))
+    rows = t1["summary"].get(semi_key, {})
+    at, all_ = rows.get("%g" % PAPER_T), rows.get("0")
+    if at and all_:
+        if at["rel"][0] is None:
+            out.append("Table 1 (paper: pixels with C ≥ 0.9 have lower rel than all): no unlabeled pixel reached "
+                       "C ≥ 0.9 on any seed, so the claim cannot be checked at the paper's threshold here "
+                       "(see the diagnosis)")
+        else:
+            o = at["ordered"]
+            out.append("Table 1 (paper: pixels with C ≥ 0.9 have lower rel than all): at T = 0.9 the λ = %s runs kept "
+                       "%.2f%% of the unlabeled pixels with rel %.3f against %.3f for all pixels; ordered on %d of %d "
+                       "seeds that kept any; the claim %s" % (
+                           semi_key, 100 * at["kept_fraction"][0], at["rel"][0], all_["rel"][0], o[0], o[1],
+                           "holds" if o[0] == o[1] == n else ("holds in part" if o[0] else "does not hold")))
+    cov = [e["coverage_pct"] for e in c["diagnosis"]["coverage"][s["arms"][1]] if e["coverage_pct"] is not None]
     if cov:
-        facts.append("mean coverage over the semi epochs %.1f%% (min %.1f%%, max %.1f%%)"
-                     % (float(np.mean(cov)), min(cov), max(cov)))
-        if max(cov) == 0:
-            facts.append("no pixel ever passed T = %g, so L_semi was identically 0: the two λ differ only "
-                         "through the fill/semi forward passes, not through L_semi" % s["t_semi"])
-    for lam, rows in c["table1"]["summary"].items():
-        t0 = rows.get("0", {}).get("rel", (None,))[0]
-        tr = rows.get("%g" % s["t_semi"], {}).get("rel", (None,))[0]
-        kept = rows.get("%g" % s["t_semi"], {}).get("kept_fraction", (None,))[0]
-        if t0 is not None and tr is not None:
-            facts.append("λ = %s: pixels with C ≥ %g (%.1f%% of them) have rel %.4f vs %.4f for all (%+.4f)"
-                         % (lam, s["t_semi"], 100 * kept, tr, t0, tr - t0))
-    for lam, bins in d["calibration"].items():
-        total = sum(b["n"] for b in bins)
-        top = max(bins, key=lambda b: b["n"])
-        if total:
-            facts.append("λ = %s: %.1f%% of the unlabeled valid pixels have C in [%.1f, %.1f), i.e. the confidence "
-                         "barely varies from pixel to pixel" % (lam, 100.0 * top["n"] / total, top["lo"], top["hi"])
-                         if top["n"] > 0.9 * total else
-                         "λ = %s: the largest confidence bin [%.1f, %.1f) holds %.1f%% of the unlabeled valid pixels"
-                         % (lam, top["lo"], top["hi"], 100.0 * top["n"] / total))
-    for lam, rows in d["sweep"].items():  # the threshold that would have selected best, for the record
-        best = min((r for r in rows if r["rel"][0] is not None and r["kept_fraction"][0] >= 0.1),
-                   key=lambda r: r["rel"][0], default=None)
-        if best and best["t"] != s["t_semi"]:
-            facts.append("λ = %s: among thresholds keeping ≥ 10%% of pixels, T = %g selects best after training "
-                         "(rel %.3f, %.0f%% kept); training used T = %g, fixed before (not tuned on this)"
-                         % (lam, best["t"], best["rel"][0], 100 * best["kept_fraction"][0], s["t_semi"]))
-    sups = d.get("sup_by_lambda", {})
-    fill = next((i for i, e in enumerate(d["coverage"]) if e["phase"] == "fill"), None)
-    if fill is not None and "0" in sups and len(sups) > 1:
-        facts.append("in the fill epoch, before any L_semi, training L_sup is already %s for λ = 0 / %s "
-                     "(BatchNorm batch statistics over labeled + unlabeled images)" % (
-                         " / ".join(_f(v[fill]) for v in sups.values()), " / ".join(list(sups)[1:])))
-    if d["cache"]:
-        r = d["cache"][0]
-        if r["cached_rel"][0] is not None and r["final_rel"][0] is not None:
-            facts.append("at T = %g the cached pseudo-labels have rel %.4f, the final network %.4f (%.4f run "
-                         "with batch statistics)" % (r["t"], r["cached_rel"][0], r["final_rel"][0],
-                                                    (r.get("final_batch_stats_rel") or (float("nan"),))[0]))
-    r = c["table2"]["rel"]
-    if "semi_vs_control" in r and r["diff_mean"] < 0:
-        own, batches = r["semi_vs_control"], r["control_vs_base"]
-        if own["improved"] < own["n"] and abs(own["diff_mean"]) < abs(batches["diff_mean"]) / 2:
-            facts.append("so the test-rel gain of λ = %g over λ = 0 (%+.4f) is reproduced by the control without "
-                         "L_semi (%+.4f): it comes from the unlabeled images in the BatchNorm batches, not from "
-                         "the semi-supervised loss, which by itself changes rel by %+.4f"
-                         % (s["lambdas"][1], r["diff_mean"], batches["diff_mean"], own["diff_mean"]))
-    return facts
+        out.append("mask coverage over the semi epochs of λ = %s: mean %.2f%%, min %.2f%%, max %.2f%%%s" % (
+            semi_key, float(np.mean(cov)), min(cov), max(cov),
+            " — L_semi was identically 0, so λ = %s trained exactly like λ = 0 apart from run-to-run noise"
+            % semi_key if max(cov) == 0 else ""))
+    return out
 
 
 def rel_plot(curves, semi_start, path):
@@ -477,14 +496,14 @@ def rel_plot(curves, semi_start, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    for lam, cur in curves.items():
+    for arm, cur in curves.items():
         e, m, sd = np.array(cur["epoch"]), np.array(cur["mean"]), np.array(cur["std"])
-        ax.plot(e, m, marker=".", label="λ = %s (%d seeds)" % (lam, cur["n_seeds"]))
+        ax.plot(e, m, marker=".", label="%s (%d seeds)" % (arm, cur["n_seeds"]))
         ax.fill_between(e, m - sd, m + sd, alpha=0.2)
-    if semi_start is not None:  # 1-based epochs on the axis: the fill epoch is semi_start
-        ax.axvline(semi_start - 0.5, color="grey", ls=":", lw=1, label="unlabeled images enter (fill)")
-        ax.axvline(semi_start + 0.5, color="grey", ls="--", lw=1, label="L_semi starts")
-    ax.set(xlabel="epoch", ylabel="test rel (eigen)", title="test rel per epoch (display only)")
+    if semi_start is not None:  # 0-based epochs, as metrics.jsonl and --semi-start count them
+        ax.axvline(semi_start - 1, color="grey", ls=":", lw=1, label="fill epoch (unlabeled images enter)")
+        ax.axvline(semi_start, color="grey", ls="--", lw=1, label="L_semi starts")
+    ax.set(xlabel="epoch (0-based)", ylabel="test rel (eigen)", title="test rel per epoch (display only)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -492,8 +511,9 @@ def rel_plot(curves, semi_start, path):
     return path
 
 
-def write_report(out, setup=None, docs=None):
-    """claims.json, claims.md and claims_rel.png in ``out`` (and copies in ``docs``)."""
+def write_report(out, setup=None, docs=None, appendix=None):
+    """claims.json, claims.md and claims_rel.png in ``out`` (and copies in ``docs``); the text of
+    the file ``appendix`` (an earlier experiment) becomes the last section of claims.md."""
     claims = aggregate(load_runs(out), setup)
     written = []
     path = os.path.join(out, "claims.json")
@@ -501,7 +521,7 @@ def write_report(out, setup=None, docs=None):
     written.append(path)
     path = os.path.join(out, "claims.md")
     with open(path + ".tmp", "w") as f:
-        f.write(markdown(claims))
+        f.write(markdown(claims, open(appendix).read() if appendix else None))
     os.replace(path + ".tmp", path)
     written.append(path)
     written.append(rel_plot(claims["curves"], claims["setup"]["semi_start"], os.path.join(out, "claims_rel.png")))
@@ -518,10 +538,11 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("pseudo", help="RUN/pseudo_sweep.json: pseudo-label rel / kept / calibration per threshold")
     p.add_argument("run")
-    p = sub.add_parser("report", help="OUT/claims.md, claims.json, claims_rel.png from OUT/seed*_lambda*")
+    p = sub.add_parser("report", help="OUT/claims.md, claims.json, claims_rel.png from OUT/seed*_<arm>")
     p.add_argument("out")
     p.add_argument("--setup", default=None, help="JSON file of facts the runs do not record (data size, time, machine)")
     p.add_argument("--docs", default=None, help="also copy the three outputs into this directory")
+    p.add_argument("--appendix", default=None, help="a markdown file appended to claims.md as its last section")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "pseudo":
@@ -533,7 +554,7 @@ def main(argv=None):
             print(path)
         else:
             setup = read_json(args.setup) if args.setup else None
-            print("\n".join(write_report(args.out, setup, args.docs)))
+            print("\n".join(write_report(args.out, setup, args.docs, args.appendix)))
     except (EvaluationError, OSError, KeyError, ValueError) as err:
         print("error: %s" % err, file=sys.stderr)
         return 2

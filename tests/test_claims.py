@@ -1,5 +1,7 @@
-"""scripts/claims.sh end to end at tiny sizes: the same path as `make claims`, 1 seed, 2 epochs."""
+"""scripts/claims.sh end to end at tiny sizes: the chain of `make claims` (pretrain -> backbone file ->
+claims runs with --backbone-params -> evaluation -> report), 1 seed, 2 epochs, one extra arm."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -8,95 +10,119 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ("rel", "log10", "rms", "d1", "d2", "d3")
+ARMS = ("lambda0", "lambda0.1", "t0.5")
+TINY = dict(CLAIMS_N="12", CLAIMS_SIZE="64x48", CLAIMS_RAW_SIZE="128x96", CLAIMS_COPIES="2", CLAIMS_EPOCHS="2",
+            CLAIMS_SEEDS="1", CLAIMS_PRE_N="8", CLAIMS_PRE_EPOCHS="1", CLAIMS_EXTRA_ARMS="t0.5:--t-semi+0.5")
+
+
+def run_claims(out, **extra):
+    env = dict(os.environ, CLAIMS_OUT=str(out), CLAIMS_DOCS=str(out / "docs"), **TINY)
+    env.update(extra)
+    return subprocess.run(["bash", "scripts/claims.sh", sys.executable], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=400)
 
 
 @pytest.fixture(scope="module")
 def claims_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("claims")
-    env = dict(os.environ, CLAIMS_OUT=str(out), CLAIMS_DOCS=str(out / "docs"), CLAIMS_N="12",
-               CLAIMS_SIZE="64x48", CLAIMS_RAW_SIZE="128x96", CLAIMS_COPIES="2", CLAIMS_EPOCHS="2",
-               CLAIMS_SEEDS="1", CLAIMS_T="0.4")
-    proc = subprocess.run(["bash", "scripts/claims.sh", sys.executable], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = run_claims(out)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return out, proc.stdout
 
 
-def test_progress_lines(claims_out):
-    _, stdout = claims_out
-    assert "== run 1/3  seed 0  lambda 0 " in stdout
-    assert "== run 2/3  seed 0  lambda 0.1 " in stdout
-    assert "== run 3/3  seed 0  lambda 1e-6 " in stdout
-    assert "claims finished in" in stdout
+def read(path):
+    return json.loads(path.read_text())
 
 
-def test_outputs_written_and_copied(claims_out):
+def test_pretraining_then_runs_on_its_backbone(claims_out):
+    out, stdout = claims_out
+    assert "== pretraining: supervised, from scratch, 1 epochs" in stdout
+    for k, arm in enumerate(ARMS, 1):
+        assert "== run %d/3  seed 0  %s " % (k, arm) in stdout
+    backbone = out / "pretrain" / "backbone.params"
+    assert backbone.stat().st_size > 90e6  # a whole ResNet-50 in float32
+    pre = read(out / "pretrain" / "config.json")
+    assert (pre["pretrained"], pre["lambda_semi"], pre["labeled_frac"], pre["lr"]) == (0, 0.0, 1.0, 3e-3)
+    for arm, t in zip(ARMS, (0.9, 0.9, 0.5)):
+        cfg = read(out / ("seed0_" + arm) / "config.json")
+        assert cfg["backbone_params"] == str(backbone)
+        assert (cfg["t_semi"], cfg["alpha"], cfg["lr"], cfg["conf_lr"]) == (t, 5.0, 1e-3, 2e-4)
+        assert cfg["lambda_semi"] == (0.0 if arm == "lambda0" else 0.1)
+    # the pretraining scenes come from another generator seed than the claims' scenes
+    assert read(out / "pretrain_data" / "synthetic.json")["seed"] == 1
+    assert read(out / "data" / "synthetic.json")["seed"] == 0
+
+
+def test_tables_are_the_runs_numbers(claims_out):
     out, _ = claims_out
-    for name in ("claims.md", "claims.json", "claims_rel.png"):
-        assert os.path.getsize(out / name) > 0
-        assert (out / "docs" / name).read_bytes() == (out / name).read_bytes()
-
-
-def test_json_has_every_field(claims_out):
-    out, _ = claims_out
-    c = json.loads((out / "claims.json").read_text())
-    assert c["setup"]["seeds"] == [0] and c["setup"]["lambdas"] == [0.0, 0.1]
-    for key in ("epochs", "semi_start", "t_semi", "lr", "labeled_frac", "n_scenes", "wall_seconds", "cores"):
-        assert c["setup"][key] is not None, key
-    assert c["setup"]["semi_start"] == 1 and c["setup"]["labeled_frac"] == 0.25
-    assert c["setup"]["control_lambda"] == 1e-6
-    for m in METRICS:  # Table 2: both lambdas, difference, test, sign count
+    c = read(out / "claims.json")
+    assert c["setup"]["seeds"] == [0] and c["setup"]["arms"] == list(ARMS) and c["setup"]["extra_arms"] == ["t0.5"]
+    assert c["setup"]["freeze_bn"] is True and c["setup"]["t_semi"] == 0.9 and c["setup"]["pretrain"]["epochs"] == 1
+    evals = {arm: read(out / ("seed0_" + arm) / "eval.json")["metrics"] for arm in ARMS}
+    for m in METRICS:
         r = c["table2"][m]
-        assert r["base"][0] is not None and r["semi"][0] is not None
-        assert {"diff_mean", "diff_std", "t", "p", "improved", "n"} <= set(r) and r["n"] == 1
-        assert r["control"][0] is not None and r["semi_vs_control"]["n"] == r["control_vs_base"]["n"] == 1
-    for lam in ("0", "0.1"):  # Table 1: T = run's 0.4, paper's 0.9 and 0, each with kept fraction
-        assert set(c["table1"]["summary"][lam]) == {"0.9", "0.4", "0"}
-        for row in c["table1"]["summary"][lam].values():
-            assert row["kept_fraction"][0] is not None
-    assert c["table1"]["summary"]["0"]["0"]["kept_fraction"][0] == 1.0
-    assert len(c["per_seed"]) == 3 and all(set(p["metrics"]) == set(METRICS) for p in c["per_seed"])
-    assert set(c["curves"]) == {"0", "0.1"}  # per-epoch test rel from --track-test (not for the control)
-    for lam in ("0", "0.1"):
-        assert len(c["curves"][lam]["mean"]) == 2
-    assert [e["phase"] for e in c["diagnosis"]["coverage"]] == ["fill", "semi"]
-    assert c["diagnosis"]["cache"] and c["diagnosis"]["calibration"]["0.1"]
+        assert r["base"][0] == evals["lambda0"][m] and r["semi"][0] == evals["lambda0.1"][m]
+        assert r["diff_mean"] == pytest.approx(evals["lambda0.1"][m] - evals["lambda0"][m])
+        better = evals["lambda0.1"][m] < evals["lambda0"][m] if m in ("rel", "log10", "rms") else \
+            evals["lambda0.1"][m] > evals["lambda0"][m]
+        assert (r["improved"], r["n"]) == (int(better), 1)
+        assert r["extra"]["t0.5"]["diff_mean"] == pytest.approx(evals["t0.5"][m] - evals["lambda0"][m])
+    assert [(p["arm"], p["metrics"]) for p in c["per_seed"]] == [(a, {m: evals[a][m] for m in METRICS}) for a in ARMS]
+    for key, arm in (("0", "lambda0"), ("0.1", "lambda0.1"), ("t0.5", "t0.5")):
+        rows = {"%g" % r["t_semi"]: r for r in read(out / ("seed0_" + arm) / "table1.json")["rows"]}
+        summary = c["table1"]["summary"][key]
+        assert set(summary) >= set(rows) and "0.9" in summary and "0" in summary
+        for t, row in rows.items():
+            assert summary[t]["rel"][0] == row["rel"] and summary[t]["kept_fraction"][0] == row["kept_fraction"]
+        assert summary["0"]["kept_fraction"][0] == 1.0
+    split = read(out / "seed0_lambda0" / "split.json")
+    steps = math.ceil(len(split["labeled_rows"]) / 4) * 2
+    assert c["diagnosis"]["confidence_steps"]["lambda0"] == steps
+    assert [e["phase"] for e in c["diagnosis"]["coverage"]["lambda0.1"]] == ["fill", "semi"]
+    assert [e["epoch"] for e in c["diagnosis"]["coverage"]["lambda0.1"]] == [0, 1]
+    assert c["curves"]["lambda0"]["epoch"] == [0, 1]
 
 
 def test_table1_rows_agree_with_evaluate(claims_out):
     """The sweep reproduces evaluate.py --table1 where both score the same threshold."""
     out, _ = claims_out
-    for lam in ("0", "0.1"):
-        run = out / ("seed0_lambda%s" % lam)
-        table1 = {r["t_semi"]: r for r in json.loads((run / "table1.json").read_text())["rows"]}
-        sweep = {r["t"]: r for r in json.loads((run / "pseudo_sweep.json").read_text())["rows"]}
+    for arm in ARMS:
+        run = out / ("seed0_" + arm)
+        table1 = {r["t_semi"]: r for r in read(run / "table1.json")["rows"]}
+        sweep = {r["t"]: r for r in read(run / "pseudo_sweep.json")["rows"]}
+        assert {0.0, 0.9} <= set(table1) and len(sweep) >= 10
         for t, row in table1.items():
             assert sweep[t]["kept_fraction"] == pytest.approx(row["kept_fraction"])
             assert (sweep[t]["rel"] is None) == (row["rel"] is None)
             if row["rel"] is not None:
                 assert sweep[t]["rel"] == pytest.approx(row["rel"], rel=1e-6)
+        labeled = read(run / "pseudo_sweep.json")["labeled"]
+        q = labeled["target_quantiles"]
+        assert 0 < q["0.1"] <= q["0.25"] <= q["0.5"] <= q["0.75"] <= q["0.9"] <= 1
 
 
-def test_markdown_has_every_section(claims_out):
+def test_markdown_sections_and_appendix(claims_out):
     out, _ = claims_out
     md = (out / "claims.md").read_text()
     for text in ("Table 2 analogue", "Table 1 analogue", "paired t", "seeds improved", "little power",
-                 "| 0.1 | 0.9 |", "| 0.1 | 0.4 |", "| 0 | 0 |", "claims_rel.png", "LAST checkpoint",
-                 "Diagnosis", "coverage", "Epoch lag", "Calibration", "Attribution", "Δ L_semi"):
+                 "| 0.1 | 0.9 |", "| 0 | 0 |", "| t0.5 | 0.5 |", "claims_rel.png", "LAST checkpoint", "Backbone:",
+                 "Extra arms", "Diagnosis", "Adam steps", "Calibration", "Epoch lag", "## Verdict",
+                 "## The earlier experiment: from scratch"):
         assert text in md, text
-    for m in METRICS:
-        assert "| %s " % m in md
+    assert md.index("## Verdict") < md.index("## The earlier experiment")
+    for name in ("claims.md", "claims.json", "claims_rel.png"):
+        assert (out / "docs" / name).read_bytes() == (out / name).read_bytes()
 
 
-def test_other_settings_are_refused(claims_out):
+def test_rerun_reuses_pretraining_and_refuses_other_settings(claims_out):
     out, _ = claims_out
-    env = dict(os.environ, CLAIMS_OUT=str(out), CLAIMS_DOCS="", CLAIMS_N="12", CLAIMS_SIZE="64x48",
-               CLAIMS_RAW_SIZE="128x96", CLAIMS_EPOCHS="3", CLAIMS_SEEDS="1")
-    proc = subprocess.run(["bash", "scripts/claims.sh", sys.executable], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "other settings" in proc.stderr
+    again = run_claims(out)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "== pretraining" not in again.stdout and "== data" not in again.stdout
+    other = run_claims(out, CLAIMS_PRE_EPOCHS="2")
+    assert other.returncode == 2 and "holds runs of other settings" in other.stderr
 
 
 def test_help():
     proc = subprocess.run(["bash", "scripts/claims.sh", "--help"], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0 and "CLAIMS_EPOCHS" in proc.stdout and "Usage" in proc.stdout
+    assert proc.returncode == 0 and "CLAIMS_PRE_EPOCHS" in proc.stdout and "Usage" in proc.stdout
