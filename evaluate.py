@@ -7,7 +7,8 @@
     python evaluate.py --predictions pred.npy --data datasets/nyu   # score external (M, H', W') depth maps
 
 Predictions are made at 1/4 of the input resolution and upsampled bilinearly
-to the full-resolution ground truth of ``test.h5``; the protocols are defined
+to the full-resolution ground truth of ``test.h5`` with the pixel convention
+of ``data.grid`` that the training targets use; the protocols are defined
 in ``evaluation/metrics.py`` (default ``eigen``; ``eval.json`` holds both).
 Bad input prints one ``error: ...`` line and exits with status 2 before
 anything is written.

@@ -13,7 +13,7 @@ For each input image ``NAME.png`` / ``NAME.jpg`` this writes, into ``--out``::
 at the INPUT image's resolution H x W.  Each image is resized (aspect ratio not
 kept) to the network size, the run's training ``input_size`` or ``--size``; the
 networks predict at 1/4 of that, and both maps are upsampled bilinearly back to
-H x W.  The forward passes are those of ``evaluation.inference.predict``, the
+H x W with the pixel convention of ``data.grid`` that the training targets use.  The forward passes are those of ``evaluation.inference.predict``, the
 same code that scores the test set.  Bad input prints one ``error: ...`` line and
 exits with status 2 before anything is written.
 """

@@ -21,15 +21,17 @@ so it is left out.
 Image and depth go through the same geometric transform: both are resized to
 the same scaled size, cropped by the same window and flipped together, so a
 depth edge stays on the image edge.  Images are resampled with area (shrink)
-or bilinear (enlarge) interpolation; depths with nearest neighbour, so a
-valid depth is never averaged with an invalid zero pixel.  Pixel centres are
-aligned the same way for both (the centre of output pixel x lies at
-``(x + 0.5) * scale`` in the source).
+or bilinear (enlarge) interpolation; depths by ``data.grid.resize_depth``
+(nearest, exact ties averaged), so a valid depth is never averaged with an
+invalid zero pixel.  Both follow the one pixel convention of ``data.grid``
+(the centre of output pixel x lies at ``(x + 0.5) * scale`` in the source).
 """
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from .grid import resize_depth  # noqa: F401  (part of this module's interface)
 
 # Ranges from Eigen et al. 2014, §3.3.
 EIGEN_SCALE_RANGE = (1.0, 1.5)
@@ -97,24 +99,6 @@ def resize_image(img, size):
     shrinking = width <= img.shape[1] and height <= img.shape[0]
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     return cv2.resize(img, (width, height), interpolation=interpolation)
-
-
-def _nearest_source_index(n_out, n_in):
-    # Source pixel containing the centre of each output pixel.
-    return np.minimum(((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.int64), n_in - 1)
-
-
-def resize_depth(depth, size):
-    """Resize an (H, W) depth map to ``size`` = (width, height) by nearest neighbour.
-
-    Nearest neighbour copies measured values only: interpolating would blend
-    a valid depth with an invalid 0 (or NaN) pixel, or the two sides of an
-    occlusion edge, into a depth that exists nowhere in the scene.
-    """
-    width, height = size
-    rows = _nearest_source_index(height, depth.shape[0])
-    cols = _nearest_source_index(width, depth.shape[1])
-    return depth[rows[:, None], cols[None, :]].astype(np.float32)
 
 
 def sample_params(rng, size):

@@ -14,6 +14,7 @@ import numpy as np
 from mxnet import gluon
 
 from .errors import DataError
+from .grid import resize_depth
 
 # torchvision / ImageNet statistics of the pretrained encoders, RGB on a 0-1 scale.
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -39,12 +40,14 @@ def valid_mask(depth):
 
 
 def depth_to_quarter(depth):
-    """Ground truth at the network's 1/4 output resolution.
+    """Ground truth at the network's 1/4 output resolution (the training target).
 
-    Takes the pixel at the centre of each 4 x 4 block (row/column ``4 i + 2``,
-    the same pixel-centre convention as ``data.augment.resize_depth``).
-    Nearest sampling, rather than averaging, never mixes valid with invalid
-    pixels or the two sides of an occlusion edge.
+    ``data.grid.resize_depth`` to (w // 4, h // 4): the depth at the centre
+    of each 4 x 4 block (the convention ``upsample`` uses to put predictions
+    back), which lies between rows/columns ``4 i + 1`` and ``4 i + 2`` and is
+    the mean of the valid ones among those 2 x 2 pixels.  No other pixel of
+    the block is read, so depths far apart across an occlusion edge are not
+    blended into one that exists nowhere in the scene.
 
     Parameters
     ----------
@@ -57,8 +60,9 @@ def depth_to_quarter(depth):
         (h // 4, w // 4) float32 metres, NaN where invalid.
     """
     height, width = depth.shape[0] // OUTPUT_STRIDE, depth.shape[1] // OUTPUT_STRIDE
-    centre = OUTPUT_STRIDE // 2
-    sampled = np.asarray(depth, np.float32)[centre::OUTPUT_STRIDE, centre::OUTPUT_STRIDE][:height, :width]
+    # Crop to whole blocks first so block i stays rows 4i..4i+3 when h is not a multiple of 4.
+    whole = np.asarray(depth, np.float32)[:height * OUTPUT_STRIDE, :width * OUTPUT_STRIDE]
+    sampled = resize_depth(whole, (width, height))
     return np.where(valid_mask(sampled), sampled, np.float32(np.nan)).astype(np.float32)
 
 

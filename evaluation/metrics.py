@@ -37,8 +37,9 @@ scaled proportionally for other frames (see ``eigen_crop``).
 """
 from dataclasses import asdict, dataclass
 
-import cv2
 import numpy as np
+
+from data.grid import upsample  # noqa: F401  (the one pixel convention, see data.grid)
 
 METRICS = ("rel", "sq_rel", "rms", "rms_log", "log10", "d1", "d2", "d3")
 # Metrics that are square roots of a mean: pooled / averaged in squared form when pooling.
@@ -176,19 +177,6 @@ def select_pixels(gt, pred, protocol, mask=None):
 def clip_prediction(pred, protocol):
     """``pred`` limited to the range ``protocol`` accepts."""
     return np.clip(pred, protocol.pred_min, protocol.pred_max)
-
-
-def upsample(pred, size):
-    """Bilinear resize of a (h, w) map to ``size`` = (H, W) (cv2.INTER_LINEAR).
-
-    The networks predict at 1/4 of the input resolution; scores are computed
-    at the ground truth's full resolution.
-    """
-    height, width = size
-    pred = np.asarray(pred, np.float32)
-    if pred.shape == (height, width):
-        return pred
-    return cv2.resize(pred, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 class ErrorAccumulator:

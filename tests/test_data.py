@@ -200,6 +200,8 @@ def test_resize_depth_is_nearest_and_never_mixes_invalid():
     depth[:, 2:] = 5.0
     out = augment.resize_depth(depth, (3, 3))
     assert set(np.unique(out)) <= {0.0, 5.0}
+    # Exact ties (2:1) average the valid pixels only: the zero column is not blended in.
+    np.testing.assert_array_equal(augment.resize_depth(depth, (2, 2)), [[0.0, 5.0], [0.0, 5.0]])
 
 
 def test_eigen_augment_uses_only_the_given_rng():
@@ -427,13 +429,18 @@ def test_split_sources_edge_cases():
 
 def test_depth_to_quarter_samples_block_centres():
     depth = np.arange(1, 65, dtype=np.float32).reshape(8, 8)
-    depth[1, 1] = 0.0  # invalid but not a block centre: ignored
-    depth[2, 6] = 0.0  # invalid centre
-    depth[6, 2] = np.nan  # invalid centre
+    depth[0, 0] = 0.0  # invalid but outside a block centre: ignored
+    depth[5, 2] = 0.0  # one invalid pixel of a centre: the other three are averaged
+    depth[5:7, 5:7] = np.nan  # every centre pixel invalid
     quarter = depth_to_quarter(depth)
-    expected = np.array([[depth[2, 2], np.nan], [np.nan, depth[6, 6]]], np.float32)
-    np.testing.assert_array_equal(quarter, expected)
-    assert quarter.dtype == np.float32
+    # Block centres lie between rows/cols 1|2 and 5|6: the mean of the 2 x 2 pixels there.
+    top_left = (depth[1, 1] + depth[1, 2] + depth[2, 1] + depth[2, 2]) / 4
+    top_right = (depth[1, 5] + depth[1, 6] + depth[2, 5] + depth[2, 6]) / 4
+    bottom_left = (depth[5, 1] + depth[6, 1] + depth[6, 2]) / 3
+    expected = np.array([[top_left, top_right], [bottom_left, np.nan]], np.float32)
+    np.testing.assert_allclose(quarter, expected, rtol=1e-6)
+    assert quarter.dtype == np.float32 and quarter.shape == (2, 2)
+    assert depth_to_quarter(np.ones((10, 9), np.float32)).shape == (2, 2)
     np.testing.assert_array_equal(valid_mask(np.array([0.0, -1.0, np.nan, np.inf, 2.0])),
                                   [False, False, False, False, True])
 
