@@ -142,6 +142,9 @@ def load_runs(out):
     runs = []
     for cfg_path in sorted(glob.glob(os.path.join(out, "seed*_*", "config.json"))):
         d = os.path.dirname(cfg_path)
+        if not os.path.isfile(os.path.join(d, "eval.json")):
+            print("warning: %s is not evaluated yet (unfinished?); left out" % d, file=sys.stderr)
+            continue
         with open(os.path.join(d, "metrics.jsonl")) as f:
             history = [json.loads(line) for line in f if line.strip()]
         runs.append({"dir": d, "arm": os.path.basename(d).split("_", 1)[1], "config": read_json(cfg_path),

@@ -110,8 +110,8 @@ arms="lambda0:--lambda-semi+0 lambda$LAMBDA:--lambda-semi+$LAMBDA"
 [ -n "$EXTRA_ARMS" ] && arms="$arms $(echo "$EXTRA_ARMS" | tr ';' ' ')"
 k=0
 total=$(( SEEDS * $(echo $arms | wc -w) ))
-for seed in $(seq 0 $((SEEDS - 1))); do
-  for arm in $arms; do
+for arm in $arms; do  # arm by arm: the paper's two arms are complete for every seed before any extra arm
+  for seed in $(seq 0 $((SEEDS - 1))); do
     k=$((k + 1))
     name=${arm%%:*}
     flags=$(echo "${arm#*:}" | tr '+' ' ')
