@@ -5,13 +5,19 @@
     python evaluate.py --run runs/NAME --confidence          # + confidence.json, sparsification.png, reliability.png
     python evaluate.py --run runs/NAME --figures 6           # + qualitative.png
     python evaluate.py --predictions pred.npy --data datasets/nyu   # score external (M, H', W') depth maps
+    python evaluate.py --predictions bts_pngs/ --data datasets/nyu  # 16-bit mm PNGs (BTS / AdaBins dumps)
+    python evaluate.py ... --protocol full --crop eigen --average pixel --gt filled --align median \
+        --per-image scores.csv                                       # compose a protocol
 
 Predictions are made at 1/4 of the input resolution and upsampled bilinearly
 to the full-resolution ground truth of ``test.h5`` with the pixel convention
-of ``data.grid`` that the training targets use; the protocols are defined
-in ``evaluation/metrics.py`` (default ``eigen``; ``eval.json`` holds both).
-Bad input prints one ``error: ...`` line and exits with status 2 before
-anything is written.
+of ``data.grid`` that the training targets use.  A protocol is a preset
+(``--protocol``, default ``eigen``) with any of ``--gt --crop --min-depth
+--max-depth --average --align --align-space`` changed; the definitions are in
+``evaluation/metrics.py`` and the peers' protocols in README.md.  ``eval.json``
+holds the headline numbers under ``metrics`` and those of every preset under
+``metrics_by_protocol``.  Bad input prints one ``error: ...`` line and exits
+with status 2 before anything is written.
 """
 import argparse
 import os
@@ -24,11 +30,12 @@ from threads import set_omp_threads
 set_omp_threads()  # before mxnet loads (threads.py)
 import config  # noqa: E402
 from evaluation import EvaluationError
-from evaluation.metrics import (DEFAULT_PROTOCOL, PROTOCOLS, ErrorAccumulator, clip_prediction, upsample,
-                                valid_mask)
+from evaluation.external import MATCHES, check_prediction, open_predictions
+from evaluation.metrics import (ALIGN_SPACES, ALIGNMENTS, AVERAGES, CROPS, DEFAULT_PROTOCOL, GT_CHOICES, METRICS,
+                                PROTOCOLS, ErrorAccumulator, make_protocol, select_pixels, upsample, valid_mask)
 
-# Table 2's columns first, then the two extra measures.
-TABLE_ORDER = ("rel", "log10", "rms", "d1", "d2", "d3", "sq_rel", "rms_log")
+# Table 2's columns first, then the extra measures.
+TABLE_ORDER = ("rel", "log10", "rms", "d1", "d2", "d3", "sq_rel", "rms_log", "silog")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -49,7 +56,24 @@ def build_parser():
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = parser.add_argument_group("EVALUATION")
     g.add_argument("--protocol", choices=sorted(PROTOCOLS), default=DEFAULT_PROTOCOL,
-                   help="crop / range / averaging of the headline numbers (evaluation/metrics.py). default: %(default)s")
+                   help="preset of the headline numbers (evaluation/metrics.py): eigen = raw gt, eigen crop, "
+                        "1e-3..10 m, per image; full = filled gt, whole frame, pooled. default: %(default)s")
+    g.add_argument("--gt", choices=GT_CHOICES, help="ground truth: raw Kinect depth (0 = none) or NYU's "
+                                                   "in-painted depth. default: the preset's (eigen: raw)")
+    g.add_argument("--crop", help="%s, or TOP:BOTTOM:LEFT:RIGHT slices of the 480x640 frame. default: the preset's"
+                                  % "|".join(CROPS))
+    g.add_argument("--min-depth", type=float, help="score ground truth > this (m). default: the preset's")
+    g.add_argument("--max-depth", type=float, help="score ground truth < this (m); predictions are clipped to the "
+                                                   "range. default: the preset's")
+    g.add_argument("--average", choices=AVERAGES, help="image: mean of per-image metrics; pixel: pooled. "
+                                                       "default: the preset's")
+    g.add_argument("--align", choices=ALIGNMENTS, default="none",
+                   help="per-image alignment of relative predictions before clipping. default: %(default)s")
+    g.add_argument("--align-space", choices=ALIGN_SPACES, default="depth",
+                   help="space of the lstsq scale-and-shift fit. default: %(default)s")
+    g.add_argument("--flip-tta", action="store_true",
+                   help="average each prediction with the mirrored prediction of the mirrored image (--run)")
+    g.add_argument("--per-image", metavar="FILE.csv", help="also write the headline metrics of every test image")
     g.add_argument("--table1", action="store_true",
                    help="rel of the pseudo-labels on the unlabeled training rows at T_semi and 0 -> RUN/table1.json")
     g.add_argument("--confidence", action="store_true",
@@ -57,9 +81,11 @@ def build_parser():
     g.add_argument("--figures", type=int, default=0, metavar="N",
                    help="qualitative grid of N evenly spaced test images -> RUN/qualitative.png")
     g = parser.add_argument_group("EXTERNAL PREDICTIONS")
-    g.add_argument("--predictions", help="(M, H', W') float .npy of depth in metres, one map per test.h5 row "
-                                         "in file order, instead of --run")
-    g.add_argument("--out", help="output JSON for --predictions. default: PRED_eval.json next to the .npy")
+    g.add_argument("--predictions", help="instead of --run: an (M, H', W') float .npy of depth in metres, one map "
+                                         "per test.h5 row in file order, or a folder of 16-bit PNGs in mm")
+    g.add_argument("--match", choices=MATCHES, default="source",
+                   help="PNG file names end in the NYU .mat index (source) or the test.h5 row. default: %(default)s")
+    g.add_argument("--out", help="output JSON for --predictions. default: PRED_eval.json next to PRED")
     return parser
 
 
@@ -71,10 +97,20 @@ def check_args(args):
             raise EvaluationError("--predictions needs --data DIR (the prepared test.h5 to score against)")
         if args.table1 or args.confidence or args.figures:
             raise EvaluationError("--table1, --confidence and --figures need a --run (networks), not --predictions")
+        if args.flip_tta:
+            raise EvaluationError("--flip-tta runs the networks on mirrored images: it needs --run")
     elif args.out:
         raise EvaluationError("--out is only for --predictions; a run writes into its own directory")
     if args.batch_size < 1 or args.figures < 0:
         raise EvaluationError("--batch-size must be >= 1 and --figures >= 0")
+    if args.per_image and not args.per_image.lower().endswith(".csv"):
+        raise EvaluationError("--per-image %s: give a .csv file name" % args.per_image)
+    try:
+        return make_protocol(args.protocol, gt=args.gt, crop=args.crop, min_depth=args.min_depth,
+                             max_depth=args.max_depth, average=args.average, align=args.align,
+                             align_space=args.align_space)
+    except ValueError as err:
+        raise EvaluationError(str(err))
 
 
 def find_test_h5(data_dir):
@@ -85,43 +121,76 @@ def find_test_h5(data_dir):
     return path
 
 
+def open_test_set(path, protocol):
+    """``TestDataset`` of ``path``; EvaluationError with the fix if ``protocol`` needs raw depth it lacks."""
+    from data.dataset import TestDataset
+    dataset = TestDataset(path)
+    if protocol.gt == "raw" and not dataset.has_raw:
+        data_dir = os.path.dirname(path) or "."
+        raise EvaluationError("%s has no raw_depths (prepared before raw ground truth was stored); add it with "
+                              "python -m data.prepare --mat nyu_depth_v2_labeled.mat --splits splits.mat --out %s "
+                              "--add-raw, or score the in-painted depth with --gt filled" % (path, data_dir))
+    return dataset
+
+
+def scoring_gts(dataset, protocol):
+    """The ground truths to read per image: the headline's, plus the presets' if test.h5 has them."""
+    return sorted({protocol.gt} | {p.gt for p in PROTOCOLS.values() if p.gt != "raw" or dataset.has_raw})
+
+
 class Scorer:
-    """Scores full-resolution test frames under every protocol, plus optional confidence and figures.
+    """Scores full-resolution test frames under the headline protocol and every preset, plus
+    optional per-image rows, confidence and figures.
 
     Parameters
     ----------
-    protocol : str
-        The headline protocol; the confidence analysis uses its pixels too.
+    protocol : evaluation.metrics.Protocol
+        The headline protocol; the confidence analysis and ``rows`` use its pixels.
+    gts : collection of str
+        The ground truths ``add`` receives; a preset whose gt is missing is skipped.
     alpha, t_semi : float
         Eq. 1 constant (reliability) and eq. 5 threshold (figures).
     confidence : bool
         Collect sparsification and reliability data.
     figure_ids : collection of int
         Test indices whose maps are kept for the qualitative grid.
+    per_image : bool
+        Keep the headline metrics of every image in ``rows``.
     """
 
-    def __init__(self, protocol, alpha=config.ALPHA, t_semi=config.T_SEMI, confidence=False, figure_ids=()):
+    def __init__(self, protocol, gts, alpha=config.ALPHA, t_semi=config.T_SEMI, confidence=False, figure_ids=(),
+                 per_image=False):
         from evaluation.confidence import ReliabilityAccumulator, SparsificationAccumulator
-        self.protocol = PROTOCOLS[protocol]
+        self.protocol = protocol
         self.t_semi = t_semi
-        self.errors = {name: ErrorAccumulator(p) for name, p in PROTOCOLS.items()}
+        self.errors = {protocol.name: ErrorAccumulator(protocol)}
+        self.errors.update((name, ErrorAccumulator(p)) for name, p in PROTOCOLS.items()
+                           if p.gt in gts and name not in self.errors)
         self.sparsification = SparsificationAccumulator() if confidence else None
         self.reliability = ReliabilityAccumulator(alpha) if confidence else None
         self.figure_ids = set(int(i) for i in figure_ids)
         self.figure_rows = []
+        self.rows = [] if per_image else None
+        self.frame = None
 
-    def add(self, index, gt, pred, conf=None, image=None):
-        """One test image: ``gt`` (H, W), ``pred`` and ``conf`` at any size (upsampled here)."""
+    def add(self, index, gts, pred, conf=None, image=None):
+        """One test image: ``gts`` {gt name: (H, W)}, ``pred`` and ``conf`` at any size (upsampled here)."""
+        gt = gts[self.protocol.gt]
+        self.frame = gt.shape
         pred = upsample(pred, gt.shape)
         if not np.all(np.isfinite(pred)):
             raise EvaluationError("the prediction of test image %d has NaN or infinite values" % index)
         for accumulator in self.errors.values():
-            accumulator.add(gt, pred)
+            before = accumulator.n_pixels
+            errors = accumulator.add(gts[accumulator.protocol.gt], pred)
+            if accumulator.protocol is self.protocol and self.rows is not None:
+                self.rows.append({"index": int(index), "n_pixels": accumulator.n_pixels - before,
+                                  **(errors or {})})
         if conf is not None:
             conf = upsample(conf, gt.shape)
         if self.sparsification is not None:
-            keep = valid_mask(gt, self.protocol)
-            gt_px, pred_px, conf_px = gt[keep], clip_prediction(pred[keep], self.protocol), conf[keep]
+            gt_px, pred_px = select_pixels(gt, pred, self.protocol)
+            conf_px = conf[valid_mask(gt, self.protocol)]
             self.sparsification.add(gt_px, pred_px, conf_px)
             self.reliability.add(gt_px, pred_px, conf_px)
         if index in self.figure_ids:
@@ -132,8 +201,9 @@ class Scorer:
             by_protocol = {name: acc.result() for name, acc in self.errors.items()}
         except ValueError as err:
             raise EvaluationError(str(err))
-        return {"protocol": self.protocol.describe(), "metrics": by_protocol[self.protocol.name],
-                "metrics_by_protocol": by_protocol}
+        return {"protocol": self.protocol.describe(*self.frame), "metrics": by_protocol[self.protocol.name],
+                "metrics_by_protocol": by_protocol,
+                "presets": {name: p.describe(*self.frame) for name, p in PROTOCOLS.items() if name in by_protocol}}
 
 
 def print_table(metrics, protocol, stream=sys.stdout):
@@ -143,38 +213,40 @@ def print_table(metrics, protocol, stream=sys.stdout):
     print("  ".join("%8.4f" % metrics[m] for m in names), file=stream)
 
 
-def load_predictions(path, n_test):
-    """The .npy of --predictions, memory-mapped; EvaluationError unless (n_test, H', W') floats."""
-    if not os.path.isfile(path):
-        raise EvaluationError("%s not found" % path)
-    try:
-        preds = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError):
-        raise EvaluationError("%s is not a readable .npy array (np.save format, no pickled objects)" % path)
-    if preds.ndim != 3 or preds.shape[0] != n_test:
-        raise EvaluationError("%s has shape %s; expected (%d, H, W), one depth map per test image"
-                              % (path, preds.shape, n_test))
-    if preds.dtype.kind != "f":
-        raise EvaluationError("%s has dtype %s; expected float depth in metres" % (path, preds.dtype))
-    return preds
-
-
-def score_predictions(args):
-    """--predictions: score an external array exactly as a run's predictions are scored."""
-    from data.dataset import TestDataset
-    dataset = TestDataset(find_test_h5(args.data))
-    preds = load_predictions(args.predictions, len(dataset))
-    out = args.out or os.path.splitext(args.predictions)[0] + "_eval.json"
-    scorer = Scorer(args.protocol)
+def score_predictions(args, protocol):
+    """--predictions: score an external array or PNG folder exactly as a run's predictions are scored."""
+    dataset = open_test_set(find_test_h5(args.data), protocol)
+    preds = open_predictions(args.predictions, dataset, args.match)
+    out = args.out or os.path.normpath(os.path.splitext(args.predictions)[0]) + "_eval.json"
+    gts = scoring_gts(dataset, protocol)
+    scorer = Scorer(protocol, gts, per_image=bool(args.per_image))
     for i in range(len(dataset)):
-        pred = np.asarray(preds[i], np.float32)
-        if not np.all(np.isfinite(pred)):
-            raise EvaluationError("%s: depth map %d has NaN or infinite values" % (args.predictions, i))
-        scorer.add(i, dataset.depth_full(i), pred)
+        scorer.add(i, {g: dataset.depth_full(i, g) for g in gts}, preds[i])
     result = scorer.metrics()
     result.update(predictions=os.path.abspath(args.predictions), data=os.path.abspath(args.data),
-                  n_test=len(dataset))
-    return result, out
+                  n_test=len(dataset), flip_tta=False)
+    return result, out, per_image_table(scorer, dataset)
+
+
+def per_image_table(scorer, dataset):
+    """CSV text of ``scorer.rows`` (None without --per-image): row, NYU index, pixels, metrics."""
+    if scorer.rows is None:
+        return None
+    sources = dataset.sources()
+    lines = [",".join(("row", "source", "n_pixels") + METRICS)]
+    for r in scorer.rows:
+        values = ["%.9g" % r[m] if m in r else "" for m in METRICS]
+        lines.append(",".join([str(r["index"]), str(int(sources[r["index"]])), str(r["n_pixels"])] + values))
+    return "\n".join(lines) + "\n"
+
+
+def save_text(path, text):
+    """Write ``text`` atomically (temporary file + rename); returns ``path``."""
+    temporary = path + ".tmp"
+    with open(temporary, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
+    return path
 
 
 def figure_indices(n_test, n_figures):
@@ -183,8 +255,8 @@ def figure_indices(n_test, n_figures):
     return sorted(set(np.linspace(0, n_test - 1, n_figures).round().astype(int).tolist())) if n_figures else []
 
 
-def load_run(args):
-    """Config, split (if needed), networks on ``ctxs`` and the checkpoint path of ``--run``."""
+def load_run(args, protocol):
+    """Config, split (if needed), test set, networks on ``ctxs`` and the checkpoint path of ``--run``."""
     from mxnet.base import MXNetError
     from evaluation.inference import contexts
     from training.checkpoint import checkpoint_dir, load_nets, read_json
@@ -195,7 +267,7 @@ def load_run(args):
     data_dir = args.data or run_config.get("data")
     if not data_dir:
         raise EvaluationError("%s/config.json names no data directory; pass --data DIR" % args.run)
-    test_path = find_test_h5(data_dir)
+    test_set = open_test_set(find_test_h5(data_dir), protocol)
     split = None
     if args.table1:
         split = read_json(os.path.join(args.run, "split.json"))
@@ -211,23 +283,24 @@ def load_run(args):
     for net in (depth_net, conf_net):
         net.collect_params().reset_ctx(ctxs)
         net.hybridize()
-    return {"config": run_config, "split": split, "data": data_dir, "test": test_path, "ctxs": ctxs,
+    return {"config": run_config, "split": split, "data": data_dir, "test": test_set, "ctxs": ctxs,
             "nets": (depth_net, conf_net), "checkpoint": path}
 
 
-def score_test_set(args, run):
+def score_test_set(args, run, protocol):
     """Table 2: every test image, upsampled to its ground truth; confidence and figures on the way."""
-    from data.dataset import TestDataset
     from evaluation.inference import predict
-    dataset = TestDataset(run["test"])
+    dataset = run["test"]
     cfg = run["config"]
-    scorer = Scorer(args.protocol, alpha=cfg.get("alpha", config.ALPHA), t_semi=cfg.get("t_semi", config.T_SEMI),
-                        confidence=args.confidence, figure_ids=figure_indices(len(dataset), args.figures))
+    gts = scoring_gts(dataset, protocol)
+    scorer = Scorer(protocol, gts, alpha=cfg.get("alpha", config.ALPHA), t_semi=cfg.get("t_semi", config.T_SEMI),
+                    confidence=args.confidence, figure_ids=figure_indices(len(dataset), args.figures),
+                    per_image=bool(args.per_image))
     for ids, depth, conf in predict(*run["nets"], dataset, args.batch_size, run["ctxs"],
-                                    progress=not args.no_progress, desc="test"):
+                                    progress=not args.no_progress, desc="test", flip=args.flip_tta):
         for k, i in enumerate(ids):
             image = dataset.images_uint8(i) if i in scorer.figure_ids else None
-            scorer.add(int(i), dataset.depth_full(i), depth[k], conf[k], image)
+            scorer.add(int(i), {g: dataset.depth_full(i, g) for g in gts}, depth[k], conf[k], image)
     return scorer
 
 
@@ -271,20 +344,24 @@ def score_pseudo_labels(args, run):
             "resolution": "1/4 of the input (the pseudo-labels' own resolution)"}
 
 
-def evaluate_run(args):
+def evaluate_run(args, protocol):
     """Every output requested for ``--run``; all scoring happens before the first file is written."""
     from evaluation import figures
-    run = load_run(args)
-    scorer = score_test_set(args, run)
+    run = load_run(args, protocol)
+    scorer = score_test_set(args, run, protocol)
     result = scorer.metrics()
-    result.update(checkpoint=run["checkpoint"], data=os.path.abspath(run["data"]), config=run["config"])
+    result.update(checkpoint=run["checkpoint"], data=os.path.abspath(run["data"]), config=run["config"],
+                  flip_tta=bool(args.flip_tta))
+    table = per_image_table(scorer, run["test"])
     table1 = score_pseudo_labels(args, run) if args.table1 else None
     confidence = None
     if args.confidence:
-        confidence = {"protocol": args.protocol, "sparsification": scorer.sparsification.result(),
+        confidence = {"protocol": protocol.name, "sparsification": scorer.sparsification.result(),
                       "reliability": scorer.reliability.result(), "checkpoint": run["checkpoint"]}
-    print_table(result["metrics"], args.protocol)
+    print_table(result["metrics"], protocol.name)
     written = [save_json(os.path.join(args.run, "eval.json"), result)]
+    if table:
+        written.append(save_text(args.per_image, table))
     if table1:
         for row in table1["rows"]:
             rel = "-" if row["rel"] is None else "%.4f" % row["rel"]
@@ -314,13 +391,15 @@ def main(argv=None):
     from training.checkpoint import CheckpointError
     args = build_parser().parse_args(argv)
     try:
-        check_args(args)
+        protocol = check_args(args)
         if args.predictions:
-            result, out = score_predictions(args)
-            print_table(result["metrics"], args.protocol)
+            result, out, table = score_predictions(args, protocol)
+            print_table(result["metrics"], protocol.name)
             print(save_json(out, result))
+            if table:
+                print(save_text(args.per_image, table))
             return 0
-        written = evaluate_run(args)
+        written = evaluate_run(args, protocol)
     except (EvaluationError, CheckpointError, DataError, ValueError, OSError) as err:
         print("error: %s" % str(err).splitlines()[0], file=sys.stderr)
         return 2

@@ -24,6 +24,8 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 OUTPUT_STRIDE = 4
 
 PREPARED_DATASETS = ("images", "depths", "source")
+# evaluate.py --gt -> test.h5 dataset
+TEST_GT = {"filled": "depths", "raw": "raw_depths"}
 
 
 def normalize_image(img):
@@ -306,9 +308,22 @@ class TestDataset(_LazyH5, gluon.data.Dataset):
         """
         return normalize_image(self._file()["images"][i]), np.int32(i)
 
-    def depth_full(self, i):
-        """(H, W) float32 ground truth at the original resolution, metres; 0 = invalid."""
-        return self._file()["depths"][i]
+    def depth_full(self, i, gt="filled"):
+        """(H, W) float32 ground truth at the original resolution, metres; 0 = invalid.
+
+        ``gt`` 'filled': NYU's in-painted ``depths``; 'raw': the sensor's
+        ``raw_depths`` (0 where nothing was measured).
+        """
+        return self._file()[TEST_GT[gt]][i]
+
+    @property
+    def has_raw(self):
+        """True if ``test.h5`` holds ``raw_depths`` (prepared after it was added)."""
+        return TEST_GT["raw"] in self._file()
+
+    def sources(self):
+        """(M,) int64: row ``i``'s 0-based index in the NYU labeled .mat."""
+        return self._file()["source"][:]
 
     def images_uint8(self, i):
         """(h, w, 3) uint8 RGB network-size image ``i`` (for visualisation)."""

@@ -170,6 +170,26 @@ class LabeledMat:
         """Depth map ``i`` (0-based) as (H, W) float32 metres."""
         return np.ascontiguousarray(self._depths[i].T, dtype=np.float32)
 
+    @property
+    def has_raw(self):
+        """True if the file holds ``rawDepths`` (the official one does)."""
+        return isinstance(self._file.get("rawDepths"), h5py.Dataset)
+
+    def raw_depth(self, i):
+        """Raw Kinect depth ``i`` (0-based) as (H, W) float32 metres, 0 = no measurement.
+
+        ``rawDepths`` is the projected sensor depth before NYU's in-painting
+        (``depths``); it is what BTS, AdaBins, ZoeDepth and Depth Anything
+        score against.
+        """
+        raw = self._dataset("rawDepths")
+        if raw.shape != self._depths.shape:
+            raise DataError(f"{self.path}: 'rawDepths' has shape {raw.shape}; expected {self._depths.shape} "
+                            "like 'depths'")
+        depth = np.asarray(raw[i].T, dtype=np.float32)
+        with np.errstate(invalid="ignore"):
+            return np.ascontiguousarray(np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(0)))
+
     def check_indices(self, indices, splits_path, key):
         """Raise DataError naming ``splits_path`` if any 0-based index is out of range."""
         indices = np.asarray(indices)

@@ -4,6 +4,8 @@ Usage::
 
     python -m data.prepare --mat nyu_depth_v2_labeled.mat --splits splits.mat \
         --out datasets/nyu [--seed 0] [--size 320x240] [--copies 9]
+    python -m data.prepare --mat nyu_depth_v2_labeled.mat --splits splits.mat \
+        --out datasets/nyu --add-raw     # upgrade a test.h5 made without raw_depths
 
 Paper §5: the RGB inputs are downsampled to 320 x 240 and the 795 training
 pairs are augmented following Eigen et al. into 7155 = 795 x 9 pairs.  Each
@@ -18,7 +20,12 @@ source])``, so a row depends only on the seed and its source image.
     width, height.
 ``test.h5``
     ``images`` (M, h, w, 3) uint8 resized, ``depths`` (M, H, W) float32 at
-    the original resolution (evaluation ground truth), ``source`` (M,).
+    the original resolution (NYU's in-painted depth: ``evaluate.py --gt
+    filled``), ``raw_depths`` (M, H, W) float32 the .mat's ``rawDepths``,
+    the sensor's own measurements with 0 where there is none (``--gt raw``,
+    the ground truth of BTS, AdaBins, ZoeDepth and Depth Anything),
+    ``source`` (M,).  ``--add-raw`` adds ``raw_depths`` to a ``test.h5``
+    written before it existed, in place, leaving the other datasets as they are.
 
 Invalid depth pixels (non-finite or <= 0) are stored as 0.  Datasets are
 chunked one image per chunk and carry no timestamps, so the same inputs and
@@ -43,6 +50,7 @@ from .nyu import LabeledMat, read_splits
 
 PAPER_SIZE = (320, 240)  # §5: inputs downsampled to 320 x 240 (width x height)
 PAPER_COPIES = 9  # §5: 795 training pairs -> 7155 = 795 x 9 after augmentation
+RAW_DATASET = "raw_depths"  # test.h5: the .mat's rawDepths at full resolution
 
 
 def positive_int(text):
@@ -111,12 +119,14 @@ def _write_test(path, mat, sources, seed, size, bar, depth_range):
     with h5py.File(path, "w") as h5:
         images = _create_rows(h5, "images", (n_rows, height, width, 3), np.uint8)
         depths = _create_rows(h5, "depths", (n_rows, mat.height, mat.width), np.float32)
+        raw = _create_rows(h5, RAW_DATASET, (n_rows, mat.height, mat.width), np.float32)
         h5.create_dataset("source", data=np.asarray(sources, np.int64), track_times=False)
         h5.attrs.update(seed=seed, copies=1, width=width, height=height, dataset=mat.dataset_name)
         for k, source in enumerate(sources):
             depth = checked_depth(mat, source)
             images[k] = apply_augment(IDENTITY, mat.image(source), depth, size)[0]
             depths[k] = depth
+            raw[k] = mat.raw_depth(source)
             depth_range.update(depth)
             bar.update(1)
     return {"rows": n_rows, "sources": n_rows, "images": [n_rows, height, width, 3],
@@ -167,6 +177,8 @@ def prepare(mat, splits, out, seed=0, size=PAPER_SIZE, copies=PAPER_COPIES, prog
     with LabeledMat(mat) as labeled:
         labeled.check_indices(train_idx, splits, "trainNdxs")
         labeled.check_indices(test_idx, splits, "testNdxs")
+        if not labeled.has_raw:
+            raise DataError(f"{mat}: no 'rawDepths' dataset (expected the official NYU labeled .mat)")
         created_dir = not os.path.isdir(out)
         try:
             os.makedirs(out, exist_ok=True)
@@ -201,6 +213,36 @@ def prepare(mat, splits, out, seed=0, size=PAPER_SIZE, copies=PAPER_COPIES, prog
             "depth_max": float(depth_range.high)}
 
 
+def add_raw(mat, splits, out):
+    """Add ``raw_depths`` to an existing ``out/test.h5`` from the .mat it was made from.
+
+    The test rows must be the .mat's ``testNdxs`` in file order (checked
+    against ``source``).  The dataset is written under a temporary name and
+    renamed when complete, so an interrupted run leaves no half-filled
+    ``raw_depths``; nothing else in the file changes.  Returns a summary dict.
+    """
+    path = os.path.join(out, "test.h5")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file (run python -m data.prepare without --add-raw)")
+    _, test_idx = read_splits(splits)
+    with LabeledMat(mat) as labeled, h5py.File(path, "r+") as h5:
+        labeled.check_indices(test_idx, splits, "testNdxs")
+        if "source" not in h5 or not np.array_equal(h5["source"][:], test_idx):
+            raise DataError(f"{path}: its test rows are not {splits}'s testNdxs; re-run data.prepare instead")
+        if (h5["depths"].shape[1], h5["depths"].shape[2]) != (labeled.height, labeled.width):
+            raise DataError(f"{path}: depth size {h5['depths'].shape[1:]} differs from {mat}'s frames")
+        if RAW_DATASET in h5:
+            return {"path": path, "raw_depths": "already present"}
+        partial = RAW_DATASET + ".partial"
+        if partial in h5:
+            del h5[partial]
+        raw = _create_rows(h5, partial, h5["depths"].shape, np.float32)
+        for k, source in enumerate(test_idx):
+            raw[k] = labeled.raw_depth(source)
+        h5.move(partial, RAW_DATASET)
+    return {"path": path, "raw_depths": [len(test_idx), labeled.height, labeled.width]}
+
+
 def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad input)."""
     parser = argparse.ArgumentParser(prog="python -m data.prepare", description=__doc__.split("\n")[0])
@@ -212,8 +254,16 @@ def main(argv=None):
                         help="network input WIDTHxHEIGHT (default 320x240, paper §5)")
     parser.add_argument("--copies", type=positive_int, default=PAPER_COPIES,
                         help="rows per training image (default 9: 795 -> 7155, paper §5)")
+    parser.add_argument("--add-raw", action="store_true",
+                        help="only add raw_depths to an existing OUT/test.h5 (made before it was stored)")
     args = parser.parse_args(argv)
     try:
+        if args.add_raw:
+            try:
+                print(json.dumps(add_raw(args.mat, args.splits, args.out), indent=2))
+            except OSError as exc:
+                raise DataError(f"{args.out}/test.h5: cannot update ({exc})") from None
+            return 0
         # The bar only goes to a terminal, so logs and error output stay one clean line each.
         summary = prepare(args.mat, args.splits, args.out, seed=args.seed, size=args.size,
                           copies=args.copies, progress=sys.stderr.isatty())

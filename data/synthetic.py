@@ -7,7 +7,10 @@ Usage::
 
 writes ``nyu_depth_v2_labeled.mat`` (HDF5 with MATLAB's transposed layout)
 and ``splits.mat`` (1-based ``trainNdxs`` / ``testNdxs``), so the very same
-reader and ``python -m data.prepare`` run on it as on the real dataset.
+reader and ``python -m data.prepare`` run on it as on the real dataset.  As in
+the official file, ``depths`` is complete (NYU's are in-painted) and
+``rawDepths`` is the same map with the holes of a Kinect (0 = no
+measurement, see ``with_holes``).
 
 Each scene is a box-shaped room seen by a pinhole camera with the focal
 length of NYU's Kinect, at a random height, pitch, yaw and small roll.  Floor,
@@ -246,13 +249,52 @@ def generate(n, seed=0, height=480, width=640):
     return images, depths
 
 
+# Toolbox projection mask of a 480 x 640 frame (rows 44:471, cols 40:601): no raw depth outside.
+RAW_REGION = (44, 471, 40, 601)
+
+
+def with_holes(depth, rng):
+    """A raw Kinect-like copy of a complete ``depth`` map: 0 where nothing was measured.
+
+    Holes: everything outside the projection region ``RAW_REGION`` (scaled to
+    the frame), the shadow the projector casts beside a near object (a pixel
+    whose right-hand neighbourhood of width/80 pixels holds a depth 10 %
+    nearer), 0-3 elliptic blobs (dark or shiny surfaces) and 1 % isolated
+    pixels.  Kept pixels hold the exact ``depth`` value.
+    """
+    height, width = depth.shape
+    raw = np.asarray(depth, np.float32).copy()
+    top, bottom, left, right = (int(round(v * s)) for v, s in
+                                zip(RAW_REGION, (height / 480, height / 480, width / 640, width / 640)))
+    outside = np.ones_like(raw, bool)
+    outside[top:bottom, left:right] = False
+    reach = max(1, width // 80)
+    padded = np.pad(raw, ((0, 0), (0, reach)), mode="edge")
+    nearest_right = np.min([padded[:, k:k + width] for k in range(1, reach + 1)], axis=0)
+    shadow = nearest_right < 0.9 * raw
+    rows, cols = np.mgrid[0:height, 0:width]
+    blobs = np.zeros_like(outside)
+    for _ in range(rng.randint(0, 4)):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        ry, rx = rng.uniform(0.03, 0.12) * height, rng.uniform(0.03, 0.12) * width
+        blobs |= ((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 < 1
+    dropout = rng.uniform(size=raw.shape) < 0.01
+    raw[outside | shadow | blobs | dropout] = 0
+    return raw
+
+
+def raw_depths(depths, seed=0):
+    """``with_holes`` of each map; map ``i`` depends only on (seed, i) and the map."""
+    return np.stack([with_holes(d, np.random.RandomState([seed, i, 1])) for i, d in enumerate(depths)])
+
+
 def _matlab_v73_header():
     # MATLAB v7.3 files are HDF5 with this 512-byte user block in front.
     text = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Thu Jan  1 00:00:00 1970 HDF5 schema 1.00 ."
     return text.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM"
 
 
-def write_official(out_dir, images, depths, train_idx, test_idx):
+def write_official(out_dir, images, depths, train_idx, test_idx, raw=None):
     """Write images/depths in the official NYU two-file layout.
 
     Parameters
@@ -265,6 +307,9 @@ def write_official(out_dir, images, depths, train_idx, test_idx):
         (N, H, W) float32 metres.
     train_idx, test_idx : array-like of int
         0-based indices; written 1-based as float64 column vectors, as MATLAB does.
+    raw : np.ndarray, optional
+        (N, H, W) float32 ``rawDepths`` (0 = no measurement); default
+        ``raw_depths(depths)``.
 
     Returns
     -------
@@ -275,11 +320,14 @@ def write_official(out_dir, images, depths, train_idx, test_idx):
     mat_path = os.path.join(out_dir, MAT_NAME)
     splits_path = os.path.join(out_dir, SPLITS_NAME)
     images = np.asarray(images, np.uint8).transpose(0, 3, 2, 1)  # (N, 3, W, H) as h5py sees MATLAB
+    raw = raw_depths(depths) if raw is None else raw
+    raw = np.asarray(raw, np.float32).transpose(0, 2, 1)
     depths = np.asarray(depths, np.float32).transpose(0, 2, 1)  # (N, W, H)
     temporary = mat_path + ".tmp"
     with h5py.File(temporary, "w", userblock_size=512) as h5:
         h5.create_dataset("images", data=images, chunks=(1,) + images.shape[1:], track_times=False)
         h5.create_dataset("depths", data=depths, chunks=(1,) + depths.shape[1:], track_times=False)
+        h5.create_dataset("rawDepths", data=raw, chunks=(1,) + raw.shape[1:], track_times=False)
         h5.attrs[DATASET_ATTR] = "synthetic"  # so that reports never mistake it for NYU
     with open(temporary, "r+b") as raw:
         raw.write(_matlab_v73_header())
@@ -321,7 +369,8 @@ def main(argv=None):
     images, depths = generate(args.n, seed=args.seed, height=height, width=width)
     train_idx, test_idx = split_indices(args.n, args.test_frac, args.seed)
     try:
-        mat_path, splits_path = write_official(args.out, images, depths, train_idx, test_idx)
+        mat_path, splits_path = write_official(args.out, images, depths, train_idx, test_idx,
+                                               raw_depths(depths, args.seed))
     except OSError as exc:
         print(f"error: {args.out}: cannot write ({exc})", file=sys.stderr)
         return 2

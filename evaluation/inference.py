@@ -14,7 +14,7 @@ def contexts(gpus):
     return [mx.gpu(i) for i in gpus] if gpus else [mx.cpu()]
 
 
-def predict(depth_net, conf_net, dataset, batch_size=4, ctxs=None, progress=True, desc="predict"):
+def predict(depth_net, conf_net, dataset, batch_size=4, ctxs=None, progress=True, desc="predict", flip=False):
     """Depth and confidence at 1/4 resolution for every item of ``dataset``.
 
     Parameters
@@ -30,6 +30,10 @@ def predict(depth_net, conf_net, dataset, batch_size=4, ctxs=None, progress=True
         Default ``[mx.cpu()]``.
     progress : bool
         Show a tqdm bar on stderr.
+    flip : bool
+        Test-time augmentation: average both maps with those of the mirrored
+        image, mirrored back.  Exact on the 1/4 grid because ``data.grid``'s
+        pixel centres are symmetric: column j of w mirrors to w - 1 - j.
 
     Yields
     ------
@@ -49,7 +53,13 @@ def predict(depth_net, conf_net, dataset, batch_size=4, ctxs=None, progress=True
             outputs = []
             for x in parts:  # launched on every device before any result is read back
                 depth = depth_net(x)
-                outputs.append((depth, conf_net(confidence_input(mx.nd, x, depth))))
+                conf = conf_net(confidence_input(mx.nd, x, depth))
+                if flip:
+                    mirrored = x.flip(axis=3)
+                    depth_m = depth_net(mirrored)
+                    conf_m = conf_net(confidence_input(mx.nd, mirrored, depth_m))
+                    depth, conf = (depth + depth_m.flip(axis=3)) / 2, (conf + conf_m.flip(axis=3)) / 2
+                outputs.append((depth, conf))
             depth = np.concatenate([d.asnumpy()[:, 0] for d, _ in outputs])
             conf = np.concatenate([c.asnumpy()[:, 0] for _, c in outputs])
             bar.update(len(depth))

@@ -92,9 +92,9 @@ def reference_maps(tiny, h5_name, rows):
     return np.stack(depths), np.stack(confs)
 
 
-def load_test_gt(tiny):
+def load_test_gt(tiny, gt="filled"):
     with h5py.File(os.path.join(tiny["data"], "test.h5"), "r") as h5:
-        return h5["depths"][:]
+        return h5[{"filled": "depths", "raw": "raw_depths"}[gt]][:]
 
 
 def run_main(argv, capsys):
@@ -133,8 +133,8 @@ def test_run_end_to_end_matches_reference_and_predictions_path(tiny, capsys):
 
     # The same numbers from maps computed one image at a time, upsampled and scored here.
     depth, _ = reference_maps(tiny, "test.h5", range(N_TEST))
-    gt = load_test_gt(tiny)
-    for name, protocol in PROTOCOLS.items():
+    for name, protocol in PROTOCOLS.items():   # eigen scores raw depth, full the filled one
+        gt = load_test_gt(tiny, protocol.gt)
         acc = ErrorAccumulator(protocol)
         for i in range(N_TEST):
             acc.add(gt[i], upsample(depth[i], GT_SIZE))
