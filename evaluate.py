@@ -83,8 +83,8 @@ def build_parser():
     g = parser.add_argument_group("EXTERNAL PREDICTIONS")
     g.add_argument("--predictions", help="instead of --run: an (M, H', W') float .npy of depth in metres, one map "
                                          "per test.h5 row in file order, or a folder of 16-bit PNGs in mm")
-    g.add_argument("--match", choices=MATCHES, default="source",
-                   help="PNG file names end in the NYU .mat index (source) or the test.h5 row. default: %(default)s")
+    g.add_argument("--match", choices=MATCHES,
+                   help="PNG file names end in the NYU .mat index (source) or the test.h5 row. default: source")
     g.add_argument("--out", help="output JSON for --predictions. default: PRED_eval.json next to PRED")
     return parser
 
@@ -99,6 +99,10 @@ def check_args(args):
             raise EvaluationError("--table1, --confidence and --figures need a --run (networks), not --predictions")
         if args.flip_tta:
             raise EvaluationError("--flip-tta runs the networks on mirrored images: it needs --run")
+        if args.match and not os.path.isdir(args.predictions):
+            raise EvaluationError("--match is for a folder of PNGs; %s is not a folder" % args.predictions)
+    elif args.match:
+        raise EvaluationError("--match is for --predictions DIR (a folder of PNGs)")
     elif args.out:
         raise EvaluationError("--out is only for --predictions; a run writes into its own directory")
     if args.batch_size < 1 or args.figures < 0:
@@ -216,7 +220,7 @@ def print_table(metrics, protocol, stream=sys.stdout):
 def score_predictions(args, protocol):
     """--predictions: score an external array or PNG folder exactly as a run's predictions are scored."""
     dataset = open_test_set(find_test_h5(args.data), protocol)
-    preds = open_predictions(args.predictions, dataset, args.match)
+    preds = open_predictions(args.predictions, dataset, args.match or "source")
     out = args.out or os.path.normpath(os.path.splitext(args.predictions)[0]) + "_eval.json"
     gts = scoring_gts(dataset, protocol)
     scorer = Scorer(protocol, gts, per_image=bool(args.per_image))

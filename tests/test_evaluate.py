@@ -75,21 +75,25 @@ def make_run(tiny, name, **config):
     return run
 
 
-def reference_maps(tiny, h5_name, rows):
-    """Depth and confidence (12 x 16) of the given rows, one image at a time, without evaluate.py."""
+def reference_maps(tiny, h5_name, rows, mirror=False):
+    """Depth and confidence (12 x 16) of the given rows, one image at a time, without evaluate.py.
+
+    ``mirror``: of the left-right mirrored images, mirrored back.
+    """
     params = os.path.join(tiny["base"], "checkpoints", "last")
     depth_net, conf_net = get_depth_net(pretrained=False), get_confidence_net()
     depth_net.load_parameters(os.path.join(params, "depth_net.params"))
     conf_net.load_parameters(os.path.join(params, "conf_net.params"))
     with h5py.File(os.path.join(tiny["data"], h5_name), "r") as h5:
-        images = [normalize_image(h5["images"][int(r)]) for r in rows]
+        images = [normalize_image(h5["images"][int(r)][:, ::-1] if mirror else h5["images"][int(r)]) for r in rows]
     depths, confs = [], []
     for image in images:
         x = mx.nd.array(image[None])
         d = depth_net(x)
         depths.append(d.asnumpy()[0, 0])
         confs.append(conf_net(confidence_input(mx.nd, x, d)).asnumpy()[0, 0])
-    return np.stack(depths), np.stack(confs)
+    depths, confs = np.stack(depths), np.stack(confs)
+    return (depths[..., ::-1], confs[..., ::-1]) if mirror else (depths, confs)
 
 
 def load_test_gt(tiny, gt="filled"):
@@ -162,6 +166,26 @@ def test_run_end_to_end_matches_reference_and_predictions_path(tiny, capsys):
     assert png_size(os.path.join(run, "qualitative.png")) == (1200, 3 * 180 + 30)
     assert png_size(os.path.join(run, "sparsification.png")) == (900, 360)
     assert png_size(os.path.join(run, "reliability.png")) == (450, 450)
+
+
+def test_flip_tta_on_a_run(tiny, capsys):
+    run = make_run(tiny, "flip")
+    table = os.path.join(tiny["root"], "flip_rows.csv")
+    code, _, err = run_main(["--run", run, "--flip-tta", "--no-progress", "--per-image", table], capsys)
+    assert code == 0, err
+    with open(os.path.join(run, "eval.json")) as f:
+        result = json.load(f)
+    assert result["flip_tta"] is True
+    plain, _ = reference_maps(tiny, "test.h5", range(N_TEST))
+    mirrored, _ = reference_maps(tiny, "test.h5", range(N_TEST), mirror=True)
+    gt = load_test_gt(tiny, "raw")
+    acc = ErrorAccumulator(PROTOCOLS["eigen"])
+    for i in range(N_TEST):
+        acc.add(gt[i], upsample((plain[i] + mirrored[i]) / 2, GT_SIZE))
+    for metric, value in acc.result().items():
+        assert result["metrics"][metric] == pytest.approx(value, rel=1e-4, abs=1e-6), metric
+    with open(table) as f:
+        assert len(f.read().strip().splitlines()) == 1 + N_TEST
 
 
 def test_table1_on_unlabeled_rows(tiny, capsys):

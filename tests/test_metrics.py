@@ -181,3 +181,161 @@ def test_reliability_bins_by_hand():
     assert r["mean_confidence"][9] == pytest.approx(0.95) and r["mean_target"][1] is None
     gap = (1 * abs(0.05 - 1.0) + 2 * abs(0.95 - (1 + math.exp(-5)) / 2)) / 3
     assert r["calibration_error"] == pytest.approx(gap)
+
+
+# --- silog, crops, averaging, alignment (hand values) -----------------------------------
+
+from evaluation.metrics import Protocol, align_prediction, make_protocol, parse_crop  # noqa: E402
+
+
+def test_silog_by_hand_per_image_and_pooled():
+    e = math.e
+    # d = ln p - ln g = [1, 1, 0, 0]: mean d^2 = 0.5, mean d = 0.5 -> sqrt(0.5 - 0.25) * 100 = 50
+    assert compute_errors(np.ones(4), np.array([e, e, 1.0, 1.0]))["silog"] == pytest.approx(50.0)
+    assert compute_errors(np.ones(3), np.full(3, 2.0))["silog"] == pytest.approx(0.0, abs=1e-6)  # pure scale
+    # Two images: A d = [1, 1, 0, 0] (silog 50), B d = [0, 0] (silog 0).
+    frame_a, frame_b = np.ones((1, 4)), np.ones((1, 2))
+    per_image = ErrorAccumulator(make_protocol("full", average="image"))
+    pooled = ErrorAccumulator(PROTOCOLS["full"])
+    for acc in (per_image, pooled):
+        acc.add(frame_a, np.array([[e, e, 1.0, 1.0]]))
+        acc.add(frame_b, np.ones((1, 2)))
+    assert per_image.result()["silog"] == pytest.approx(25.0)
+    # pooled d = [1, 1, 0, 0, 0, 0]: mean d^2 = 1/3, mean d = 1/3 -> sqrt(1/3 - 1/9) * 100
+    assert pooled.result()["silog"] == pytest.approx(math.sqrt(1 / 3 - 1 / 9) * 100)
+
+
+def test_each_crop_on_a_480x640_frame():
+    gt = np.ones((480, 640))
+    pred = np.ones((480, 640))
+    pred[44, :] = 2.0     # inside toolbox (rows 44:471), outside eigen (rows 45:471)
+    pred[:, 40] = 3.0     # inside toolbox (cols 40:601), outside eigen (cols 41:601)
+    results = {}
+    for crop in ("eigen", "toolbox", "none", "44:45:0:640"):
+        acc = ErrorAccumulator(make_protocol("eigen", crop=crop))
+        acc.add(gt, pred)
+        results[crop] = acc.result()
+    assert results["eigen"]["n_pixels"] == 426 * 560 and results["eigen"]["rel"] == 0
+    # toolbox: 427 x 561 pixels; row 44 has 560 pixels of error 1, column 40 has 427 of error 2
+    assert results["toolbox"]["n_pixels"] == 427 * 561
+    assert results["toolbox"]["rel"] == pytest.approx((560 * 1 + 427 * 2) / (427 * 561))
+    assert results["none"]["rel"] == pytest.approx((639 * 1 + 480 * 2) / (480 * 640))
+    assert results["44:45:0:640"]["n_pixels"] == 640
+    assert results["44:45:0:640"]["rel"] == pytest.approx((639 * 1 + 2) / 640)
+    assert make_protocol("eigen", crop="toolbox").crop_box(240, 320) == (22, 236, 20, 301)
+    assert parse_crop("none") is None
+    for bad in ("kitti", "1:2:3", "10:5:0:640", "0:481:0:640", "a:b:c:d"):
+        with pytest.raises(ValueError, match="crop"):
+            parse_crop(bad)
+
+
+def test_depth_range_and_clipping_follow_the_flags():
+    gt = np.array([[0.5, 2.0, 6.0]])
+    pred = np.array([[0.1, 2.0, 9.0]])
+    acc = ErrorAccumulator(make_protocol("full", min_depth=1.0, max_depth=5.0))
+    acc.add(gt, pred)
+    # only 2.0 is scored (0.5 <= 1, 6 >= 5); 2.0 within [1, 5]
+    assert acc.result()["n_pixels"] == 1 and acc.result()["rel"] == 0
+    protocol = make_protocol("full", min_depth=1.0, max_depth=5.0)
+    assert (protocol.pred_min, protocol.pred_max) == (1.0, 5.0)
+    assert protocol.name == "full+min_depth=1,max_depth=5"
+    acc = ErrorAccumulator(make_protocol("eigen", crop="none", max_depth=8.0))
+    acc.add(gt, pred)  # 9 clipped to 8: |8 - 6| / 6; 0.1 kept (>= 1e-3): |0.1 - 0.5| / 0.5
+    assert acc.result()["rel"] == pytest.approx((0.8 + 0 + 2 / 6) / 3)
+
+
+def test_median_alignment_scales_before_clipping():
+    gt = np.array([[1.0, 2.0, 8.0]])
+    pred = np.array([[0.5, 1.0, 40.0]])
+    acc = ErrorAccumulator(make_protocol("eigen", crop="none", align="median"))
+    acc.add(gt, pred)
+    # x median(gt) / median(pred) = 2 -> [1, 2, 80] -> clipped to 10 -> rel (0 + 0 + 2/8) / 3
+    assert acc.result()["rel"] == pytest.approx(0.25 / 3)
+
+
+def test_lstsq_alignment_in_depth_and_inverse_depth_by_hand():
+    protocol = make_protocol("full", align="lstsq")
+    # x = [1, 1, 2], y = [1, 2, 3]: normal equations give s = 3/2, t = 0 -> fit [1.5, 1.5, 3]
+    np.testing.assert_allclose(align_prediction(np.array([1.0, 2, 3]), np.array([1.0, 1, 2]), protocol),
+                               [1.5, 1.5, 3.0])
+    gt = np.array([[1.0, 2.0, 3.0]])
+    acc = ErrorAccumulator(protocol)
+    acc.add(gt, np.array([[1.0, 1.0, 2.0]]))
+    assert acc.result()["rel"] == pytest.approx((0.5 + 0.25 + 0) / 3)
+    # Exact affine relation: aligned perfectly.
+    acc = ErrorAccumulator(protocol)
+    acc.add(gt, 2 * gt + 1)
+    assert acc.result()["rel"] == pytest.approx(0, abs=1e-12)
+    # Inverse: x = 1/p = [1, 1, 2], y = 1/g = [1, .5, .25] -> s = -0.5, t = 1.25 -> 1/fit = [4/3, 4/3, 4]
+    inverse = make_protocol("eigen", crop="none", align="lstsq", align_space="inverse")
+    np.testing.assert_allclose(align_prediction(np.array([1.0, 2, 4]), np.array([1.0, 1, 0.5]), inverse),
+                               [4 / 3, 4 / 3, 4.0])
+    # A fit below 1 / max_depth is capped there (MiDaS): depth 10 m.
+    capped = align_prediction(np.array([1.0, 20.0]), np.array([1.0, 20.0]), make_protocol(
+        "eigen", align="lstsq", align_space="inverse", max_depth=5.0))
+    np.testing.assert_allclose(capped, [1.0, 5.0])
+    # One pixel: the best constant.
+    np.testing.assert_allclose(align_prediction(np.array([3.0]), np.array([7.0]), protocol), [3.0])
+
+
+def test_bad_protocol_combinations():
+    with pytest.raises(ValueError, match="align space 'inverse' needs align lstsq"):
+        make_protocol("eigen", align="median", align_space="inverse")
+    with pytest.raises(ValueError, match="min depth < max depth"):
+        make_protocol("eigen", min_depth=5.0, max_depth=2.0)
+    with pytest.raises(ValueError, match="average"):
+        make_protocol("eigen", average="scene")
+    assert make_protocol("eigen") == PROTOCOLS["eigen"]
+    assert isinstance(PROTOCOLS["full"], Protocol) and PROTOCOLS["full"].gt == "filled"
+    described = PROTOCOLS["eigen"].describe()
+    assert described["crop_box"] == [45, 471, 41, 601] and described["gt"] == "raw"
+    assert described["prediction_range"] == [1e-3, 10.0] and described["average"] == "image"
+    assert PROTOCOLS["full"].describe()["max_depth"] is None
+
+
+def bts_eval(gt_depths, pred_depths, min_depth=1e-3, max_depth=10.0, dtype=None):
+    """BTS utils/eval_with_pngs.py --dataset nyu --eigen_crop, restated: per-image metrics, then the mean.
+
+    ``dtype``: compute the metrics in this precision after clipping and masking (BTS: the arrays' own).
+    """
+    names = ("silog", "log10", "rel", "sq_rel", "rms", "rms_log", "d1", "d2", "d3")
+    scores = {n: [] for n in names}
+    for gt, pred in zip(gt_depths, pred_depths):
+        pred = pred.copy()
+        pred[pred < min_depth] = min_depth
+        pred[pred > max_depth] = max_depth
+        valid = (gt > min_depth) & (gt < max_depth)
+        crop = np.zeros(gt.shape, bool)
+        crop[45:471, 41:601] = True
+        g, p = gt[valid & crop], pred[valid & crop]
+        if dtype is not None:
+            g, p = g.astype(dtype), p.astype(dtype)
+        thresh = np.maximum(g / p, p / g)
+        err = np.log(p) - np.log(g)
+        for n, v in zip(names, (np.sqrt(np.mean(err ** 2) - np.mean(err) ** 2) * 100,
+                                np.mean(np.abs(np.log10(p) - np.log10(g))), np.mean(np.abs(g - p) / g),
+                                np.mean((g - p) ** 2 / g), np.sqrt(np.mean((g - p) ** 2)),
+                                np.sqrt(np.mean((np.log(g) - np.log(p)) ** 2)), (thresh < 1.25).mean(),
+                                (thresh < 1.25 ** 2).mean(), (thresh < 1.25 ** 3).mean())):
+            scores[n].append(v)
+    return {n: float(np.mean(v)) for n, v in scores.items()}
+
+
+def test_eigen_preset_equals_bts_on_the_same_arrays():
+    rng = np.random.RandomState(3)
+    gts, preds = [], []
+    for _ in range(3):
+        gt = rng.uniform(0.5, 11.0, size=(480, 640)).astype(np.float32)   # some beyond 10 m
+        gt[rng.uniform(size=gt.shape) < 0.3] = 0                         # raw holes
+        gts.append(gt)
+        preds.append((gt + rng.normal(0, 0.5, gt.shape)).clip(-1, 12).astype(np.float32))  # some < 1e-3, > 10
+    acc = ErrorAccumulator(PROTOCOLS["eigen"])
+    for gt, pred in zip(gts, preds):
+        acc.add(gt, pred)
+    ours = acc.result()
+    # Same formulas in float64: equal to rounding; on BTS's own float32 arrays: to float32 precision.
+    exact = bts_eval(gts, preds, dtype=np.float64)
+    as_bts = bts_eval(gts, preds)
+    for name in exact:
+        assert ours[name] == pytest.approx(exact[name], rel=1e-9), name
+        assert ours[name] == pytest.approx(as_bts[name], rel=1e-5), name
