@@ -30,7 +30,7 @@ from threads import set_omp_threads
 set_omp_threads()  # before mxnet loads (threads.py)
 import config  # noqa: E402
 from evaluation import EvaluationError
-from evaluation.external import MATCHES, check_prediction, open_predictions
+from evaluation.external import MATCHES, open_predictions
 from evaluation.metrics import (ALIGN_SPACES, ALIGNMENTS, AVERAGES, CROPS, DEFAULT_PROTOCOL, GT_CHOICES, METRICS,
                                 PROTOCOLS, ErrorAccumulator, make_protocol, select_pixels, upsample, valid_mask)
 
