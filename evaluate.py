@@ -225,7 +225,13 @@ def score_predictions(args, protocol):
     gts = scoring_gts(dataset, protocol)
     scorer = Scorer(protocol, gts, per_image=bool(args.per_image))
     for i in range(len(dataset)):
-        scorer.add(i, {g: dataset.depth_full(i, g) for g in gts}, preds[i])
+        truth = {g: dataset.depth_full(i, g) for g in gts}
+        pred = preds[i]
+        (h, w), (height, width) = pred.shape, truth[protocol.gt].shape
+        if h * width != w * height:  # e.g. a transposed map: resizing it would score nonsense
+            raise EvaluationError("%s: the map of test row %d is %dx%d, not the %dx%d ground truth's shape or a "
+                                  "scaled copy of it" % (args.predictions, i, h, w, height, width))
+        scorer.add(i, truth, pred)
     result = scorer.metrics()
     result.update(predictions=os.path.abspath(args.predictions), data=os.path.abspath(args.data),
                   n_test=len(dataset), flip_tta=False)

@@ -17,7 +17,11 @@ Every producer and consumer uses this convention:
   resampled by ``resize_depth`` below, which reads the depth AT ``u``;
 * predictions and confidence maps go back to full resolution through
   ``upsample`` (``cv2.INTER_LINEAR``, the same convention), in evaluation,
-  training validation and ``predict.py``.
+  training validation and ``predict.py``; the confidence net's 1/4 image
+  input (4 x 4 block means) is centred on the same points.
+
+The convention is mirror-symmetric (pixel j of w mirrors to w - 1 - j at
+every resolution), so flip test-time augmentation needs no shift.
 
 ``resize_depth`` takes the nearest pixel to ``u``.  When ``u`` falls exactly
 between two pixels (every output pixel of an even integer factor such as

@@ -239,6 +239,7 @@ def test_flip_tta_averages_with_the_mirrored_prediction():
 def bad_cases(preds, tmp_path):
     root = str(tmp_path)
     arrays = {"inf": np.full((4, 12, 16), np.inf, np.float32), "zero": np.zeros((4, 12, 16), np.float32),
+              "transposed": np.ones((4, 16, 12), np.float32),
               "negative": -np.ones((4, 12, 16), np.float32)}
     for name, a in arrays.items():
         np.save(os.path.join(root, name + ".npy"), a)
@@ -273,12 +274,13 @@ def bad_cases(preds, tmp_path):
         "flip_without_run": ([npy, "--flip-tta"], "--flip-tta"),
         "per_image_not_csv": ([npy, "--per-image", os.path.join(root, "x.txt")], ".csv"),
         "match_with_npy": ([npy, "--match", "row"], "--match is for a folder of PNGs"),
+        "transposed": ([os.path.join(root, "transposed.npy")], "map of test row 0 is 16x12, not the 96x128"),
     }, data
 
 
 CASES = ["inf", "zero", "negative", "missing_png", "unreadable_png", "eight_bit_png", "zero_png", "duplicate_png",
          "unknown_png", "inverse_without_lstsq", "empty_range", "bad_crop", "flip_without_run", "per_image_not_csv",
-         "match_with_npy"]
+         "match_with_npy", "transposed"]
 
 
 @pytest.mark.parametrize("case", CASES)
