@@ -265,8 +265,11 @@ def figure_indices(n_test, n_figures):
     return sorted(set(np.linspace(0, n_test - 1, n_figures).round().astype(int).tolist())) if n_figures else []
 
 
-def load_run(args, protocol):
-    """Config, split (if needed), test set, networks on ``ctxs`` and the checkpoint path of ``--run``."""
+def load_run(args, protocol=PROTOCOLS["full"]):
+    """Config, split (if needed), test set, networks on ``ctxs`` and the checkpoint path of ``--run``.
+
+    ``protocol`` is checked against the test set (raw depth present if it needs it).
+    """
     from mxnet.base import MXNetError
     from evaluation.inference import contexts
     from training.checkpoint import checkpoint_dir, load_nets, read_json

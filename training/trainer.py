@@ -315,10 +315,12 @@ class Trainer:
         They are written to metrics.jsonl and never used to pick a checkpoint or stop.
         """
         acc = ErrorAccumulator(PROTOCOLS[DEFAULT_PROTOCOL])
+        # The preset's ground truth (raw), or the filled depth of a test.h5 made before raw was stored.
+        which = acc.protocol.gt if self.test.has_raw else "filled"
         for ids, depth, _ in predict(self.depth_net, self.conf_net, self.test, self.opts.batch_size,
                                      self.ctx, progress=False):
             for i, pred in zip(ids, depth):
-                gt = self.test.depth_full(i)
+                gt = self.test.depth_full(i, which)
                 acc.add(gt, upsample(pred, gt.shape))
         return {k: v for k, v in acc.result().items() if k in METRICS}
 
