@@ -9,6 +9,10 @@
     python evaluate.py ... --protocol full --crop eigen --average pixel --gt filled --align median \
         --per-image scores.csv                                       # compose a protocol
 
+``--checkpoint last`` writes the names above; any other checkpoint adds its name,
+so that scoring ``best`` keeps the files of ``last``: eval_best.json, table1_best.json,
+confidence_best.json, sparsification_best.png, reliability_best.png, qualitative_best.png.
+
 Predictions are made at 1/4 of the input resolution and upsampled bilinearly
 to the full-resolution ground truth of ``test.h5`` with the pixel convention
 of ``data.grid`` that the training targets use.  A protocol is a preset
@@ -33,6 +37,7 @@ from evaluation import EvaluationError
 from evaluation.external import MATCHES, open_predictions
 from evaluation.metrics import (ALIGN_SPACES, ALIGNMENTS, AVERAGES, CROPS, DEFAULT_PROTOCOL, GT_CHOICES, METRICS,
                                 PROTOCOLS, ErrorAccumulator, make_protocol, select_pixels, upsample, valid_mask)
+from evaluation.report import checkpoint_file, units_warning
 
 # Table 2's columns first, then the extra measures.
 TABLE_ORDER = ("rel", "log10", "rms", "d1", "d2", "d3", "sq_rel", "rms_log", "silog")
@@ -224,6 +229,7 @@ def score_predictions(args, protocol):
     out = args.out or os.path.normpath(os.path.splitext(args.predictions)[0]) + "_eval.json"
     gts = scoring_gts(dataset, protocol)
     scorer = Scorer(protocol, gts, per_image=bool(args.per_image))
+    sample = []  # every 8th pixel, for the units check
     for i in range(len(dataset)):
         truth = {g: dataset.depth_full(i, g) for g in gts}
         pred = preds[i]
@@ -232,6 +238,10 @@ def score_predictions(args, protocol):
             raise EvaluationError("%s: the map of test row %d is %dx%d, not the %dx%d ground truth's shape or a "
                                   "scaled copy of it" % (args.predictions, i, h, w, height, width))
         scorer.add(i, truth, pred)
+        sample.append(np.ravel(pred[::8, ::8]))
+    warning = units_warning(np.median(np.concatenate(sample)), args.predictions)  # a sample is enough
+    if warning:
+        print(warning, file=sys.stderr)
     result = scorer.metrics()
     result.update(predictions=os.path.abspath(args.predictions), data=os.path.abspath(args.data),
                   n_test=len(dataset), flip_tta=False)
@@ -372,22 +382,24 @@ def evaluate_run(args, protocol):
         confidence = {"protocol": protocol.name, "sparsification": scorer.sparsification.result(),
                       "reliability": scorer.reliability.result(), "checkpoint": run["checkpoint"]}
     print_table(result["metrics"], protocol.name)
-    written = [save_json(os.path.join(args.run, "eval.json"), result)]
+
+    def out(name):  # eval.json for last, eval_best.json for best, ...
+        return os.path.join(args.run, checkpoint_file(name, args.checkpoint))
+    written = [save_json(out("eval.json"), result)]
     if table:
         written.append(save_text(args.per_image, table))
     if table1:
         for row in table1["rows"]:
             rel = "-" if row["rel"] is None else "%.4f" % row["rel"]
             print("Table 1  T=%.2f  rel %s  pixels kept %.3f" % (row["t_semi"], rel, row["kept_fraction"]))
-        written.append(save_json(os.path.join(args.run, "table1.json"), table1))
+        written.append(save_json(out("table1.json"), table1))
     if confidence:
-        written.append(save_json(os.path.join(args.run, "confidence.json"), confidence))
-        written.append(figures.sparsification_plot(confidence["sparsification"],
-                                                   os.path.join(args.run, "sparsification.png")))
-        written.append(figures.reliability_plot(confidence["reliability"], os.path.join(args.run, "reliability.png")))
+        written.append(save_json(out("confidence.json"), confidence))
+        written.append(figures.sparsification_plot(confidence["sparsification"], out("sparsification.png")))
+        written.append(figures.reliability_plot(confidence["reliability"], out("reliability.png")))
     if scorer.figure_rows:
         rows = sorted(scorer.figure_rows, key=lambda r: r["id"])
-        written.append(figures.qualitative_grid(rows, scorer.t_semi, os.path.join(args.run, "qualitative.png")))
+        written.append(figures.qualitative_grid(rows, scorer.t_semi, out("qualitative.png")))
     return written
 
 

@@ -3,12 +3,19 @@
     python predict.py --run runs/NAME photo.jpg more/*.png --out predictions/
     python predict.py --run runs/NAME images_dir/ --out predictions/ --checkpoint best
 
-For each input image ``NAME.png`` / ``NAME.jpg`` this writes, into ``--out``::
+A folder is searched recursively by the finder of ``train.py --unlabeled``
+(``data/images.py``: .png/.jpg/.jpeg in any case, hidden names skipped, sorted),
+and its sub-folders are mirrored in ``--out``.  For each input image ``NAME.png`` /
+``NAME.jpg`` this writes, into ``--out``::
 
     NAME_depth.npy   float32 (H, W) depth in metres
     NAME_depth.png   the depth colour-mapped (plasma, near = bright; the image's own min..max)
     NAME_conf.npy    float32 (H, W) confidence in (0, 1)
-    NAME_conf.png    the confidence colour-mapped (viridis, fixed 0..1)
+    NAME_conf.png    the confidence colour-mapped (viridis) between the image's own 2nd and
+                     98th percentiles, so that a map of 0.33-0.49 is not one flat colour
+
+Each PNG records the values of its darkest and brightest colours in its text
+fields ``vmin`` and ``vmax`` (e.g. ``PIL.Image.open(p).text``).
 
 at the INPUT image's resolution H x W.  Each image is resized (aspect ratio not
 kept) to the network size, the run's training ``input_size`` or ``--size``; the
@@ -27,8 +34,10 @@ from threads import set_omp_threads
 
 set_omp_threads()  # before mxnet loads (threads.py)
 import config  # noqa: E402
+from data.errors import DataError  # noqa: E402
+from data.images import IMAGE_SUFFIXES, check_images, list_images, read_rgb  # noqa: E402
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 DEPTH_CMAP = "plasma_r"  # as in the evaluation figures: near = bright
 CONF_CMAP = "viridis"
 
@@ -47,7 +56,8 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser():
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
-                        help="image files, or directories whose %s files are all used" % "/".join(IMAGE_EXTENSIONS))
+                        help="image files, or directories whose %s files are all used (recursively)"
+                             % "/".join(IMAGE_EXTENSIONS))
     parser.add_argument("--run", required=True, help="run directory made by train.py")
     parser.add_argument("--out", required=True, help="output directory (created if needed)")
     parser.add_argument("--checkpoint", default="last", help="last, best or a checkpoint directory. default: %(default)s")
@@ -60,40 +70,35 @@ def build_parser():
 
 
 def find_images(inputs):
-    """Image paths of the command line: files as given, directories expanded (sorted, not recursive)."""
-    paths = []
+    """Image paths of the command line and their output names (``NAME`` of ``NAME_depth.npy``).
+
+    Files are taken as given (output name: the file's stem); folders are expanded by
+    ``data.images.list_images`` (output name: the path inside the folder, without extension).
+    """
+    paths, stems = [], []
     for item in inputs:
         if os.path.isdir(item):
-            found = sorted(os.path.join(item, f) for f in os.listdir(item)
-                           if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(item, f)))
+            found = list_images(item)
             if not found:
-                raise PredictError("%s holds no %s images" % (item, "/".join(IMAGE_EXTENSIONS)))
-            paths.extend(found)
+                raise PredictError("%s holds no %s images (searched recursively)" % (item, "/".join(IMAGE_EXTENSIONS)))
+            paths.extend(os.path.join(item, f) for f in found)
+            stems.extend(os.path.splitext(f)[0] for f in found)
         elif os.path.isfile(item):
             paths.append(item)
+            stems.append(os.path.splitext(os.path.basename(item))[0])
         else:
             raise PredictError("%s: no such file or directory" % item)
-    stems = {}
-    for path in paths:  # one output name per image, or one would overwrite another
-        stem = os.path.splitext(os.path.basename(path))[0]
-        if stem in stems:
-            raise PredictError("%s and %s would both write %s_depth.npy; rename one" % (stems[stem], path, stem))
-        stems[stem] = path
-    return paths
+    seen = {}
+    for path, stem in zip(paths, stems):  # one output name per image, or one would overwrite another
+        if stem in seen:
+            raise PredictError("%s and %s would both write %s_depth.npy; rename one" % (seen[stem], path, stem))
+        seen[stem] = path
+    return paths, stems
 
 
-def read_rgb(path):
-    """(H, W, 3) uint8 RGB of an image file (greyscale and alpha are converted)."""
-    import cv2
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise PredictError("%s: not a readable image" % path)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def image_sizes(paths):
+def image_sizes(paths, progress=True):
     """(H, W) of every image; decodes each once so an unreadable file fails before any output."""
-    return [read_rgb(p).shape[:2] for p in paths]
+    return check_images(paths, progress, desc="checking images")
 
 
 class ImageFiles:
@@ -136,6 +141,15 @@ def load_networks(run_dir, checkpoint, ctxs):
     return depth_net, conf_net, path
 
 
+def write_png(path, bgr, vmin, vmax):
+    """``bgr`` as a PNG whose text fields ``vmin`` / ``vmax`` give the values of the colour scale's ends."""
+    from PIL import Image, PngImagePlugin
+    info = PngImagePlugin.PngInfo()
+    info.add_text("vmin", "%.6g" % vmin)
+    info.add_text("vmax", "%.6g" % vmax)
+    Image.fromarray(np.ascontiguousarray(bgr[..., ::-1])).save(path, format="PNG", pnginfo=info)
+
+
 def colour_map(values, cmap, vmin, vmax):
     """(H, W) floats -> (H, W, 3) uint8 BGR (for cv2.imwrite) through a matplotlib colormap."""
     from matplotlib import colormaps
@@ -153,13 +167,16 @@ def write_atomic(path, write):
 
 
 def save_maps(out_dir, stem, depth, conf):
-    """The four output files of one image."""
-    import cv2
+    """The four output files of one image; ``stem`` may hold sub-folders (created here)."""
+    from evaluation.figures import robust_limits
     prefix = os.path.join(out_dir, stem)
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
     write_atomic(prefix + "_depth.npy", lambda p: np.save(p, depth.astype(np.float32)))
     write_atomic(prefix + "_conf.npy", lambda p: np.save(p, conf.astype(np.float32)))
-    write_atomic(prefix + "_depth.png", lambda p: cv2.imwrite(p, colour_map(depth, DEPTH_CMAP, depth.min(), depth.max())))
-    write_atomic(prefix + "_conf.png", lambda p: cv2.imwrite(p, colour_map(conf, CONF_CMAP, 0.0, 1.0)))
+    d_min, d_max = float(depth.min()), float(depth.max())
+    write_atomic(prefix + "_depth.png", lambda p: write_png(p, colour_map(depth, DEPTH_CMAP, d_min, d_max), d_min, d_max))
+    c_min, c_max = robust_limits(conf)
+    write_atomic(prefix + "_conf.png", lambda p: write_png(p, colour_map(conf, CONF_CMAP, c_min, c_max), c_min, c_max))
 
 
 def run(args):
@@ -169,12 +186,12 @@ def run(args):
     from training.checkpoint import checkpoint_dir, read_json
     if args.batch_size < 1:
         raise PredictError("--batch-size must be >= 1")
-    paths = find_images(args.inputs)
+    paths, stems = find_images(args.inputs)
     if not os.path.isdir(args.run):
         raise PredictError("run directory %s does not exist" % args.run)
     size = network_size(args, read_json(os.path.join(args.run, "config.json")))
     checkpoint_dir(args.run, args.checkpoint)  # fails before the slow parts if there is none
-    sizes = image_sizes(paths)
+    sizes = image_sizes(paths, progress=not args.no_progress)
     ctxs = contexts(args.gpus)
     depth_net, conf_net, _ = load_networks(args.run, args.checkpoint, ctxs)
     try:
@@ -184,14 +201,12 @@ def run(args):
     for ids, depth, conf in predict(depth_net, conf_net, ImageFiles(paths, size), args.batch_size, ctxs,
                                     progress=not args.no_progress, desc="predict"):
         for k, i in enumerate(ids):
-            stem = os.path.splitext(os.path.basename(paths[i]))[0]
-            save_maps(args.out, stem, upsample(depth[k], sizes[i]), upsample(conf[k], sizes[i]))
+            save_maps(args.out, stems[i], upsample(depth[k], sizes[i]), upsample(conf[k], sizes[i]))
     return len(paths), size
 
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad input)."""
-    from data.errors import DataError
     from training.checkpoint import CheckpointError
     args = build_parser().parse_args(argv)
     try:

@@ -1,12 +1,17 @@
 """Train the depth and confidence networks jointly (§4, §5.1).
 
-    python train.py --labeled-frac 0.25                  # the paper's configuration
+    python train.py --labeled-frac 0.25                  # the paper's configuration (data: datasets/nyu)
     python train.py --labeled-frac 0.25 --lambda-semi 0  # its supervised baseline (Table 2)
     python train.py @configs/table2_frac0.25_lambda0.1.txt
-    python train.py --preset demo --data datasets/synthetic
+    python train.py --preset demo                        # data: datasets/synthetic/prepared (make demo)
     python train.py --resume runs/NAME                   # continue exactly where it stopped
     python train.py --unlabeled photos/ --cache-on disk  # more unlabeled images, cache in files
-    scripts/launch_dist.sh 2 1 -- train.py --kvstore dist_sync ...   # several workers
+    scripts/launch_dist.sh 2 1 -- train.py --kvstore dist_sync   # several workers
+
+--data is a PREPARED directory (train.h5, test.h5): python -m data.prepare --out
+datasets/nyu for NYU (README), scripts/demo.sh writes datasets/synthetic/prepared.
+Epochs count from 0 everywhere (--semi-start, metrics.jsonl, curves.png, the log).
+NAME and photos/ stand for your own run directory and image folder.
 """
 import argparse
 import os

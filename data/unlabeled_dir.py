@@ -1,11 +1,14 @@
 """Extra unlabeled images for training (``train.py --unlabeled PATH``).
 
 Semi-supervised training gains from unlabeled images, and they need no depth: any
-folder of photographs (``.png`` / ``.jpg`` / ``.jpeg``, found recursively and taken
-in sorted order of their relative paths) or an HDF5 file with an ``images`` dataset
+folder of photographs (found by ``data.images.list_images``, the finder of
+``predict.py``: ``.png`` / ``.jpg`` / ``.jpeg`` recursively, hidden names skipped, in
+sorted order of their relative paths) or an HDF5 file with an ``images`` dataset
 of shape (N, h, w, 3) uint8 RGB.  Each image is resized to the network input size
 with ``data.augment.resize_image``, as the training rows were by ``data.prepare``, and
 read only when asked for: nothing is held in memory, so N may be arbitrarily large.
+Every file of a folder is decoded once when the dataset is made (with a progress bar),
+so a corrupt image stops training before its first epoch, not in the middle of it.
 
 ``ConcatUnlabeled`` puts them after the split's unlabeled rows; the position in the
 concatenation is the pseudo-label cache slot.
@@ -14,7 +17,6 @@ import bisect
 import hashlib
 import os
 
-import cv2
 import h5py
 import numpy as np
 from mxnet import gluon
@@ -22,19 +24,9 @@ from mxnet import gluon
 from .augment import resize_image
 from .dataset import normalize_image
 from .errors import DataError
+from .images import IMAGE_SUFFIXES, check_images, list_images, read_rgb
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-def list_images(folder):
-    """Relative paths of the images under ``folder``, recursively, sorted."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in files:
-            if name.lower().endswith(IMAGE_SUFFIXES):
-                found.append(os.path.relpath(os.path.join(root, name), folder))
-    return sorted(found)
+__all__ = ["ExtraUnlabeledDataset", "ConcatUnlabeled", "IMAGE_SUFFIXES", "list_images"]
 
 
 class ExtraUnlabeledDataset(gluon.data.Dataset):
@@ -46,15 +38,17 @@ class ExtraUnlabeledDataset(gluon.data.Dataset):
         A folder of images or an HDF5 file with ``images`` (N, h, w, 3) uint8.
     size : tuple of int
         Network input (width, height).
+    progress : bool
+        Progress bar while every image of a folder is checked.
 
     Raises
     ------
     DataError
         ``path`` missing, holding no image, not HDF5 / without a usable ``images``
-        dataset, or its first image unreadable (later ones are checked when read).
+        dataset, or any image of the folder unreadable (named in the message).
     """
 
-    def __init__(self, path, size):
+    def __init__(self, path, size, progress=True):
         self.path, self.size = path, tuple(size)
         self.files, self._h5, self._pid = None, None, None
         if os.path.isdir(path):
@@ -62,11 +56,12 @@ class ExtraUnlabeledDataset(gluon.data.Dataset):
             if not self.files:
                 raise DataError("%s: no %s images in this folder or below" % (path, "/".join(IMAGE_SUFFIXES)))
             self.count = len(self.files)
+            check_images([os.path.join(path, f) for f in self.files], progress, desc="checking --unlabeled",
+                         hint=" (--unlabeled: fix or remove it; every image is checked before training)")
         elif os.path.isfile(path):
-            self.count = self._check_h5()
+            self.count = self._check_h5()  # uint8 arrays: nothing to decode
         else:
             raise DataError("%s: not found (--unlabeled takes a folder of images or an HDF5 file)" % path)
-        self.raw(0)
 
     def _check_h5(self):
         if not h5py.is_hdf5(self.path):
@@ -100,11 +95,7 @@ class ExtraUnlabeledDataset(gluon.data.Dataset):
         """Image ``i`` as stored: (H, W, 3) uint8 RGB."""
         if self.files is None:
             return self._h5_images()[i]
-        path = os.path.join(self.path, self.files[i])
-        image = cv2.imread(path, cv2.IMREAD_COLOR)  # grey and RGBA become 3-channel BGR
-        if image is None:
-            raise DataError("%s: not a readable image" % path)
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return read_rgb(os.path.join(self.path, self.files[i]))
 
     def __getitem__(self, i):
         """Image ``i``.

@@ -2,10 +2,13 @@
 
 Usage::
 
-    python -m evaluation.report runs/A runs/B ... [--out report.md] [--note TEXT]
+    python -m evaluation.report runs/A runs/B ... [--out report.md] [--note TEXT] [--checkpoint best]
 
-Each run directory needs ``config.json`` and ``eval.json`` (``evaluate.py``);
-``table1.json`` (``evaluate.py --table1``) is used when present.  Table 2 rows
+Each run directory needs ``config.json`` and ``eval.json`` (``evaluate.py``; with
+``--checkpoint best``, ``eval_best.json``); a run without it is skipped with a
+one-line warning, so ``runs/*`` works.  ``table1.json`` (``evaluate.py --table1``)
+is used when present.  A table at the top names each run's checkpoint, threshold
+T_semi, epochs and protocol as its own files record them.  Table 2 rows
 are matched by (labeled fraction, lambda), Table 1 rows by (labeled fraction,
 T).  Differences are ours - paper.  When a run's data is not NYU Depth V2
 (``"dataset"`` in config.json, or the ``dataset`` attribute of the prepared
@@ -18,11 +21,32 @@ import os
 import sys
 
 import h5py
+import numpy as np
 
 from . import EvaluationError
 
 PAPER_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "paper_results.json")
 MATCH_TOL = 1e-6  # labeled fractions and lambdas are compared as floats
+# Depth above this median is far beyond any room (NYU: 0.7-10 m) and typical of millimetres.
+MM_MEDIAN = 100.0
+
+
+def checkpoint_file(name, checkpoint="last"):
+    """The file ``evaluate.py --checkpoint CHECKPOINT`` writes for ``name``: ``last`` keeps the
+    plain name (eval.json), any other checkpoint adds its own (eval_best.json, qualitative_best.png)."""
+    tag = os.path.basename(os.path.normpath(str(checkpoint)))
+    if tag in ("last", "", "."):
+        return name
+    stem, ext = os.path.splitext(name)
+    return "%s_%s%s" % (stem, "".join(c if c.isalnum() or c in "-." else "_" for c in tag), ext)
+
+
+def units_warning(median_depth, source):
+    """A one-line warning when depth looks like millimetres (median > MM_MEDIAN), else None."""
+    if np.isfinite(median_depth) and median_depth > MM_MEDIAN:
+        return ("warning: %s: median predicted depth is %.4g; depth must be in metres (millimetres? divide by 1000)"
+                % (source, median_depth))
+    return None
 
 
 def load_paper(path=PAPER_RESULTS):
@@ -59,16 +83,56 @@ def dataset_name(config):
     return None
 
 
-def load_run(run_dir):
+def load_run(run_dir, checkpoint="last"):
     """config.json, eval.json and (optional) table1.json of a run, plus its dataset name."""
     config = read_json(os.path.join(run_dir, "config.json"))
-    evaluation = read_json(os.path.join(run_dir, "eval.json"))
+    evaluation = read_json(os.path.join(run_dir, checkpoint_file("eval.json", checkpoint)))
     for key in ("labeled_frac", "lambda_semi"):
         if key not in config:
             raise EvaluationError("%s: no '%s'" % (os.path.join(run_dir, "config.json"), key))
-    return {"name": os.path.basename(os.path.normpath(run_dir)), "config": config, "eval": evaluation,
-            "table1": read_json(os.path.join(run_dir, "table1.json"), required=False),
+    return {"name": os.path.basename(os.path.normpath(run_dir)), "dir": run_dir, "config": config,
+            "eval": evaluation, "table1": read_json(os.path.join(run_dir, checkpoint_file("table1.json", checkpoint)),
+                                                    required=False),
             "dataset": dataset_name(config)}
+
+
+def evaluated_runs(run_dirs, checkpoint="last"):
+    """The run directories with an eval file, and a one-line warning for each one skipped.
+
+    EvaluationError if none is left (a typo should not give an empty report).
+    """
+    name = checkpoint_file("eval.json", checkpoint)
+    kept, warnings = [], []
+    for run_dir in run_dirs:
+        if os.path.isfile(os.path.join(run_dir, name)):
+            kept.append(run_dir)
+        elif os.path.isdir(run_dir):
+            warnings.append("warning: %s has no %s (run evaluate.py --run %s%s); skipped"
+                            % (run_dir, name, run_dir, "" if checkpoint == "last" else " --checkpoint " + checkpoint))
+        else:
+            warnings.append("warning: %s is not a run directory; skipped" % run_dir)
+    if not kept:
+        raise EvaluationError("no run to report: %s" % warnings[0][len("warning: "):])
+    return kept, warnings
+
+
+def runs_lines(runs):
+    """What each run's own files say was scored: checkpoint, threshold, epochs, protocol."""
+    lines = ["| run | data | labeled | λ | T_semi | epochs | checkpoint scored | protocol |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        cfg, ev = run["config"], run["eval"]
+        checkpoint = ev.get("checkpoint")
+        if checkpoint:  # the path recorded by evaluate.py, shown relative to the run
+            checkpoint = os.path.relpath(checkpoint, os.path.abspath(run["dir"])) \
+                if os.path.isabs(checkpoint) else checkpoint
+        t_semi = cfg.get("t_semi")
+        lines.append("| %s | %s | %s | %g | %s | %s | %s | %s |" % (
+            run["name"], run["dataset"] or "?", _frac(cfg["labeled_frac"]), cfg["lambda_semi"],
+            "-" if t_semi is None else ("%g" % t_semi) + ("" if cfg["lambda_semi"] > 0 else " (unused, λ = 0)"),
+            cfg.get("epochs", "?"), "`%s`" % checkpoint if checkpoint else "not recorded",
+            "`%s`" % ev.get("protocol", {}).get("name", "?")))
+    return lines
 
 
 def _close(a, b):
@@ -137,20 +201,21 @@ def banner_lines(runs, note=None):
     return lines + [""] if lines else []
 
 
-def build_report(run_dirs, note=None, paper=None):
-    """The markdown text of the report for ``run_dirs``."""
+def build_report(run_dirs, note=None, paper=None, checkpoint="last"):
+    """The markdown text of the report for ``run_dirs`` (each needs its eval file)."""
     paper = paper or load_paper()
     # the paper's row order: 1/2 before 1/4, lambda 0 before 0.1
-    runs = sorted((load_run(d) for d in run_dirs),
+    runs = sorted((load_run(d, checkpoint) for d in run_dirs),
                   key=lambda r: (-r["config"]["labeled_frac"], r["config"]["lambda_semi"], r["name"]))
-    protocols = sorted({r["eval"].get("protocol", {}).get("name", "?") for r in runs})
     lines = ["# Results next to the paper", ""] + banner_lines(runs, note)
     unrecorded = [r["name"] for r in runs if r["dataset"] is None]
     if unrecorded:
         lines += ["Dataset not recorded for %s; assumed NYU Depth V2." % ", ".join(unrecorded), ""]
+    lines += ["## Our runs", "", "As recorded in each run's config.json and %s (protocols: "
+              "`evaluation/metrics.py`)." % checkpoint_file("eval.json", checkpoint), ""] + runs_lines(runs) + [""]
     lines += ["## Table 2: test set", "",
-              "Paper: %s Ours: protocol %s (see `evaluation/metrics.py`). %s" % (
-                  paper["table2"]["caption"], ", ".join("`%s`" % p for p in protocols), paper["table2"]["note"]),
+              "Paper: %s %s Ours: the runs above, with their own T_semi and protocol." % (
+                  paper["table2"]["caption"], paper["table2"]["note"]),
               ""] + table2_lines(runs, paper) + [""]
     t1 = table1_lines(runs, paper)
     lines += ["## Table 1: pseudo-labels of the unlabeled training images", "",
@@ -168,12 +233,18 @@ def main(argv=None):
     parser.add_argument("runs", nargs="+", help="run directories with config.json and eval.json")
     parser.add_argument("--out", default="report.md", help="output markdown file. default: %(default)s")
     parser.add_argument("--note", default=None, help="extra banner line at the top of the report")
+    parser.add_argument("--checkpoint", default="last",
+                        help="whose scores: last (eval.json) or the name given to evaluate.py --checkpoint "
+                             "(best: eval_best.json). default: %(default)s")
     args = parser.parse_args(argv)
     try:
-        text = build_report(args.runs, note=args.note)
+        run_dirs, warnings = evaluated_runs(args.runs, args.checkpoint)
+        text = build_report(run_dirs, note=args.note, checkpoint=args.checkpoint)
     except EvaluationError as err:
         print("error: %s" % err, file=sys.stderr)
         return 2
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     tmp = args.out + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)

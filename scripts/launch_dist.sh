@@ -19,8 +19,9 @@
 #   every host:  DMLC_ROLE=server    python -c 'import mxnet'      (its share of the servers)
 #   every host:  DMLC_ROLE=worker    python train.py --kvstore dist_sync --out /shared/runs/NAME ...
 # (importing mxnet with DMLC_ROLE=scheduler or server runs that role until the job ends).
-# A cluster scheduler can do the same through `python -m dmlc_tracker.submit --cluster
-# mpi|sge|slurm|yarn --num-workers N --num-servers S python train.py ...` (shipped with mxnet).
+# Under a cluster scheduler (Slurm, SGE, MPI) put these same lines in the job script.
+# mxnet's own dmlc_tracker.submit is not a shortcut here: it imports the kubernetes and
+# yaml packages for every cluster type and stops at once without them.
 set -u
 
 usage() {

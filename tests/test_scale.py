@@ -93,7 +93,8 @@ def test_extra_images_join_the_cache_and_the_split(tiny_data, tmp_path, capsys):
     assert split["extra_unlabeled"]["path"] == os.path.abspath(str(tmp_path / "photos"))
     # resume checks the extra source: one more image is another run
     write_images(tmp_path / "photos" / "more", [(80, 60)], seed=5)
-    with pytest.raises(checkpoint.CheckpointError, match="split.json"):
+    # ... and says it is the folder, not the prepared data set
+    with pytest.raises(checkpoint.CheckpointError, match=r"the --unlabeled folder \S+photos changed .*3 images then, 4 now"):
         Trainer(opts).resume()
     assert train.main(BASE + ["--data", tiny_data, "--out", str(tmp_path / "bad"),
                               "--unlabeled", str(tmp_path / "nowhere")]) == 2

@@ -48,27 +48,34 @@ def write_metrics(run_dir, history):
     os.replace(tmp, os.path.join(run_dir, "metrics.jsonl"))
 
 
+def curve_points(history, key):
+    """(epoch, value) pairs of ``key`` for curves.png; epochs count from 0, as metrics.jsonl and --semi-start."""
+    return [(m["epoch"], m[key]) for m in history if m.get(key) is not None]
+
+
 def curves_png(run_dir, history):
     """Loss curves, mask coverage and validation rel per epoch."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    epochs = [m["epoch"] + 1 for m in history]
+    xlabel = "epoch (from 0, as metrics.jsonl)"
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for key in ("sup", "semi", "conf"):
-        pts = [(e, m[key]) for e, m in zip(epochs, history) if m.get(key) is not None]
+        pts = curve_points(history, key)
         if pts:
             axes[0].plot(*zip(*pts), marker=".", label="L_" + key)
-    axes[0].set(title="losses (means per pixel)", xlabel="epoch", yscale="log")
+    axes[0].set(title="losses (means per pixel)", xlabel=xlabel, yscale="log")
     axes[0].legend()
-    pts = [(e, m["mask_coverage_pct"]) for e, m in zip(epochs, history) if m.get("mask_coverage_pct") is not None]
+    pts = curve_points(history, "mask_coverage_pct")
     if pts:
         axes[1].plot(*zip(*pts), marker=".")
-    axes[1].set(title="unlabeled pixels with C >= T (%)", xlabel="epoch")
-    pts = [(e, m["val_rel"]) for e, m in zip(epochs, history) if m.get("val_rel") is not None]
+    axes[1].set(title="unlabeled pixels with C >= T (%)", xlabel=xlabel)
+    pts = curve_points(history, "val_rel")
     if pts:
         axes[2].plot(*zip(*pts), marker=".")
-    axes[2].set(title="validation rel (held-out labeled)", xlabel="epoch")
+    axes[2].set(title="validation rel (held-out labeled)", xlabel=xlabel)
+    for ax in axes:  # whole epochs only
+        ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     tmp = os.path.join(run_dir, "curves.tmp.png")
     fig.savefig(tmp, dpi=80)

@@ -54,6 +54,18 @@ STRIDE = 4
 LOSS_TERMS = ("sup", "conf", "semi", "coverage")
 
 
+def describe_extra_change(saved, now):
+    """Why the ``--unlabeled`` images of a resume are not those the run started with (split.json)."""
+    if saved is None:
+        return "it was started without --unlabeled; resume it without --unlabeled %s" % now["path"]
+    if now is None:
+        return "it was started with --unlabeled %s; give it again" % saved["path"]
+    if saved["path"] != now["path"]:
+        return "it was started with --unlabeled %s, not %s" % (saved["path"], now["path"])
+    return ("the --unlabeled folder %s changed since the run started (%d images then, %d now, or other names): "
+            "restore it or start a new run" % (now["path"], saved["count"], now["count"]))
+
+
 class TrainingStopped(Exception):
     """Training stopped on purpose (too many non-finite losses), one-line message."""
 
@@ -69,7 +81,8 @@ class Trainer:
         train_h5 = prepared.train_path
         self.height, self.width = prepared.height, prepared.width
         extra = getattr(opts, "unlabeled", None)
-        extra = ExtraUnlabeledDataset(extra, (self.width, self.height)) if extra else None
+        extra = ExtraUnlabeledDataset(extra, (self.width, self.height),
+                                      progress=not getattr(opts, "no_progress", False)) if extra else None
         self.split = self.make_split(prepared.train_source, extra)
         self.labeled = LabeledDataset(train_h5, self.split["labeled_rows"])
         unlabeled = UnlabeledDataset(train_h5, self.split["unlabeled_rows"])
@@ -398,6 +411,10 @@ class Trainer:
         path = checkpoint.checkpoint_dir(self.run_dir, "last")
         state, cache = checkpoint.load_state(path)
         saved_split = checkpoint.read_json(os.path.join(self.run_dir, "split.json"))
+        saved_extra, extra = saved_split.get("extra_unlabeled"), self.split.get("extra_unlabeled")
+        if saved_extra != extra:  # the --unlabeled images, not the prepared data, differ
+            raise checkpoint.CheckpointError("cannot resume %s: %s"
+                                             % (self.run_dir, describe_extra_change(saved_extra, extra)))
         if saved_split != self.split:
             raise checkpoint.CheckpointError("split.json of %s does not match the data in %s"
                                              % (self.run_dir, self.opts.data))
@@ -424,7 +441,8 @@ class Trainer:
 
 
 def summary_line(m, epochs):
-    parts = ["epoch %3d/%d" % (m["epoch"] + 1, epochs), m["phase"]]
+    # epochs count from 0 here as in metrics.jsonl, curves.png and --semi-start
+    parts = ["epoch %3d of 0..%d" % (m["epoch"], epochs - 1), m["phase"]]
     for key in ("sup", "semi", "conf", "mask_coverage_pct", "val_rel"):
         if m.get(key) is not None:
             parts.append("%s %.4f" % (key, m[key]))
