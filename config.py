@@ -137,8 +137,9 @@ def add_run_args(parser):
 def add_scale_args(parser):
     g = parser.add_argument_group("SCALE (more unlabeled data, the cache on disk, several machines)")
     g.add_argument("--unlabeled", default=None, metavar="PATH",
-                   help="extra unlabeled images: a folder of .png/.jpg (recursive, sorted) or an HDF5 file "
-                        "with images (N, h, w, 3) uint8; resized to the input size, read lazily")
+                   help="extra unlabeled images: a folder of .png/.jpg (recursive, sorted, as predict.py; "
+                        "each checked before the first epoch) or an HDF5 file with images (N, h, w, 3) uint8; "
+                        "resized to the input size, read lazily")
     g.add_argument("--cache-on", choices=("memory", "disk"), default="memory",
                    help="where the pseudo-label cache lives: in memory, or in files of the run directory "
                         "(constant memory for any number of unlabeled images). default: %(default)s")

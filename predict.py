@@ -173,10 +173,9 @@ def save_maps(out_dir, stem, depth, conf):
     os.makedirs(os.path.dirname(prefix), exist_ok=True)
     write_atomic(prefix + "_depth.npy", lambda p: np.save(p, depth.astype(np.float32)))
     write_atomic(prefix + "_conf.npy", lambda p: np.save(p, conf.astype(np.float32)))
-    d_min, d_max = float(depth.min()), float(depth.max())
-    write_atomic(prefix + "_depth.png", lambda p: write_png(p, colour_map(depth, DEPTH_CMAP, d_min, d_max), d_min, d_max))
-    c_min, c_max = robust_limits(conf)
-    write_atomic(prefix + "_conf.png", lambda p: write_png(p, colour_map(conf, CONF_CMAP, c_min, c_max), c_min, c_max))
+    for suffix, values, cmap, (low, high) in (("_depth.png", depth, DEPTH_CMAP, (depth.min(), depth.max())),
+                                              ("_conf.png", conf, CONF_CMAP, robust_limits(conf))):
+        write_atomic(prefix + suffix, lambda p: write_png(p, colour_map(values, cmap, low, high), low, high))
 
 
 def run(args):

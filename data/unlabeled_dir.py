@@ -26,7 +26,7 @@ from .dataset import normalize_image
 from .errors import DataError
 from .images import IMAGE_SUFFIXES, check_images, list_images, read_rgb
 
-__all__ = ["ExtraUnlabeledDataset", "ConcatUnlabeled", "IMAGE_SUFFIXES", "list_images"]
+__all__ = ["ExtraUnlabeledDataset", "ConcatUnlabeled", "IMAGE_SUFFIXES", "describe_change", "list_images"]
 
 
 class ExtraUnlabeledDataset(gluon.data.Dataset):
@@ -114,6 +114,19 @@ class ExtraUnlabeledDataset(gluon.data.Dataset):
         names = "\n".join(self.files) if self.files is not None else "hdf5"
         return {"path": os.path.abspath(self.path), "count": self.count,
                 "names_sha1": hashlib.sha1(names.encode()).hexdigest()}
+
+
+def describe_change(saved, now):
+    """Why the ``--unlabeled`` images of a resume are not those the run started with (split.json)."""
+    if saved is None:
+        return "it was started without --unlabeled; resume it without --unlabeled %s" % now["path"]
+    if now is None:
+        return "it was started with --unlabeled %s; give it again" % saved["path"]
+    if saved["path"] != now["path"]:
+        return "it was started with --unlabeled %s, not %s" % (saved["path"], now["path"])
+    kind = "file" if os.path.isfile(now["path"]) else "folder"
+    return ("the --unlabeled %s %s changed since the run started (%d images then, %d now, or other names): "
+            "restore it or start a new run" % (kind, now["path"], saved["count"], now["count"]))
 
 
 class ConcatUnlabeled(gluon.data.Dataset):

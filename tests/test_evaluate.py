@@ -162,8 +162,8 @@ def test_run_end_to_end_matches_reference_and_predictions_path(tiny, capsys):
     for name in ("rel", "rms"):
         assert np.isfinite(conf["sparsification"][name]["ause"]) and conf["sparsification"][name]["ause"] >= 0
         assert len(conf["sparsification"][name]["curves"]["confidence"]) == 100
-    # 5 panels of 240 px; rows 240 * 96 / 128 = 180 px; 30 px of titles
-    assert png_size(os.path.join(run, "qualitative.png")) == (1200, 3 * 180 + 30)
+    # 5 panels of 240 px; rows 240 * 96 / 128 = 180 px; 30 px of titles, 64 px of colorbars
+    assert png_size(os.path.join(run, "qualitative.png")) == (1200, 3 * 180 + 30 + 64)
     assert png_size(os.path.join(run, "sparsification.png")) == (900, 360)
     assert png_size(os.path.join(run, "reliability.png")) == (450, 450)
 

@@ -17,10 +17,9 @@ import predict
 import train
 from data.errors import DataError
 from data.images import list_images
-from data.unlabeled_dir import ExtraUnlabeledDataset
+from data.unlabeled_dir import ExtraUnlabeledDataset, describe_change
 from evaluation import figures, report
 from training.run_files import curve_points
-from training.trainer import describe_extra_change
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = (64, 48)
@@ -75,6 +74,8 @@ def test_qualitative_grid_fits_the_confidence_scale_to_the_data(tmp_path):
     # the bottom strip (colorbars, legend) is not blank
     strip = rgb[image.size[1] - figures.COLORBAR_PX:]
     assert (strip < 250).any(axis=2)[:, figures.PANEL_PX:4 * figures.PANEL_PX].mean() > 0.02
+    # the mask legend: a black patch (C < T) under the mask column
+    assert (strip[:, 4 * figures.PANEL_PX:] < 10).all(axis=2).sum() >= 20
 
 
 def test_curves_count_epochs_from_zero_like_metrics_jsonl():
@@ -206,10 +207,10 @@ def test_train_stops_before_the_first_epoch_on_a_bad_unlabeled_image(tiny_data, 
 
 def test_resume_blames_the_unlabeled_folder():
     saved = {"path": "/p", "count": 3, "names_sha1": "a"}
-    assert "the --unlabeled folder /p changed" in describe_extra_change(saved, dict(saved, count=4))
-    assert "started with --unlabeled /p, not /q" in describe_extra_change(saved, dict(saved, path="/q"))
-    assert "started without --unlabeled" in describe_extra_change(None, saved)
-    assert "give it again" in describe_extra_change(saved, None)
+    assert "the --unlabeled folder /p changed" in describe_change(saved, dict(saved, count=4))
+    assert "started with --unlabeled /p, not /q" in describe_change(saved, dict(saved, path="/q"))
+    assert "started without --unlabeled" in describe_change(None, saved)
+    assert "give it again" in describe_change(saved, None)
 
 
 # ---- help examples and entry points ----------------------------------------------------------

@@ -37,7 +37,7 @@ from mxnet import autograd, gluon
 from tqdm import tqdm
 
 from data.dataset import LabeledDataset, TestDataset, UnlabeledDataset, read_prepared, rows_for_sources, split_sources
-from data.unlabeled_dir import ConcatUnlabeled, ExtraUnlabeledDataset
+from data.unlabeled_dir import ConcatUnlabeled, ExtraUnlabeledDataset, describe_change
 from evaluation.inference import contexts, predict
 from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS, ErrorAccumulator, upsample
 from symbols import check_input_size, confidence_input, get_confidence_net, get_depth_net
@@ -52,18 +52,6 @@ from .run_files import curves_png, run_config, write_metrics
 STRIDE = 4
 # Loss terms summed over workers each step (fixed order: one kvstore key holds them).
 LOSS_TERMS = ("sup", "conf", "semi", "coverage")
-
-
-def describe_extra_change(saved, now):
-    """Why the ``--unlabeled`` images of a resume are not those the run started with (split.json)."""
-    if saved is None:
-        return "it was started without --unlabeled; resume it without --unlabeled %s" % now["path"]
-    if now is None:
-        return "it was started with --unlabeled %s; give it again" % saved["path"]
-    if saved["path"] != now["path"]:
-        return "it was started with --unlabeled %s, not %s" % (saved["path"], now["path"])
-    return ("the --unlabeled folder %s changed since the run started (%d images then, %d now, or other names): "
-            "restore it or start a new run" % (now["path"], saved["count"], now["count"]))
 
 
 class TrainingStopped(Exception):
@@ -278,7 +266,8 @@ class Trainer:
         u_iter = iter(self.loader(self.unlabeled, unlabeled)) if unlabeled else iter(())
         sums = {k: mx.nd.array([v]) for k, v in self.partial.get("sums", {}).items()}
         good = self.partial.get("good", 0)
-        bar = tqdm(total=self.steps, initial=start, desc="epoch %d/%d%s" % (epoch + 1, o.epochs, " [%s]" % phase if phase else ""),
+        desc = "epoch %d of 0..%d%s" % (epoch, o.epochs - 1, " [%s]" % phase if phase else "")
+        bar = tqdm(total=self.steps, initial=start, desc=desc,
                    disable=o.no_progress or rank > 0, leave=False, dynamic_ncols=True)
         batches = self.loader(self.labeled, [indices for indices, _, _ in labeled])
         for step, (batch, (_, placeholder, n_global)) in enumerate(zip(batches, labeled)):
@@ -414,7 +403,7 @@ class Trainer:
         saved_extra, extra = saved_split.get("extra_unlabeled"), self.split.get("extra_unlabeled")
         if saved_extra != extra:  # the --unlabeled images, not the prepared data, differ
             raise checkpoint.CheckpointError("cannot resume %s: %s"
-                                             % (self.run_dir, describe_extra_change(saved_extra, extra)))
+                                             % (self.run_dir, describe_change(saved_extra, extra)))
         if saved_split != self.split:
             raise checkpoint.CheckpointError("split.json of %s does not match the data in %s"
                                              % (self.run_dir, self.opts.data))
