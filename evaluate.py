@@ -281,6 +281,7 @@ def load_run(args, protocol=PROTOCOLS["full"]):
     ``protocol`` is checked against the test set (raw depth present if it needs it).
     """
     from mxnet.base import MXNetError
+    from data.errors import one_line
     from evaluation.inference import contexts
     from training.checkpoint import checkpoint_dir, load_nets, read_json
     if not os.path.isdir(args.run):
@@ -302,7 +303,7 @@ def load_run(args, protocol=PROTOCOLS["full"]):
     try:
         depth_net, conf_net, _, path = load_nets(args.run, args.checkpoint, ctxs[0])
     except (AssertionError, MXNetError) as err:
-        raise EvaluationError("cannot load the checkpoint of %s: %s" % (args.run, str(err).splitlines()[0]))
+        raise EvaluationError("cannot load the checkpoint of %s: %s" % (args.run, one_line(err)))
     for net in (depth_net, conf_net):
         net.collect_params().reset_ctx(ctxs)
         net.hybridize()
@@ -412,7 +413,7 @@ def save_json(path, obj):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad input)."""
-    from data.errors import DataError
+    from data.errors import edge_errors, one_line
     from training.checkpoint import CheckpointError
     args = build_parser().parse_args(argv)
     try:
@@ -425,8 +426,8 @@ def main(argv=None):
                 print(save_text(args.per_image, table))
             return 0
         written = evaluate_run(args, protocol)
-    except (EvaluationError, CheckpointError, DataError, ValueError, OSError) as err:
-        print("error: %s" % str(err).splitlines()[0], file=sys.stderr)
+    except (EvaluationError, CheckpointError) + edge_errors() as err:
+        print("error: %s" % one_line(err), file=sys.stderr)
         return 2
     print("\n".join(written))
     return 0

@@ -130,11 +130,12 @@ def network_size(args, run_config):
 def load_networks(run_dir, checkpoint, ctxs):
     """Both networks of the run on every context, hybridized; and the checkpoint path."""
     from mxnet.base import MXNetError
+    from data.errors import one_line
     from training.checkpoint import load_nets
     try:
         depth_net, conf_net, _, path = load_nets(run_dir, checkpoint, ctxs[0])
     except (AssertionError, MXNetError) as err:
-        raise PredictError("cannot load the checkpoint of %s: %s" % (run_dir, str(err).splitlines()[0]))
+        raise PredictError("cannot load the checkpoint of %s: %s" % (run_dir, one_line(err)))
     for net in (depth_net, conf_net):
         net.collect_params().reset_ctx(ctxs)
         net.hybridize()
@@ -206,12 +207,13 @@ def run(args):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad input)."""
+    from data.errors import edge_errors, one_line
     from training.checkpoint import CheckpointError
     args = build_parser().parse_args(argv)
     try:
         count, size = run(args)
-    except (PredictError, CheckpointError, DataError, ValueError, OSError) as err:
-        print("error: %s" % str(err).splitlines()[0], file=sys.stderr)
+    except (PredictError, CheckpointError) + edge_errors() as err:
+        print("error: %s" % one_line(err), file=sys.stderr)
         return 2
     print("%d image(s) predicted at %dx%d -> %s (NAME_depth.npy/.png, NAME_conf.npy/.png)"
           % (count, size[0], size[1], args.out))

@@ -17,6 +17,7 @@ setup(
         "opencv-python==4.10.0.84",
         "h5py",
         "matplotlib<3.10",
+        "pillow",  # predict.py: strict image decoding (also a matplotlib dependency)
         "pandas<2.3",
         "scipy<1.14",
         "tqdm",

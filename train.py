@@ -14,6 +14,7 @@ Epochs count from 0 everywhere (--semi-start, metrics.jsonl, curves.png, the log
 NAME and photos/ stand for your own run directory and image folder.
 """
 import argparse
+import math
 import os
 import sys
 
@@ -23,10 +24,12 @@ set_omp_threads()  # before mxnet loads (threads.py)
 import config  # noqa: E402
 
 # Flags that may differ when resuming: they change where or how fast, not what is computed.
-RESUME_FREE = {"resume", "gpus", "num_workers", "no_progress", "log_every", "save_every",
-               "max_bad_steps", "out", "preset", "stop_at", "track_test", "dump_params"}
-# Flags that keep their stored value on resume unless given again (where, not what).
-RESUME_OVERRIDABLE = {"cache_on"}
+# All others must match the stored config.json.  Every stored flag is restored unless given again.
+RESUME_FREE = {"resume", "gpus", "num_workers", "no_progress", "log_every", "save_every", "cache_on",
+               "max_bad_steps", "out", "preset", "stop_at", "track_test", "dump_params", "trust_pickled_states"}
+# Flags of one invocation, never taken from the stored run.
+NOT_RESTORED = {"resume", "out", "stop_at", "explicit", "dump_params", "trust_pickled_states"}
+FINITE = ("lr", "conf_lr", "momentum", "wd", "poly_power", "alpha", "lambda_semi", "t_semi")
 
 # --preset demo: the embedded synthetic default on 2 CPU cores in a few minutes, with the
 # paper's schedule shape (supervised epochs, one fill epoch, semi-supervised epochs).
@@ -61,6 +64,10 @@ def build_parser():
     parser.add_argument("--track-test", action="store_true",
                         help="score the test images after every epoch into metrics.jsonl (learning curves "
                              "only; nothing is ever selected on them)")
+    parser.add_argument("--trust-pickled-states", action="store_true",
+                        help="with --resume: load a checkpoint written before optimiser states left pickle "
+                             "(*_trainer.states; loading a pickle can run code) and convert it. Only for runs "
+                             "whose author you trust")
     return parser
 
 
@@ -78,6 +85,17 @@ def parse_args(argv=None):
         parser.error("--epochs and --batch-size must be >= 1 and --semi-start >= 0")
     if not 0 <= args.val_frac < 1:
         parser.error("--val-frac must be in [0, 1)")
+    for key in FINITE:
+        if not math.isfinite(getattr(args, key)):
+            parser.error("--%s must be a finite number, got %s" % (key.replace("_", "-"), getattr(args, key)))
+    if args.lr < 0 or args.conf_lr < 0:
+        parser.error("--lr and --conf-lr must be >= 0")
+    if args.log_every < 1 or args.max_bad_steps < 1:
+        parser.error("--log-every and --max-bad-steps must be >= 1")
+    if args.save_every < 0 or args.num_workers < 0:
+        parser.error("--save-every and --num-workers must be >= 0")
+    if any(g < 0 for g in args.gpus):
+        parser.error("--gpus ids must be >= 0")
     return args
 
 
@@ -88,24 +106,61 @@ def explicit_flags(parser, argv):
     return {a.dest for a in parser._actions if words.intersection(a.option_strings)}
 
 
+def flag_text(key, value):
+    if key == "gpus":
+        return "--gpus %s" % (",".join(map(str, value)) or "'' (CPU)")
+    return "--%s %s" % (key.replace("_", "-"), value)
+
+
 def resume_options(args):
-    """The stored config of ``--resume RUN``, refusing flags that would change the run."""
+    """The stored config of ``--resume RUN``, refusing flags that would change the run.
+
+    Returns the options to resume with (every stored flag unless given again) and
+    one line per flag given with a new value.
+    """
     from training.checkpoint import CheckpointError, read_json
+    if not os.path.isfile(os.path.join(args.resume, "config.json")):
+        raise CheckpointError("%s holds no run to resume (no config.json); start one with --out %s"
+                              % (args.resume, args.resume))
     stored = read_json(os.path.join(args.resume, "config.json"))
-    free = RESUME_FREE | RESUME_OVERRIDABLE
-    changed = [k for k in args.explicit if k not in free and k in stored and stored[k] != getattr(args, k)]
+    changed = [k for k in args.explicit if k not in RESUME_FREE and k in stored and stored[k] != getattr(args, k)]
     if changed:
         raise CheckpointError("cannot resume %s with a different %s (stored: %s)" % (
             args.resume, ", ".join("--" + k.replace("_", "-") for k in changed),
             ", ".join("%s=%s" % (k, stored[k]) for k in changed)))
     # flags newer than the run take their defaults (the behaviour of the code it was started with)
-    merged = argparse.Namespace(**vars(args))
-    for key, value in stored.items():
-        if key in vars(args) and key not in RESUME_FREE and not (key in RESUME_OVERRIDABLE and key in args.explicit):
+    merged, notes = argparse.Namespace(**vars(args)), []
+    for key, value in sorted(stored.items()):
+        if key not in vars(args) or key in NOT_RESTORED:
+            continue
+        if key not in args.explicit:
             setattr(merged, key, value)
+        elif value != getattr(args, key):
+            notes.append("%s (stored: %s)" % (flag_text(key, getattr(args, key)), flag_text(key, value)))
     merged.out = args.resume
     merged.explicit = args.explicit
-    return merged
+    return merged, notes
+
+
+def is_run(path):
+    """A directory holds a run once it has config.json or a complete checkpoint."""
+    from training.checkpoint import CheckpointError, checkpoint_dir
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return True
+    for tag in ("last", "best"):
+        try:
+            checkpoint_dir(path, tag)
+            return True
+        except CheckpointError:
+            pass
+    return False
+
+
+def refuse_existing_run(path):
+    from training.checkpoint import CheckpointError
+    if is_run(path):
+        raise CheckpointError("%s already holds a run; continue it with --resume %s or use another --out"
+                              % (path, path))
 
 
 def check_writable(path):
@@ -122,19 +177,31 @@ def check_writable(path):
 
 def main(argv=None):
     args = parse_args(argv)
-    from data.errors import DataError
+    from data.errors import edge_errors, one_line
     from symbols import WeightsError
-    from training.checkpoint import CheckpointError
+    from training.checkpoint import CheckpointError, RunLock
+    from evaluation.inference import contexts
     from training.trainer import Trainer, TrainingStopped
+    locks, created = [], False
+
+    def claim(rank):
+        """Lock the run directory for this process (rank r > 0 of a job: its own lock file)."""
+        locks.append(RunLock(args.out, ".lock" if rank == 0 else ".lock-rank%d" % rank))
+        if rank == 0 and not args.resume:
+            refuse_existing_run(args.out)  # again under the lock: another start may have just finished
+        return locks[-1]
+
     try:
         if args.resume:
-            args = resume_options(args)
+            args, notes = resume_options(args)
+            for note in notes:
+                print("resume: %s" % note)
         else:
-            if os.path.isdir(os.path.join(args.out, "checkpoints")):
-                raise CheckpointError("%s already holds a run; use --resume %s or another --out"
-                                      % (args.out, args.out))
+            refuse_existing_run(args.out)
+            created = not os.path.isdir(args.out)
             check_writable(args.out)
-        trainer = Trainer(args)
+        contexts(args.gpus)  # every GPU id exists, before any work
+        trainer = Trainer(args, claim=claim)
         if args.resume:
             state = trainer.resume()
             print("resuming %s at epoch %d, iteration %d" % (args.out, state["epoch"], state["iteration"]))
@@ -143,8 +210,15 @@ def main(argv=None):
         trainer.train(stop_at=args.stop_at)
         if args.dump_params:
             trainer.dump_params(args.dump_params)
-    except (DataError, CheckpointError, WeightsError, TrainingStopped, ValueError, OSError) as err:
-        print("error: %s" % err, file=sys.stderr)
+    except (CheckpointError, WeightsError, TrainingStopped) + edge_errors() as err:
+        print("error: %s" % one_line(err), file=sys.stderr)
+        for lock in locks:
+            lock.release(remove=created)
+        if created:  # a failed start leaves no empty run directory behind
+            try:
+                os.rmdir(args.out)
+            except OSError:
+                pass
         return 2
     print("run finished: %s (metrics.jsonl, curves.png, checkpoints/)" % args.out)
     return 0

@@ -45,12 +45,23 @@ from tqdm import tqdm
 from config import parse_size
 
 from .augment import IDENTITY, apply_augment, eigen_augment
-from .errors import DataError
+from .errors import DataError, edge_errors, one_line
 from .nyu import LabeledMat, read_splits
 
 PAPER_SIZE = (320, 240)  # §5: inputs downsampled to 320 x 240 (width x height)
 PAPER_COPIES = 9  # §5: 795 training pairs -> 7155 = 795 x 9 after augmentation
 RAW_DATASET = "raw_depths"  # test.h5: the .mat's rawDepths at full resolution
+SIZE_MULTIPLE = 16  # symbols.depth_net.INPUT_MULTIPLE, without loading MXNet here
+
+
+def network_size(text):
+    """argparse type: WIDTHxHEIGHT, both multiples of 16, which training requires (the function
+    itself takes any size: the tests prepare tiny odd ones)."""
+    width, height = parse_size(text)
+    if width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
+        raise argparse.ArgumentTypeError(f"{text} (width x height): both must be multiples of {SIZE_MULTIPLE}, "
+                                         f"e.g. 320x240 or 160x128")
+    return width, height
 
 
 def positive_int(text):
@@ -250,8 +261,8 @@ def main(argv=None):
     parser.add_argument("--splits", required=True, help="splits.mat")
     parser.add_argument("--out", required=True, help="output directory for train.h5 / test.h5")
     parser.add_argument("--seed", type=int, default=0, help="augmentation seed (default 0)")
-    parser.add_argument("--size", type=parse_size, default=PAPER_SIZE,
-                        help="network input WIDTHxHEIGHT (default 320x240, paper §5)")
+    parser.add_argument("--size", type=network_size, default=PAPER_SIZE,
+                        help="network input WIDTHxHEIGHT, multiples of 16 (default 320x240, paper §5)")
     parser.add_argument("--copies", type=positive_int, default=PAPER_COPIES,
                         help="rows per training image (default 9: 795 -> 7155, paper §5)")
     parser.add_argument("--add-raw", action="store_true",
@@ -267,8 +278,8 @@ def main(argv=None):
         # The bar only goes to a terminal, so logs and error output stay one clean line each.
         summary = prepare(args.mat, args.splits, args.out, seed=args.seed, size=args.size,
                           copies=args.copies, progress=sys.stderr.isatty())
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except edge_errors() as exc:  # DataError, and MXNet, HDF5 (OSError) or OpenCV ones
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2))
     return 0

@@ -30,11 +30,20 @@ PNG_SCALE = 1000.0  # millimetres per metre in the BTS / AdaBins NYU dumps
 def check_prediction(pred, what):
     """``pred`` as float32; EvaluationError naming ``what`` unless finite and > 0 everywhere."""
     pred = np.asarray(pred, np.float32)
-    if not np.all(np.isfinite(pred)):
-        raise EvaluationError("%s has NaN or infinite values" % what)
-    if pred.size and pred.min() <= 0:
-        raise EvaluationError("%s has non-positive depth (min %g); predictions must be > 0 m" % (what, pred.min()))
+    if pred.size == 0:
+        raise EvaluationError("%s is empty (shape %s)" % (what, pred.shape))
+    finite = np.isfinite(pred)
+    if not np.all(finite):
+        raise EvaluationError("%s has NaN or infinite values (the first at pixel %s)" % (what, first_of(~finite)))
+    if pred.min() <= 0:  # refused, not clipped: it would be scored as some other depth
+        raise EvaluationError("%s has non-positive depth (min %g, the first at pixel %s); predictions must be > 0 m"
+                              % (what, pred.min(), first_of(pred <= 0)))
     return pred
+
+
+def first_of(mask):
+    """'(row, col)' of the first True pixel of ``mask``."""
+    return "(%s)" % ", ".join(str(int(v)) for v in np.argwhere(mask)[0])
 
 
 class NpyPredictions:
@@ -46,11 +55,15 @@ class NpyPredictions:
             preds = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError):
             raise EvaluationError("%s is not a readable .npy array (np.save format, no pickled objects)" % path)
+        if not isinstance(preds, np.ndarray):  # np.load opens a .npz as an archive of arrays
+            raise EvaluationError("%s is an .npz archive; save the (N, H, W) array with np.save as .npy" % path)
         if preds.ndim != 3 or preds.shape[0] != n_test:
             raise EvaluationError("%s has shape %s; expected (%d, H, W), one depth map per test image"
                                   % (path, preds.shape, n_test))
         if preds.dtype.kind != "f":
             raise EvaluationError("%s has dtype %s; expected float depth in metres" % (path, preds.dtype))
+        if preds.shape[1] == 0 or preds.shape[2] == 0:
+            raise EvaluationError("%s holds empty depth maps (shape %s)" % (path, preds.shape))
         self.preds = preds
 
     def __getitem__(self, row):

@@ -37,6 +37,8 @@ from mxnet.gluon import nn
 from gluoncv.model_zoo import resnet50_v1b
 from gluoncv.model_zoo import model_store
 
+from data.errors import one_line
+
 BACKBONE = "resnet50_v1b"
 TOPDOWN_CHANNELS = 256  # §4.2.4: "all the 3x3 and 1x1 convolutional layers have 256 channels"
 MIN_DEPTH = 1e-3        # metres; keeps depth strictly positive
@@ -55,8 +57,8 @@ def check_input_size(height, width):
     twice and doubles it twice, which is exact only if H/4 and W/4 are even twice.
     """
     if height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
-        raise ValueError("input size %dx%d (HxW) is not a multiple of %d; use e.g. 240x320 or 128x160"
-                         % (height, width, INPUT_MULTIPLE))
+        raise ValueError("input size %dx%d (width x height) is not a multiple of %d in both; "
+                         "use e.g. 320x240 or 160x128" % (width, height, INPUT_MULTIPLE))
 
 
 def model_store_path(name=BACKBONE):
@@ -86,13 +88,13 @@ def load_backbone(pretrained=False, backbone_params=None, freeze_bn=True):
             path = model_store.get_model_file(BACKBONE)  # verifies the checksum
         except Exception as err:  # a bad checksum makes gluoncv try a download
             raise WeightsError("%s does not match gluoncv's checksum for %s (%s)"
-                               % (path, BACKBONE, str(err).splitlines()[0][:120]))
+                               % (path, BACKBONE, one_line(err)[:160]))
     else:
         return net
     try:
         net.load_parameters(path)
     except Exception as err:
-        raise WeightsError("cannot load %s as %s weights: %s" % (path, BACKBONE, str(err).splitlines()[0][:160]))
+        raise WeightsError("cannot load %s as %s weights: %s" % (path, BACKBONE, one_line(err)[:160]))
     return net
 
 

@@ -161,6 +161,7 @@ def describe(run_dir, checkpoint_path, size, shapes, files):
 def export(run_dir, out_dir, checkpoint="last", size=None, onnx=False):
     """Write the files listed in the module docstring; returns export.json's content."""
     from mxnet.base import MXNetError
+    from data.errors import one_line
     from training.checkpoint import checkpoint_dir, load_nets, read_json, write_json_atomic
     if not os.path.isdir(run_dir):
         raise ExportError("run directory %s does not exist" % run_dir)
@@ -177,7 +178,7 @@ def export(run_dir, out_dir, checkpoint="last", size=None, onnx=False):
     try:
         depth_net, conf_net, _, path = load_nets(run_dir, checkpoint)
     except (AssertionError, MXNetError) as err:
-        raise ExportError("cannot load the checkpoint of %s: %s" % (run_dir, str(err).splitlines()[0]))
+        raise ExportError("cannot load the checkpoint of %s: %s" % (run_dir, one_line(err)))
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as err:
@@ -195,13 +196,13 @@ def export(run_dir, out_dir, checkpoint="last", size=None, onnx=False):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad input)."""
-    from data.errors import DataError
+    from data.errors import edge_errors, one_line
     from training.checkpoint import CheckpointError
     args = build_parser().parse_args(argv)
     try:
         info = export(args.run, args.out, args.checkpoint, args.size, args.onnx)
-    except (ExportError, CheckpointError, DataError, ValueError, OSError) as err:
-        print("error: %s" % str(err).splitlines()[0], file=sys.stderr)
+    except (ExportError, CheckpointError) + edge_errors() as err:
+        print("error: %s" % one_line(err), file=sys.stderr)
         return 2
     written = [f for name in NAMES for key, f in info[name].items() if key in ("symbol", "params", "onnx")]
     print("exported %s to %s: %s, export.json" % (info["checkpoint"], args.out, ", ".join(written)))

@@ -14,7 +14,21 @@ cache, ``mx.nd.save``) and ``state.json`` (epoch, iteration within it, seed,
 counters).  It is written to ``.tmp-<tag>`` first and then swapped in with renames,
 so a crash at any moment leaves either the old or the new checkpoint complete
 (``.old-<tag>`` is picked up if the crash fell between the two renames).
+
+Optimiser states are arrays plus a JSON record (``training.optim_states``), never
+pickles: resuming a run directory from someone else runs no code from it.  A
+checkpoint from before that change (``*_trainer.states``, pickles) is refused unless
+``train.py --trust-pickled-states`` says its author is trusted; it is then converted.
+
+The run directory is locked (``flock`` on ``<run>/.lock``) by the training writing it,
+and ``tidy`` (at every start) removes what an interrupted save left behind.
+
+Test hook: with ``$DEPTH_CRASH_AFTER=<stage>`` the process ends at once (``os._exit``,
+like ``kill -9``) when a save reaches ``<stage>``: ``<tag>:tmp`` (files written, not
+yet swapped in), ``<tag>:swap`` (between the two renames) or ``<tag>`` (complete).
 """
+import errno
+import fcntl
 import json
 import os
 import shutil
@@ -22,8 +36,13 @@ import shutil
 import mxnet as mx
 
 CHECKPOINTS = "checkpoints"
-FILES = ("depth_net.params", "conf_net.params", "depth_trainer.states",
-         "conf_trainer.states", "cache.nd", "state.json")
+FILES = ("depth_net.params", "conf_net.params", "depth_trainer.nd",
+         "conf_trainer.nd", "cache.nd", "state.json")
+# the layout before optimiser states left pickle (see the module docstring)
+LEGACY_FILES = ("depth_net.params", "conf_net.params", "depth_trainer.states",
+                "conf_trainer.states", "cache.nd", "state.json")
+TAGS = ("last", "best")
+CRASH_ENV = "DEPTH_CRASH_AFTER"
 
 
 class CheckpointError(Exception):
@@ -49,6 +68,21 @@ def read_json(path):
         raise CheckpointError("%s is not valid JSON (%s)" % (path, err))
 
 
+def crash_point(stage):
+    """Test hook (module docstring): end the process here, as ``kill -9`` would."""
+    if os.environ.get(CRASH_ENV) == stage:
+        os._exit(137)
+
+
+def is_complete(path):
+    """A checkpoint directory with every file (of this layout or the pickled one)."""
+    return any(all(os.path.isfile(os.path.join(path, f)) for f in files) for files in (FILES, LEGACY_FILES))
+
+
+def is_legacy(path):
+    return not all(os.path.isfile(os.path.join(path, f)) for f in FILES)
+
+
 def checkpoint_dir(run_dir, tag):
     """The directory of checkpoint ``tag`` ('last', 'best') or an explicit path."""
     if os.path.isdir(tag) and os.path.isfile(os.path.join(tag, "state.json")):
@@ -56,7 +90,7 @@ def checkpoint_dir(run_dir, tag):
     root = os.path.join(run_dir, CHECKPOINTS)
     for name in (tag, ".old-" + tag):
         path = os.path.join(root, name)
-        if all(os.path.isfile(os.path.join(path, f)) for f in FILES):
+        if is_complete(path):
             return path
     raise CheckpointError("no complete checkpoint '%s' in %s (train first, or pick --checkpoint last|best|PATH)"
                           % (tag, run_dir))
@@ -71,26 +105,157 @@ def save(run_dir, tag, depth_net, conf_net, depth_trainer, conf_trainer, cache_a
     os.makedirs(tmp)
     depth_net.save_parameters(os.path.join(tmp, "depth_net.params"))
     conf_net.save_parameters(os.path.join(tmp, "conf_net.params"))
-    depth_trainer.save_states(os.path.join(tmp, "depth_trainer.states"))
-    conf_trainer.save_states(os.path.join(tmp, "conf_trainer.states"))
+    from . import optim_states
+    state = dict(state, optimizers={
+        name: optim_states.save(trainer, os.path.join(tmp, name + "_trainer.nd"))
+        for name, trainer in (("depth", depth_trainer), ("conf", conf_trainer))})
     mx.nd.save(os.path.join(tmp, "cache.nd"), cache_arrays)
     write_json_atomic(os.path.join(tmp, "state.json"), state)
     for name in os.listdir(tmp):
         fd = os.open(os.path.join(tmp, name), os.O_RDONLY)
         os.fsync(fd)
         os.close(fd)
+    crash_point(tag + ":tmp")
+    swap_in(tmp, final, old, tag)
+    crash_point(tag)
+    return final
+
+
+def swap_in(tmp, final, old, tag=""):
+    """Replace ``final`` by the complete directory ``tmp``; ``old`` holds it in between."""
     if os.path.isdir(final):
         shutil.rmtree(old, ignore_errors=True)
         os.rename(final, old)
+    crash_point(tag + ":swap")
     os.rename(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
-    return final
+
+
+def load_optimisers(path, state, depth_trainer, conf_trainer, trust_pickles=False):
+    """Both optimisers' states from checkpoint ``path``; pickles only when trusted."""
+    from . import optim_states
+    trainers = (("depth", depth_trainer), ("conf", conf_trainer))
+    if not is_legacy(path):
+        for name, trainer in trainers:
+            optim_states.load(trainer, os.path.join(path, name + "_trainer.nd"), state.get("optimizers", {}).get(name))
+        return
+    if not trust_pickles:
+        raise CheckpointError("%s holds optimiser states as pickles (*_trainer.states, an older format), which "
+                              "can run code when loaded; if you trust whoever wrote it, resume once with "
+                              "--trust-pickled-states to convert it" % path)
+    for name, trainer in trainers:
+        trainer.load_states(os.path.join(path, name + "_trainer.states"))
+
+
+def tidy(run_dir):
+    """Undo what a save interrupted at any moment left (module docstring)."""
+    root = os.path.join(run_dir, CHECKPOINTS)
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        path = os.path.join(root, name)
+        if name.startswith(".tmp-"):
+            shutil.rmtree(path, ignore_errors=True)
+        elif name.startswith(".old-"):
+            final = os.path.join(root, name[len(".old-"):])
+            if not os.path.isdir(final) and is_complete(path):
+                os.rename(path, final)  # the crash fell between the two renames of swap_in
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+    shards = os.path.join(root, "cache-shards")
+    for point in os.listdir(shards) if os.path.isdir(shards) else []:
+        for name in os.listdir(os.path.join(shards, point)):
+            if name.endswith(".tmp"):
+                shutil.rmtree(os.path.join(shards, point, name), ignore_errors=True)
+    for name in os.listdir(run_dir):
+        if name.endswith(".tmp") or name.endswith(".tmp.png"):
+            os.remove(os.path.join(run_dir, name))
+
+
+def best_epoch(history):
+    """(epoch, val_rel) of the first lowest validation rel in ``history``, or (None, inf)."""
+    epoch, best = None, float("inf")
+    for m in history:
+        if m.get("val_rel") is not None and m["val_rel"] < best:
+            epoch, best = m["epoch"], m["val_rel"]
+    return epoch, best
+
+
+def repair_best(run_dir, history, last_path, last_state):
+    """Make ``best`` the checkpoint after the best epoch of ``history`` again.
+
+    ``best`` is written right after ``last`` at the same point, so after a crash
+    between the two ``last`` is exactly the missing ``best``.  Returns a note or None.
+    """
+    epoch, _ = best_epoch(history)
+    if epoch is None:
+        return None
+    root = os.path.join(run_dir, CHECKPOINTS)
+    best = os.path.join(root, "best")
+    try:
+        point = read_json(os.path.join(best, "state.json"))
+        if is_complete(best) and (point["epoch"], point["iteration"]) == (epoch + 1, 0):
+            return None
+    except (CheckpointError, KeyError, TypeError):
+        pass
+    if (last_state["epoch"], last_state["iteration"]) != (epoch + 1, 0):
+        return "checkpoints/best is not the best epoch (%d) of the history and cannot be rebuilt" % (epoch + 1)
+    tmp = os.path.join(root, ".tmp-best")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(last_path, tmp)
+    swap_in(tmp, best, os.path.join(root, ".old-best"))
+    return "checkpoints/best restored (epoch %d)" % (epoch + 1)
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``<run>/<name>`` for as long as this object lives.
+
+    A second training into the same directory fails at once with one line naming
+    the holder's pid (written into the lock file).
+    """
+
+    def __init__(self, run_dir, name=".lock"):
+        self.path = os.path.join(run_dir, name)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.pread(self.fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(self.fd)
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise CheckpointError("%s is being written by another training (pid %s); wait for it to end or "
+                                  "use another --out" % (run_dir, holder))
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, b"%d\n" % os.getpid(), 0)
+
+    def release(self, remove=False):
+        if self.fd is not None:
+            if remove:
+                os.remove(self.path)
+            os.close(self.fd)
+            self.fd = None
+
+
+def named_shards(run_dir):
+    """The cache shard directories that a checkpoint of the run names."""
+    root = os.path.join(run_dir, CHECKPOINTS)
+    named = set()
+    for name in os.listdir(root):
+        try:
+            with open(os.path.join(root, name, "state.json")) as f:
+                named.add(json.load(f).get("cache", {}).get("shards"))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return named - {None}
 
 
 def load_state(path):
     """state.json and the cache arrays of a checkpoint directory."""
+    from data.errors import one_line
     state = read_json(os.path.join(path, "state.json"))
-    cache = mx.nd.load(os.path.join(path, "cache.nd"))
+    try:
+        cache = mx.nd.load(os.path.join(path, "cache.nd"))
+    except mx.base.MXNetError as err:
+        raise CheckpointError("%s: cannot load (%s)" % (os.path.join(path, "cache.nd"), one_line(err)))
     return state, cache
 
 
@@ -108,6 +273,15 @@ def load_nets(run_dir, checkpoint="last", ctx=None):
         freeze = bool(config.get("pretrained") or config.get("backbone_params"))
     depth_net = get_depth_net(pretrained=False, ctx=ctx, freeze_bn=freeze)
     conf_net = get_confidence_net(ctx=ctx)
-    depth_net.load_parameters(os.path.join(path, "depth_net.params"), ctx=ctx)
-    conf_net.load_parameters(os.path.join(path, "conf_net.params"), ctx=ctx)
+    load_parameters(depth_net, os.path.join(path, "depth_net.params"), ctx)
+    load_parameters(conf_net, os.path.join(path, "conf_net.params"), ctx)
     return depth_net, conf_net, config, path
+
+
+def load_parameters(net, path, ctx):
+    """``net.load_parameters`` with a one-line error naming the file."""
+    from data.errors import one_line
+    try:
+        net.load_parameters(path, ctx=ctx)
+    except (mx.base.MXNetError, AssertionError, ValueError) as err:
+        raise CheckpointError("%s: cannot load (%s)" % (path, one_line(err)))

@@ -81,3 +81,16 @@ def curves_png(run_dir, history):
     fig.savefig(tmp, dpi=80)
     plt.close(fig)
     os.replace(tmp, os.path.join(run_dir, "curves.png"))
+
+
+def summary_line(m, epochs):
+    # epochs count from 0 here as in metrics.jsonl, curves.png and --semi-start
+    parts = ["epoch %3d of 0..%d" % (m["epoch"], epochs - 1), m["phase"]]
+    for key in ("sup", "semi", "conf", "mask_coverage_pct", "val_rel"):
+        if m.get(key) is not None:
+            parts.append("%s %.4f" % (key, m[key]))
+    if m.get("test"):
+        parts.append("test_rel %.4f" % m["test"]["rel"])
+    parts.append("lr %.2e" % m["lr"])
+    parts.append("%.1fs" % m["seconds"])
+    return "  ".join(parts)

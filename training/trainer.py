@@ -26,7 +26,6 @@ The unlabeled set is the split's unlabeled rows followed by the ``--unlabeled``
 images (``data.unlabeled_dir``); the cache lives in memory or in files
 (``--cache-on``, ``training.disk_cache``).
 """
-import json
 import math
 import os
 import time
@@ -47,7 +46,7 @@ from .cache import PseudoLabelCache
 from .disk_cache import CacheSnapshots, DiskPseudoLabelCache
 from .distributed import (OwnedSlots, World, epoch_batches, labeled_plan, owned_slots, unlabeled_batch_size,
                           unlabeled_plan)
-from .run_files import curves_png, run_config, write_metrics
+from .run_files import curves_png, run_config, summary_line, write_metrics
 
 STRIDE = 4
 # Loss terms summed over workers each step (fixed order: one kvstore key holds them).
@@ -61,7 +60,8 @@ class TrainingStopped(Exception):
 class Trainer:
     """Both networks, both optimisers, the pseudo-label cache and the run directory."""
 
-    def __init__(self, opts, ctx=None):
+    def __init__(self, opts, ctx=None, claim=None):
+        """``claim(rank)``, if given, locks the run directory (``train.py``) before anything is written."""
         self.opts = opts
         self.ctx = ctx or contexts(opts.gpus)
         self.run_dir = opts.out
@@ -80,6 +80,7 @@ class Trainer:
         check_input_size(self.height, self.width)
 
         self.world = World(getattr(opts, "kvstore", "device"))
+        self.lock = claim(self.world.rank) if claim else None
         # self.unlabeled: this worker's slots (all of them in a single process); cache index = position
         self.num_unlabeled = len(unlabeled)
         self.unlabeled = unlabeled if self.world.size == 1 else \
@@ -129,8 +130,8 @@ class Trainer:
         """SGD + poly decay for the depth net, Adam for the confidence net (§5.1)."""
         from gluoncv.utils import LRScheduler
         o = self.opts
-        poly = LRScheduler("poly", base_lr=o.lr, nepochs=o.epochs, iters_per_epoch=self.steps,
-                           power=o.poly_power)
+        # a single step in all: 2 keeps gluoncv's 1 - T / (N - 1) defined (and the lr at base_lr)
+        poly = LRScheduler("poly", base_lr=o.lr, niters=max(2, o.epochs * self.steps), power=o.poly_power)
         # distributed: the Trainers update locally after World.allreduce_grads (training/distributed.py)
         kv = None if self.world.distributed else getattr(o, "kvstore", "device")
         depth = gluon.Trainer(self.depth_net.collect_params(), "sgd",
@@ -257,6 +258,7 @@ class Trainer:
     def run_epoch(self, epoch):
         """One pass over every labeled (and, when used, unlabeled) image; returns the epoch's metrics."""
         o, start, tic = self.opts, self.start_iter, time.time()
+        tic -= self.partial.get("seconds", 0)  # resumed mid-epoch: the time before the interruption counts
         phase = self.unlabeled_phase(epoch)
         rank, world = self.world.rank, self.world.size
         labeled = labeled_plan(len(self.labeled), o.batch_size, o.seed, epoch, rank, world)[start:]
@@ -292,7 +294,8 @@ class Trainer:
                 bar.set_postfix({k: "%.4f" % (v.asscalar() / good) for k, v in sums.items()})
             bar.update(1)
             if o.save_every and (it + 1) % o.save_every == 0 and it + 1 < self.steps:
-                self.partial = {"sums": {k: float(v.asscalar()) for k, v in sums.items()}, "good": good}
+                self.partial = {"sums": {k: float(v.asscalar()) for k, v in sums.items()}, "good": good,
+                                "seconds": time.time() - tic}
                 self.save("last", epoch, it + 1)
         bar.close()
         means = {k: float(v.asscalar()) / max(good, 1) for k, v in sums.items()}
@@ -300,7 +303,7 @@ class Trainer:
                 "semi": means.get("semi"), "conf": means.get("conf"),
                 "mask_coverage_pct": 100 * means["coverage"] if "coverage" in means else None,
                 "lr": self.depth_trainer.learning_rate, "skipped_steps": self.skipped,
-                "seconds": round(time.time() - tic + self.partial.get("seconds", 0), 2)}
+                "seconds": round(time.time() - tic, 2)}
 
     def validate(self):
         """rel at 1/4 resolution on the held-out labeled images (picks ``best``)."""
@@ -339,11 +342,12 @@ class Trainer:
                 metrics["test"] = self.test_metrics()
             self.history.append(metrics)
             self.partial, self.start_iter, self.epoch = {}, 0, epoch + 1
+            # best is a function of the history that `last` stores (checkpoint.repair_best)
+            best_epoch, self.best_val = checkpoint.best_epoch(self.history)
             self.save("last", epoch + 1, 0)
             if not lead:
                 continue
-            if self.val is not None and metrics["val_rel"] < self.best_val:
-                self.best_val = metrics["val_rel"]
+            if best_epoch == epoch:
                 self.save("best", epoch + 1, 0)
             write_metrics(self.run_dir, self.history)
             curves_png(self.run_dir, self.history)
@@ -352,11 +356,12 @@ class Trainer:
 
     # ---- run directory -------------------------------------------------------------------
     def start(self):
-        """A new run: config.json and split.json in ``--out``."""
+        """A new run: split.json, then config.json (which makes the directory a run) in ``--out``."""
         os.makedirs(self.run_dir, exist_ok=True)
         if self.world.rank == 0:
-            checkpoint.write_json_atomic(os.path.join(self.run_dir, "config.json"), run_config(self.opts))
+            checkpoint.tidy(self.run_dir)
             checkpoint.write_json_atomic(os.path.join(self.run_dir, "split.json"), self.split)
+            checkpoint.write_json_atomic(os.path.join(self.run_dir, "config.json"), run_config(self.opts))
         self.history, self.skipped = [], 0
 
     def save(self, tag, epoch, iteration):
@@ -381,24 +386,19 @@ class Trainer:
             checkpoint.save(self.run_dir, tag, self.depth_net, self.conf_net, self.depth_trainer,
                             self.conf_trainer, cache_arrays, state)
             if self.sharded_cache:
-                self.snapshots.prune(self.named_shards(), before=point)
-
-    def named_shards(self):
-        """The cache shard directories that a checkpoint of the run names."""
-        root = os.path.join(self.run_dir, checkpoint.CHECKPOINTS)
-        named = set()
-        for name in os.listdir(root):
-            try:
-                with open(os.path.join(root, name, "state.json")) as f:
-                    named.add(json.load(f).get("cache", {}).get("shards"))
-            except (OSError, ValueError):
-                continue
-        return named - {None}
+                self.snapshots.prune(checkpoint.named_shards(self.run_dir), before=point)
 
     def resume(self):
-        """Continue exactly from ``checkpoints/last`` of the run directory."""
-        path = checkpoint.checkpoint_dir(self.run_dir, "last")
-        state, cache = checkpoint.load_state(path)
+        """Continue exactly from ``checkpoints/last`` of the run directory.
+
+        Rank 0 first tidies the directory and, from the history ``last`` holds, rewrites
+        metrics.jsonl, curves.png and ``best`` if a crash left them behind.  A run killed
+        before its first checkpoint was complete starts over from epoch 0.
+        """
+        lead = self.world.rank == 0
+        if lead:
+            checkpoint.tidy(self.run_dir)
+        self.world.barrier()
         saved_split = checkpoint.read_json(os.path.join(self.run_dir, "split.json"))
         saved_extra, extra = saved_split.get("extra_unlabeled"), self.split.get("extra_unlabeled")
         if saved_extra != extra:  # the --unlabeled images, not the prepared data, differ
@@ -407,10 +407,30 @@ class Trainer:
         if saved_split != self.split:
             raise checkpoint.CheckpointError("split.json of %s does not match the data in %s"
                                              % (self.run_dir, self.opts.data))
-        self.depth_net.load_parameters(os.path.join(path, "depth_net.params"), ctx=self.ctx)
-        self.conf_net.load_parameters(os.path.join(path, "conf_net.params"), ctx=self.ctx)
-        self.depth_trainer.load_states(os.path.join(path, "depth_trainer.states"))
-        self.conf_trainer.load_states(os.path.join(path, "conf_trainer.states"))
+        try:
+            path = checkpoint.checkpoint_dir(self.run_dir, "last")
+        except checkpoint.CheckpointError:
+            path = None
+        if path is None:
+            self.history, self.skipped = [], 0
+            state = {"epoch": 0, "iteration": 0}
+        else:
+            state = self.load_checkpoint(path)
+        if lead:
+            note = path and checkpoint.repair_best(self.run_dir, self.history, path, state)
+            if note:
+                tqdm.write(note)
+            write_metrics(self.run_dir, self.history)
+            if self.history:
+                curves_png(self.run_dir, self.history)
+        return state
+
+    def load_checkpoint(self, path):
+        state, cache = checkpoint.load_state(path)
+        checkpoint.load_parameters(self.depth_net, os.path.join(path, "depth_net.params"), self.ctx)
+        checkpoint.load_parameters(self.conf_net, os.path.join(path, "conf_net.params"), self.ctx)
+        checkpoint.load_optimisers(path, state, self.depth_trainer, self.conf_trainer,
+                                   getattr(self.opts, "trust_pickled_states", False))
         if "cache" in state:
             self.snapshots.load(self.cache, state["cache"], os.path.join(self.run_dir, checkpoint.CHECKPOINTS))
         elif self.world.size > 1:
@@ -419,7 +439,10 @@ class Trainer:
             self.cache.load(cache)
         self.epoch, self.start_iter = state["epoch"], state["iteration"]
         self.bad_steps, self.skipped = state["bad_steps"], state["skipped"]
-        self.best_val, self.history, self.partial = state["best_val"], state["history"], state["partial"]
+        self.history, self.partial = state["history"], state["partial"]
+        _, self.best_val = checkpoint.best_epoch(self.history)
+        if checkpoint.is_legacy(path):  # trusted: write it again without pickles
+            self.save("last", self.epoch, self.start_iter)
         return state
 
     def dump_params(self, directory):
@@ -428,15 +451,3 @@ class Trainer:
         for name, net in (("depth_net", self.depth_net), ("conf_net", self.conf_net)):
             net.save_parameters(os.path.join(directory, "rank%d.%s.params" % (self.world.rank, name)))
 
-
-def summary_line(m, epochs):
-    # epochs count from 0 here as in metrics.jsonl, curves.png and --semi-start
-    parts = ["epoch %3d of 0..%d" % (m["epoch"], epochs - 1), m["phase"]]
-    for key in ("sup", "semi", "conf", "mask_coverage_pct", "val_rel"):
-        if m.get(key) is not None:
-            parts.append("%s %.4f" % (key, m[key]))
-    if m.get("test"):
-        parts.append("test_rel %.4f" % m["test"]["rel"])
-    parts.append("lr %.2e" % m["lr"])
-    parts.append("%.1fs" % m["seconds"])
-    return "  ".join(parts)
