@@ -25,7 +25,8 @@ and ``tidy`` (at every start) removes what an interrupted save left behind.
 
 Test hook: with ``$DEPTH_CRASH_AFTER=<stage>`` the process ends at once (``os._exit``,
 like ``kill -9``) when a save reaches ``<stage>``: ``<tag>:tmp`` (files written, not
-yet swapped in), ``<tag>:swap`` (between the two renames) or ``<tag>`` (complete).
+yet swapped in), ``<tag>:swap`` (between the two renames) or ``<tag>`` (complete);
+``<stage>#<n>`` ends it the n-th time.
 """
 import errno
 import fcntl
@@ -68,10 +69,16 @@ def read_json(path):
         raise CheckpointError("%s is not valid JSON (%s)" % (path, err))
 
 
+_reached = {}
+
+
 def crash_point(stage):
     """Test hook (module docstring): end the process here, as ``kill -9`` would."""
-    if os.environ.get(CRASH_ENV) == stage:
-        os._exit(137)
+    wanted = os.environ.get(CRASH_ENV)
+    if wanted and wanted.split("#")[0] == stage:
+        _reached[stage] = _reached.get(stage, 0) + 1
+        if _reached[stage] == int(wanted.split("#")[1] if "#" in wanted else 1):
+            os._exit(137)
 
 
 def is_complete(path):

@@ -130,8 +130,8 @@ class Trainer:
         """SGD + poly decay for the depth net, Adam for the confidence net (§5.1)."""
         from gluoncv.utils import LRScheduler
         o = self.opts
-        # a single step in all: 2 keeps gluoncv's 1 - T / (N - 1) defined (and the lr at base_lr)
-        poly = LRScheduler("poly", base_lr=o.lr, niters=max(2, o.epochs * self.steps), power=o.poly_power)
+        poly = LRScheduler("poly", base_lr=o.lr, nepochs=o.epochs, iters_per_epoch=self.steps, power=o.poly_power) \
+            if o.epochs * self.steps > 1 else LRScheduler("constant", base_lr=o.lr, niters=1)  # poly: 1 - T / 0
         # distributed: the Trainers update locally after World.allreduce_grads (training/distributed.py)
         kv = None if self.world.distributed else getattr(o, "kvstore", "device")
         depth = gluon.Trainer(self.depth_net.collect_params(), "sgd",

@@ -1,0 +1,338 @@
+"""Run directories you can trust: no unpickling, crash recovery, best from the history, lock, resume flags.
+
+Crashes are made deterministic by the checkpoint test hook: with
+$DEPTH_CRASH_AFTER=<stage>[#n] the training process ends with ``os._exit`` (as under
+``kill -9``) the n-th time a save reaches <stage> (training/checkpoint.py).
+"""
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import train
+from training import checkpoint
+from training.trainer import Trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE = ["--pretrained", "0", "--batch-size", "2", "--labeled-frac", "0.5", "--no-progress", "--lr", "1e-3"]
+CRASH_ARGS = ["--epochs", "2", "--semi-start", "1", "--t-semi", "0.5", "--val-frac", "0.25"]
+
+
+def options(data, out, *extra):
+    return train.parse_args(BASE + ["--data", data, "--out", str(out)] + list(extra))
+
+
+def run_cli(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, "train.py"] + [str(a) for a in args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env=dict(os.environ, **(env or {})))
+
+
+def one_error_line(result):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def load_params(path):
+    return {k: v.asnumpy() for k, v in mx.nd.load(str(path)).items()}
+
+
+def assert_same_files(a, b, name):
+    pa, pb = load_params(os.path.join(a, name)), load_params(os.path.join(b, name))
+    assert pa.keys() == pb.keys()
+    for key in pa:
+        np.testing.assert_array_equal(pa[key], pb[key], err_msg=key)
+
+
+def metrics_without_seconds(run):
+    lines = [json.loads(x) for x in open(os.path.join(run, "metrics.jsonl"))]
+    for m in lines:
+        m.pop("seconds")
+    return lines
+
+
+@pytest.fixture(scope="module")
+def one_epoch(tiny_data, tmp_path_factory):
+    """A run of 2 epochs stopped after the first (in this process, no lock)."""
+    run = tmp_path_factory.mktemp("one_epoch") / "run"
+    t = Trainer(options(tiny_data, run, "--epochs", "2", "--semi-start", "1"))
+    t.start()
+    t.train(stop_at=1)
+    return str(run)
+
+
+@pytest.fixture
+def run_copy(one_epoch, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(one_epoch, copy)
+    return copy
+
+
+class WritesMarker:
+    """Unpickling this creates a file: what a crafted .states file could do."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+# ---- 1. no pickles ------------------------------------------------------------------
+
+def test_checkpoint_holds_no_pickle(one_epoch):
+    last = os.path.join(one_epoch, "checkpoints", "last")
+    assert sorted(os.listdir(last)) == sorted(checkpoint.FILES)
+    for name in os.listdir(last):
+        with open(os.path.join(last, name), "rb") as f:
+            assert f.read(1) != b"\x80", name  # every pickle protocol >= 2 starts with PROTO 0x80
+    state = json.load(open(os.path.join(last, "state.json")))
+    depth = state["optimizers"]["depth"]
+    assert depth["hyper"]["optimizer"] == "sgd" and depth["hyper"]["momentum"] == 0.9
+    assert depth["num_update"] == 4  # one epoch: 4 labeled sources x 2 copies / batch 2 = 4 steps
+    assert [d for d, _ in depth["update_counts"]] == [0]
+
+
+def make_legacy(run, marker=None, trainers=None):
+    """Turn checkpoints/last into the pickled layout: real states of ``trainers``, or a crafted pickle."""
+    last = os.path.join(run, "checkpoints", "last")
+    for name in ("depth", "conf"):
+        os.remove(os.path.join(last, name + "_trainer.nd"))
+        path = os.path.join(last, name + "_trainer.states")
+        if trainers:
+            getattr(trainers, name + "_trainer").save_states(path)
+        else:
+            with open(path, "wb") as f:
+                pickle.dump(WritesMarker(str(marker)), f)
+    state = json.load(open(os.path.join(last, "state.json")))
+    state.pop("optimizers")
+    json.dump(state, open(os.path.join(last, "state.json"), "w"))
+
+
+def test_crafted_pickle_does_not_run_on_resume(run_copy, tmp_path):
+    marker = tmp_path / "marker"
+    with open(tmp_path / "probe.states", "wb") as f:  # the crafted file does what it says when unpickled
+        pickle.dump(WritesMarker(str(marker)), f)
+    pickle.load(open(tmp_path / "probe.states", "rb")).close()
+    assert marker.exists()
+    marker.unlink()
+    make_legacy(str(run_copy), marker)
+    before = sorted(os.listdir(run_copy / "checkpoints" / "last"))
+    line = one_error_line(run_cli("--resume", run_copy))
+    assert "pickles" in line and "--trust-pickled-states" in line and "last" in line
+    assert not marker.exists()
+    assert sorted(os.listdir(run_copy / "checkpoints" / "last")) == before
+
+
+def test_a_stray_states_file_beside_a_checkpoint_is_never_read(run_copy, tiny_data, tmp_path):
+    marker = tmp_path / "marker"
+    for name in ("depth_trainer.states", "conf_trainer.states"):
+        with open(run_copy / "checkpoints" / "last" / name, "wb") as f:
+            pickle.dump(WritesMarker(str(marker)), f)
+    t = Trainer(train.resume_options(train.parse_args(["--resume", str(run_copy)]))[0])
+    assert t.resume()["epoch"] == 1
+    assert not marker.exists()
+
+
+def test_trusted_pickled_checkpoint_converts_and_resumes_exactly(tiny_data, tmp_path):
+    args = ("--epochs", "2", "--semi-start", "1", "--t-semi", "0.5")
+    straight = Trainer(options(tiny_data, tmp_path / "s", *args))
+    straight.start()
+    straight.train()
+    first = Trainer(options(tiny_data, tmp_path / "r", *args))
+    first.start()
+    first.train(stop_at=1)
+    make_legacy(str(tmp_path / "r"), trainers=first)  # what the code before this format wrote
+    with pytest.raises(checkpoint.CheckpointError, match="pickles"):
+        Trainer(options(tiny_data, tmp_path / "r", *args)).resume()
+    resumed = Trainer(options(tiny_data, tmp_path / "r", *(args + ("--trust-pickled-states",))))
+    resumed.resume()
+    last = tmp_path / "r" / "checkpoints" / "last"
+    assert sorted(os.listdir(last)) == sorted(checkpoint.FILES)  # converted at once
+    resumed.train()
+    for name in ("depth_net.params", "conf_net.params"):
+        assert_same_files(str(tmp_path / "s" / "checkpoints" / "last"), str(last), name)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("momentum", 0.5, "differs from the run's flags in momentum"),
+    ("num_update", "x", "malformed optimiser record"),
+])
+def test_optimiser_record_is_checked(run_copy, key, value, message):
+    path = run_copy / "checkpoints" / "last" / "state.json"
+    state = json.loads(path.read_text())
+    record = state["optimizers"]["depth"]
+    (record["hyper"] if key in record["hyper"] else record)[key] = value
+    path.write_text(json.dumps(state))
+    t = Trainer(train.resume_options(train.parse_args(["--resume", str(run_copy)]))[0])
+    with pytest.raises(checkpoint.CheckpointError, match=message):
+        t.resume()
+
+
+def test_optimiser_state_of_the_wrong_shape_is_refused(run_copy):
+    last = run_copy / "checkpoints" / "last"
+    arrays = mx.nd.load(str(last / "conf_trainer.nd"))
+    key = sorted(arrays)[0]
+    arrays[key] = mx.nd.zeros((3,))
+    mx.nd.save(str(last / "conf_trainer.nd"), arrays)
+    t = Trainer(train.resume_options(train.parse_args(["--resume", str(run_copy)]))[0])
+    with pytest.raises(checkpoint.CheckpointError, match="has shape"):
+        t.resume()
+
+
+# ---- 2-4. best and metrics from the history, crashes at any save stage ---------------
+
+def test_best_after_stop_and_resume_is_the_history_s_best(tiny_data, tmp_path):
+    """Validation rel 0.5, 0.3 | stop | 0.4: best is epoch 2 (the old code's stale best_val picked 3)."""
+    args = ("--epochs", "3", "--semi-start", "3", "--val-frac", "0.25")
+    first = Trainer(options(tiny_data, tmp_path / "r", *args))
+    scores = iter([0.5, 0.3])
+    first.validate = lambda: next(scores)
+    first.start()
+    first.train(stop_at=2)
+    resumed = Trainer(options(tiny_data, tmp_path / "r", *args))
+    resumed.validate = lambda: 0.4
+    resumed.resume()
+    resumed.train()
+    best = json.load(open(tmp_path / "r" / "checkpoints" / "best" / "state.json"))
+    assert (best["epoch"], best["iteration"]) == (2, 0)
+    assert [m["val_rel"] for m in metrics_without_seconds(str(tmp_path / "r"))] == [0.5, 0.3, 0.4]
+
+
+@pytest.fixture(scope="module")
+def straight_cli(tiny_data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("straight") / "run"
+    result = run_cli("--out", run, "--data", tiny_data, *(BASE + CRASH_ARGS))
+    assert result.returncode == 0, result.stderr
+    return str(run)
+
+
+@pytest.mark.parametrize("stage", ["last:tmp", "best:tmp", "last#2", "last:swap#2"])
+def test_crash_at_any_save_stage_then_resume_equals_uninterrupted(stage, straight_cli, tiny_data, tmp_path):
+    run = tmp_path / "run"
+    crashed = run_cli("--out", run, "--data", tiny_data, *(BASE + CRASH_ARGS), env={checkpoint.CRASH_ENV: stage})
+    assert crashed.returncode == 137, crashed.stderr
+    assert os.path.isfile(run / "config.json")
+    if stage == "last:tmp":  # killed in the very first checkpoint write: still a run, resumable
+        assert not os.path.isdir(run / "checkpoints" / "last")
+        line = one_error_line(run_cli("--out", run, "--data", tiny_data, *(BASE + CRASH_ARGS)))
+        assert "already holds a run" in line and "--resume" in line
+    resumed = run_cli("--resume", run)
+    assert resumed.returncode == 0, resumed.stderr
+    assert metrics_without_seconds(str(run)) == metrics_without_seconds(straight_cli)
+    for tag in ("last", "best"):
+        ours = json.load(open(run / "checkpoints" / tag / "state.json"))
+        theirs = json.load(open(os.path.join(straight_cli, "checkpoints", tag, "state.json")))
+        assert (ours["epoch"], ours["iteration"]) == (theirs["epoch"], theirs["iteration"]), tag
+        assert_same_files(str(run / "checkpoints" / tag), os.path.join(straight_cli, "checkpoints", tag),
+                          "depth_net.params")
+    assert sorted(os.listdir(run / "checkpoints")) == ["best", "last"]  # no .tmp-* or .old-* left
+    assert not [n for n in os.listdir(run) if ".tmp" in n]
+
+
+def test_resumed_epoch_seconds_include_the_time_before_the_crash(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    args = BASE + ["--data", tiny_data, "--epochs", "1", "--save-every", "1"]
+    assert run_cli("--out", run, *args, env={checkpoint.CRASH_ENV: "last#3"}).returncode == 137
+    before = json.load(open(run / "checkpoints" / "last" / "state.json"))
+    assert before["iteration"] == 3 and before["partial"]["seconds"] > 0
+    assert run_cli("--resume", run).returncode == 0
+    epoch = json.loads(open(run / "metrics.jsonl").readline())
+    assert epoch["seconds"] >= round(before["partial"]["seconds"], 2)
+
+
+# ---- 5. one writer per run directory ----------------------------------------------------
+
+def test_second_writer_gets_one_line_naming_the_holder(run_copy, tiny_data, tmp_path):
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    for run, argv in ((fresh, ["--out", fresh, "--data", tiny_data] + BASE), (run_copy, ["--resume", run_copy])):
+        held = checkpoint.RunLock(str(run))  # this test process is the other training
+        before = {p: os.path.getmtime(os.path.join(d, p)) for d, _, files in os.walk(run) for p in files}
+        line = one_error_line(run_cli(*argv))
+        held.release()
+        assert "being written by another training (pid %d)" % os.getpid() in line
+        after = {p: os.path.getmtime(os.path.join(d, p)) for d, _, files in os.walk(run) for p in files}
+        assert after == before
+    assert sorted(os.listdir(fresh)) == [".lock"]
+
+
+# ---- 6. resume restores every stored flag ---------------------------------------------------
+
+def test_resume_restores_stored_flags_unless_given_again(tmp_path):
+    stored = train.parse_args(["--out", str(tmp_path), "--gpus", "0", "--save-every", "3", "--no-progress",
+                               "--log-every", "7", "--cache-on", "disk", "--stop-at", "1"])
+    json.dump(vars(stored), open(tmp_path / "config.json", "w"))
+    merged, notes = train.resume_options(train.parse_args(["--resume", str(tmp_path)]))
+    assert (merged.gpus, merged.save_every, merged.no_progress, merged.log_every, merged.cache_on) == \
+        ([0], 3, True, 7, "disk")
+    assert merged.stop_at is None and notes == []
+    merged, notes = train.resume_options(train.parse_args(["--resume", str(tmp_path), "--gpus", "",
+                                                           "--save-every", "5", "--log-every", "7"]))
+    assert (merged.gpus, merged.save_every, merged.log_every) == ([], 5, 7)
+    assert notes == ["--gpus '' (CPU) (stored: --gpus 0)", "--save-every 5 (stored: --save-every 3)"]
+
+
+def test_resume_of_a_gpu_run_on_a_cpu_machine(run_copy):
+    config = json.loads((run_copy / "config.json").read_text())
+    config["gpus"] = [0]
+    (run_copy / "config.json").write_text(json.dumps(config))
+    line = one_error_line(run_cli("--resume", run_copy))
+    assert "--gpus 0" in line and "no GPU" in line and "--gpus ''" in line
+    result = run_cli("--resume", run_copy, "--gpus", "", "--stop-at", "1")
+    assert result.returncode == 0, result.stderr
+    assert "resume: --gpus '' (CPU) (stored: --gpus 0)" in result.stdout
+
+
+# ---- 7-9. one-line errors, checked inputs -----------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "nan"], "--lr must be a finite number"),
+    (["--conf-lr", "inf"], "--conf-lr must be a finite number"),
+    (["--lr", "-1"], "--lr and --conf-lr must be >= 0"),
+    (["--log-every", "0"], "--log-every and --max-bad-steps must be >= 1"),
+    (["--save-every", "-1"], "--save-every and --num-workers must be >= 0"),
+])
+def test_bad_flags_are_refused_before_anything(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        train.parse_args(["--out", str(tmp_path / "r")] + argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_gpu_is_one_line_and_leaves_no_run_dir(tiny_data, tmp_path):
+    line = one_error_line(run_cli("--out", tmp_path / "r", "--data", tiny_data, "--gpus", "0", *BASE))
+    assert "--gpus 0: this machine's MXNet sees no GPU" in line
+    line = one_error_line(run_cli("--out", tmp_path / "r", "--data", tmp_path / "nowhere", *BASE))
+    assert "does not exist" in line
+    assert not (tmp_path / "r").exists()  # a failed start leaves no empty run directory
+
+
+def test_truncated_parameters_on_resume_is_one_line(run_copy):
+    params = run_copy / "checkpoints" / "last" / "depth_net.params"
+    params.write_bytes(params.read_bytes()[:1000])
+    line = one_error_line(run_cli("--resume", run_copy))
+    assert str(params) in line and "cannot load" in line
+
+
+def test_resume_without_a_run_names_what_is_missing(tmp_path):
+    line = one_error_line(run_cli("--resume", tmp_path))
+    assert "holds no run to resume (no config.json)" in line and "--checkpoint" not in line
+
+
+def test_one_step_in_all_trains_at_the_base_learning_rate(tiny_data, tmp_path):
+    """--epochs 1 with a single step per epoch: the poly schedule's 1 - T / (N - 1) had N - 1 = 0."""
+    t = Trainer(options(tiny_data, tmp_path / "r", "--epochs", "1", "--batch-size", "8", "--semi-start", "1"))
+    t.start()
+    assert t.steps == 1
+    before = t.depth_net.head.weight.data().asnumpy()
+    history = t.train()
+    assert history[0]["lr"] == 1e-3
+    assert not np.array_equal(t.depth_net.head.weight.data().asnumpy(), before)
