@@ -35,6 +35,27 @@ def read_rgb(path):
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def check_complete(path):
+    """DataError if Pillow finds the file truncated or corrupt.
+
+    libjpeg only warns about a truncated JPEG and OpenCV returns it with a grey-filled
+    rest; Pillow decodes strictly unless ``LOAD_TRUNCATED_IMAGES`` is set, which gluoncv
+    sets for everyone on import, so it is switched off here for the check.  Files Pillow
+    does not recognise are left to OpenCV.
+    """
+    from PIL import Image, ImageFile, UnidentifiedImageError
+    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except UnidentifiedImageError:
+        pass
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError("%s: not a readable image (%s)" % (path, str(err).splitlines()[0] or "decode failed"))
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
+
+
 def check_images(paths, progress=True, desc="checking images", hint=""):
     """Decode every file once, so a bad one fails now and not hours later; returns their (H, W).
 
@@ -44,6 +65,7 @@ def check_images(paths, progress=True, desc="checking images", hint=""):
     sizes = []
     for path in tqdm(paths, desc=desc, unit="img", disable=not progress or len(paths) < 2, leave=False):
         try:
+            check_complete(path)
             sizes.append(read_rgb(path).shape[:2])
         except DataError as err:
             raise DataError("%s%s" % (err, hint))

@@ -258,7 +258,7 @@ def test_prepare_same_seed_same_bytes_and_other_seed_differs(official, prepared,
 def test_failed_run_keeps_existing_output(official, tmp_path, capsys):
     out = str(tmp_path / "out")
     assert prepare.main(["--mat", official["mat"], "--splits", official["splits"], "--out", out,
-                         "--size", "32x24", "--copies", "2"]) == 0
+                         "--size", "32x32", "--copies", "2"]) == 0
     before = sha256(os.path.join(out, "train.h5"))
     bad_mat = str(tmp_path / "nan.mat")
     depths = official["depths"].copy()
@@ -267,7 +267,7 @@ def test_failed_run_keeps_existing_output(official, tmp_path, capsys):
     shutil.move(str(tmp_path / "nan" / synthetic.MAT_NAME), bad_mat)
     capsys.readouterr()
     assert prepare.main(["--mat", bad_mat, "--splits", official["splits"], "--out", out,
-                         "--size", "32x24", "--copies", "2"]) == 2
+                         "--size", "32x32", "--copies", "2"]) == 2
     assert sha256(os.path.join(out, "train.h5")) == before
     assert sorted(os.listdir(out)) == ["test.h5", "train.h5"]  # no .tmp left behind
 
@@ -342,7 +342,7 @@ BAD_INPUTS = ["missing mat", "missing splits", "mat not hdf5", "splits not mat",
 def test_prepare_cli_rejects_bad_input(kind, official, tmp_path, capsys):
     mat, splits, named = bad_input_case(kind, tmp_path, official)
     out = tmp_path / "prepared"
-    status = prepare.main(["--mat", mat, "--splits", splits, "--out", str(out), "--size", "32x24"])
+    status = prepare.main(["--mat", mat, "--splits", splits, "--out", str(out), "--size", "32x32"])
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert status == 2
