@@ -97,7 +97,7 @@ def test_predict_refuses_a_truncated_jpeg_and_a_missing_gpu(run_dir, tmp_path, c
     out = tmp_path / "out"
     assert predict.main(["--run", str(run_dir), "--out", str(out), "--no-progress", str(whole), str(cut)]) == 2
     line = one_line(capsys)
-    assert str(cut) in line and "not a complete, readable image" in line
+    assert str(cut) in line and "not a readable image (image file is truncated" in line
     assert not out.exists()
     assert predict.main(["--run", str(run_dir), "--out", str(out), "--no-progress", "--gpus", "0", str(whole)]) == 2
     assert "--gpus 0: this machine's MXNet sees no GPU" in one_line(capsys)

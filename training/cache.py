@@ -53,7 +53,7 @@ def check_shard(directory, shapes):
     for key, name in SHARD_FILES.items():
         path = os.path.join(directory, name)
         try:
-            stored = np.load(path, mmap_mode="r")
+            stored = np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as err:
             raise ValueError("cache shard %s is unreadable (%s)" % (path, err))
         if stored.shape != tuple(shapes[key]):
@@ -138,7 +138,7 @@ class PseudoLabelCache:
         check_shard(directory, self.shapes())
         arrays = {}
         for key, name in SHARD_FILES.items():
-            value = np.load(os.path.join(directory, name))
+            value = np.load(os.path.join(directory, name), allow_pickle=False)
             arrays[key] = mx.nd.array(value, dtype=value.dtype)
         self.load(arrays)
 

@@ -9,9 +9,9 @@ A run directory ``runs/NAME`` holds::
     checkpoints/last/, checkpoints/best/   (best only with --val-frac > 0)
 
 A checkpoint directory holds ``depth_net.params``, ``conf_net.params``,
-``depth_trainer.states``, ``conf_trainer.states``, ``cache.nd`` (the pseudo-label
-cache, ``mx.nd.save``) and ``state.json`` (epoch, iteration within it, seed,
-counters).  It is written to ``.tmp-<tag>`` first and then swapped in with renames,
+``depth_trainer.nd``, ``conf_trainer.nd``, ``cache.nd`` (the pseudo-label cache,
+``mx.nd.save``) and ``state.json`` (epoch, iteration within it, seed, counters,
+history, the optimisers' records).  It is written to ``.tmp-<tag>`` first and then swapped in with renames,
 so a crash at any moment leaves either the old or the new checkpoint complete
 (``.old-<tag>`` is picked up if the crash fell between the two renames).
 

@@ -91,7 +91,7 @@ class DiskPseudoLabelCache:
     def _open(self):
         self.close()
         for key in self.KEYS:
-            self.offsets[key] = np.load(self.path(key), mmap_mode="r").offset
+            self.offsets[key] = np.load(self.path(key), mmap_mode="r", allow_pickle=False).offset
             self.fds[key] = os.open(self.path(key), os.O_RDWR)
 
     def close(self):
@@ -158,7 +158,7 @@ class DiskPseudoLabelCache:
     def to_numpy(self):
         """{'depth', 'conf', 'written'} as numpy arrays: the whole cache in memory (tests only)."""
         self.flush()
-        return {key: np.load(self.path(key)) for key in self.KEYS}
+        return {key: np.load(self.path(key), allow_pickle=False) for key in self.KEYS}
 
     def load(self, arrays):
         """Restore from ``PseudoLabelCache.arrays()`` (a memory-mode checkpoint's cache.nd)."""
@@ -186,11 +186,11 @@ class DiskPseudoLabelCache:
         self.pending = []
         for key in self.KEYS:
             source = os.path.join(directory, SHARD_FILES[key])
-            if np.load(source, mmap_mode="r").dtype == self.dtypes[key]:
+            if np.load(source, mmap_mode="r", allow_pickle=False).dtype == self.dtypes[key]:
                 shutil.copyfile(source, self.path(key) + ".tmp")
                 os.replace(self.path(key) + ".tmp", self.path(key))
             else:  # another storage dtype: convert chunk by chunk
-                stored = np.load(source, mmap_mode="r")
+                stored = np.load(source, mmap_mode="r", allow_pickle=False)
                 for first in range(0, len(stored), self.CHUNK):
                     self._write_rows(key, first, stored[first:first + self.CHUNK])
         self._open()
