@@ -44,6 +44,7 @@ def save_backbone(depth_net, path):
 
 
 def main(argv=None):
+    from data.errors import edge_errors, one_line
     from training.checkpoint import CheckpointError, load_nets
     parser = argparse.ArgumentParser(prog="python -m symbols.backbone", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,8 +55,8 @@ def main(argv=None):
     try:
         depth_net = load_nets(args.run, args.checkpoint)[0]
         print(save_backbone(depth_net, args.out))
-    except (CheckpointError, OSError, mx.MXNetError) as err:
-        print("error: %s" % str(err).strip().splitlines()[-1], file=sys.stderr)
+    except (CheckpointError,) + edge_errors() as err:
+        print("error: %s" % one_line(err), file=sys.stderr)
         return 2
     return 0
 
