@@ -43,9 +43,9 @@ def predictions(kind):
 
 
 @pytest.mark.parametrize("kind, message", [
-    ("negative", "depth map 2 has -1.0 at pixel (3, 5); depths must be finite and > 0"),
-    ("zero", "depth map 1 has 0.0 at pixel (0, 7)"),
-    ("nan", "depth map 0 has nan at pixel (11, 15)"),
+    ("negative", "depth map 2 has non-positive depth (min -1, the first at pixel (3, 5)); predictions must be > 0 m"),
+    ("zero", "depth map 1 has non-positive depth (min 0, the first at pixel (0, 7))"),
+    ("nan", "depth map 0 has NaN or infinite values (the first at pixel (11, 15))"),
     ("empty", "holds empty depth maps (shape (4, 0, 16))"),
     ("npz", "is an .npz archive"),
 ])
