@@ -40,6 +40,31 @@ def test_confidence_target_eq1():
 
 
 def test_confidence_target_does_not_train_the_depth_net():
+    """Eq. 1 treats E as a constant: no gradient flows from Y to the depth prediction."""
+    pred = nd([[1, 2], [3, 4]])
+    pred.attach_grad()
+    with autograd.record():
+        target = losses.confidence_target(F, pred, nd([[2, 2], [2, 2]]), 5)
+    target.backward()
+    assert np.all(pred.grad.asnumpy() == 0)
+
+
+def test_confidence_loss_trains_the_confidence_only():
+    """Eq. 2 on its own: Y is a constant target even when it arrives with a gradient path."""
+    conf = nd([[0.5, 0.5], [0.5, 0.5]])
+    target = nd([[0.2, 0.9], [0.7, 0.1]])
+    gt = nd([[2, 2], [NAN, 2]])
+    conf.attach_grad()
+    target.attach_grad()
+    with autograd.record():
+        loss = losses.confidence_loss(F, conf, target, gt, 4)
+    loss.backward()
+    assert np.all(target.grad.asnumpy() == 0)
+    # d|C - Y| / dC = sign(C - Y) / num_pixels on valid pixels: +, -, (invalid) 0, +
+    np.testing.assert_allclose(conf.grad.asnumpy().ravel(), [0.25, -0.25, 0, 0.25])
+
+
+def test_confidence_loss_of_the_target_does_not_train_the_depth_net():
     pred = nd([[1, 2], [3, 4]])
     pred.attach_grad()
     with autograd.record():

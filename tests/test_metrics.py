@@ -1,5 +1,6 @@
 """The §5.2 measures, both protocols and the confidence measures, on hand-computed arrays."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -33,9 +34,14 @@ def test_perfect_prediction():
 
 
 def test_compute_errors_rejects_empty_or_mismatched():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="non-empty arrays of one shape"):
         compute_errors(np.array([]), np.array([]))
-    with pytest.raises(ValueError):
+    # shapes numpy would broadcast without complaint: only the guard refuses them
+    for gt, pred in ((np.ones(3), np.ones(1)), (np.ones((3, 1)), np.ones(3)), (np.ones(1), np.ones(4))):
+        message = "non-empty arrays of one shape, got %s and %s" % (gt.shape, pred.shape)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            compute_errors(gt, pred)
+    with pytest.raises(ValueError, match="one shape"):
         compute_errors(np.ones(3), np.ones(2))
 
 
