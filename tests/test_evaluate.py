@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 
+import cv2
 import h5py
 import mxnet as mx
 import numpy as np
@@ -21,7 +22,7 @@ import evaluate
 from data import prepare, synthetic
 from data.dataset import normalize_image, read_depths
 from evaluation import report
-from evaluation.metrics import PROTOCOLS, ErrorAccumulator, compute_errors, upsample
+from evaluation.metrics import PROTOCOLS, ErrorAccumulator, upsample
 from symbols import confidence_input, get_confidence_net, get_depth_net
 from training import checkpoint
 
@@ -96,6 +97,40 @@ def reference_maps(tiny, h5_name, rows, mirror=False):
     return (depths[..., ::-1], confs[..., ::-1]) if mirror else (depths, confs)
 
 
+# The Eigen crop of a 96 x 128 frame, by hand: (45, 471, 41, 601) of 480 x 640 times 0.2 = 9, 94.2, 8.2,
+# 120.2, rounded.
+EIGEN_ROWS, EIGEN_COLS = slice(9, 94), slice(8, 120)
+
+
+def independent_scores(raw, filled, preds):
+    """Both presets re-implemented without evaluation.metrics, for rel, rms, log10, d1 and n_pixels.
+
+    eigen: raw ground truth, the crop above, ground truth in (1e-3, 10) m, prediction clipped
+    to [1e-3, 10] m, mean over images.  full: filled ground truth, every finite pixel > 0,
+    prediction floored at 1e-3 m, pooled over all pixels of the set.
+    """
+    def measures(g, p):
+        return {"rel": np.mean(np.abs(p - g) / g), "rms": np.sqrt(np.mean((p - g) ** 2)),
+                "log10": np.mean(np.abs(np.log10(p) - np.log10(g))),
+                "d1": np.mean(np.maximum(p / g, g / p) < 1.25)}
+
+    per_image, pooled_g, pooled_p, n_eigen = [], [], [], 0
+    for r, g, p in zip(raw, filled, preds):
+        r, g, p = (np.asarray(x, np.float64) for x in (r, g, p))
+        with np.errstate(invalid="ignore"):
+            cr, cp = r[EIGEN_ROWS, EIGEN_COLS], p[EIGEN_ROWS, EIGEN_COLS]
+            keep = (cr > 1e-3) & (cr < 10)
+            per_image.append(measures(cr[keep], np.clip(cp[keep], 1e-3, 10)))
+            n_eigen += int(keep.sum())
+            keep = np.isfinite(g) & (g > 0)
+        pooled_g.append(g[keep])
+        pooled_p.append(np.maximum(p[keep], 1e-3))
+    eigen = {k: float(np.mean([m[k] for m in per_image])) for k in per_image[0]}
+    full = measures(np.concatenate(pooled_g), np.concatenate(pooled_p))
+    return {"eigen": dict(eigen, n_pixels=n_eigen, n_images=len(per_image)),
+            "full": dict(full, n_pixels=sum(x.size for x in pooled_g), n_images=len(per_image))}
+
+
 def load_test_gt(tiny, gt="filled"):
     with h5py.File(os.path.join(tiny["data"], "test.h5"), "r") as h5:
         return h5[{"filled": "depths", "raw": "raw_depths"}[gt]][:]
@@ -137,13 +172,12 @@ def test_run_end_to_end_matches_reference_and_predictions_path(tiny, capsys):
 
     # The same numbers from maps computed one image at a time, upsampled and scored here.
     depth, _ = reference_maps(tiny, "test.h5", range(N_TEST))
-    for name, protocol in PROTOCOLS.items():   # eigen scores raw depth, full the filled one
-        gt = load_test_gt(tiny, protocol.gt)
-        acc = ErrorAccumulator(protocol)
-        for i in range(N_TEST):
-            acc.add(gt[i], upsample(depth[i], GT_SIZE))
-        for metric, value in acc.result().items():
-            assert result["metrics_by_protocol"][name][metric] == pytest.approx(value, rel=1e-4, abs=1e-6)
+    upsampled = [cv2.resize(d, GT_SIZE[::-1], interpolation=cv2.INTER_LINEAR) for d in depth]
+    scores = independent_scores(load_test_gt(tiny, "raw"), load_test_gt(tiny, "filled"), upsampled)
+    for name, expected in scores.items():
+        for metric, value in expected.items():
+            assert result["metrics_by_protocol"][name][metric] == pytest.approx(value, rel=1e-4, abs=1e-6), \
+                (name, metric)
 
     # The quarter-resolution maps as an external .npy give the same numbers.
     npy = os.path.join(tiny["root"], "quarter.npy")
@@ -203,11 +237,14 @@ def test_table1_on_unlabeled_rows(tiny, capsys):
     assert at_t["t_semi"] == pytest.approx(t_semi) and at_0["t_semi"] == 0
     assert at_t["kept_fraction"] == pytest.approx(np.mean(conf >= t_semi), abs=2 / conf.size)
     assert 0.3 < at_t["kept_fraction"] < 0.7 and at_0["kept_fraction"] == 1
-    gt = read_depths(os.path.join(tiny["data"], "train.h5"), rows, quarter=True)
+    gt = read_depths(os.path.join(tiny["data"], "train.h5"), rows, quarter=True).astype(np.float64)
     valid = np.isfinite(gt) & (gt > 0)
-    assert at_0["rel"] == pytest.approx(compute_errors(gt[valid], depth[valid])["rel"], rel=1e-4)
+
+    def rel(keep):  # mean |E - D| / D, prediction floored at 1e-3 m as under the full protocol
+        return np.mean(np.abs(np.maximum(depth[keep], 1e-3) - gt[keep]) / gt[keep])
+    assert at_0["rel"] == pytest.approx(rel(valid), rel=1e-4)
     confident = valid & (conf >= t_semi)
-    assert at_t["rel"] == pytest.approx(compute_errors(gt[confident], depth[confident])["rel"], rel=1e-3)
+    assert at_t["rel"] == pytest.approx(rel(confident), rel=1e-3)
     assert table["n_images"] == 6 and table["labeled_frac"] == 0.25
 
 
@@ -260,23 +297,39 @@ def bad(tiny):
         return os.path.join(root, name + "_eval.json")
 
     data = ["--data", tiny["data"]]
+    not_h5 = "%s has no test.h5 (prepare it with python -m data.prepare --out %s)" % (empty_data, empty_data)
+    shape = "has shape %s; expected (4, H, W), one depth map per test image"
+    either = "give either --run RUN or --predictions PRED.npy --data DIR"
+    # case: (argv, the output that must stay untouched, the error message expected in the one line)
     return {
-        "run_without_checkpoint": (["--run", no_ckpt], os.path.join(no_ckpt, "eval.json")),
-        "missing_run_dir": (["--run", os.path.join(root, "nope")], None),
-        "data_without_test_h5": (["--run", other_data, "--data", empty_data], os.path.join(other_data, "eval.json")),
-        "table1_without_split": (["--run", no_split, "--table1"], os.path.join(no_split, "eval.json")),
-        "predictions_wrong_count": (["--predictions", npy("wrong_count")] + data, beside("wrong_count")),
-        "predictions_wrong_ndim": (["--predictions", npy("wrong_ndim")] + data, beside("wrong_ndim")),
-        "predictions_int_dtype": (["--predictions", npy("int_dtype")] + data, beside("int_dtype")),
-        "predictions_nan": (["--predictions", npy("has_nan")] + data, beside("has_nan")),
-        "predictions_not_npy": (["--predictions", npy("text")] + data, beside("text")),
-        "predictions_missing": (["--predictions", npy("absent")] + data, None),
-        "predictions_without_data": (["--predictions", npy("wrong_count")], None),
-        "predictions_with_empty_data": (["--predictions", npy("has_nan"), "--data", empty_data], None),
-        "neither_run_nor_predictions": ([], None),
-        "both_run_and_predictions": (["--run", no_ckpt, "--predictions", npy("has_nan")] + data, None),
-        "figures_with_predictions": (["--predictions", npy("has_nan"), "--figures", "2"] + data, None),
-        "negative_batch_size": (["--run", no_ckpt, "--batch-size", "0"], None),
+        "run_without_checkpoint": (["--run", no_ckpt], os.path.join(no_ckpt, "eval.json"),
+                                   "no complete checkpoint 'last' in %s" % no_ckpt),
+        "missing_run_dir": (["--run", os.path.join(root, "nope")], None,
+                            "run directory %s does not exist" % os.path.join(root, "nope")),
+        "data_without_test_h5": (["--run", other_data, "--data", empty_data], os.path.join(other_data, "eval.json"),
+                                 not_h5),
+        "table1_without_split": (["--run", no_split, "--table1"], os.path.join(no_split, "eval.json"),
+                                 "%s not found" % os.path.join(no_split, "split.json")),
+        "predictions_wrong_count": (["--predictions", npy("wrong_count")] + data, beside("wrong_count"),
+                                    npy("wrong_count") + " " + shape % "(5, 12, 16)"),
+        "predictions_wrong_ndim": (["--predictions", npy("wrong_ndim")] + data, beside("wrong_ndim"),
+                                   npy("wrong_ndim") + " " + shape % "(4, 12)"),
+        "predictions_int_dtype": (["--predictions", npy("int_dtype")] + data, beside("int_dtype"),
+                                  "%s has dtype int32; expected float depth in metres" % npy("int_dtype")),
+        # the NaN is element 100 of the flattened array: in map 0 (192 pixels per map)
+        "predictions_nan": (["--predictions", npy("has_nan")] + data, beside("has_nan"),
+                            "%s: depth map 0 has NaN or infinite values" % npy("has_nan")),
+        "predictions_not_npy": (["--predictions", npy("text")] + data, beside("text"),
+                                "%s is not a readable .npy array" % npy("text")),
+        "predictions_missing": (["--predictions", npy("absent")] + data, None, "%s not found" % npy("absent")),
+        "predictions_without_data": (["--predictions", npy("wrong_count")], None, "--predictions needs --data DIR"),
+        "predictions_with_empty_data": (["--predictions", npy("has_nan"), "--data", empty_data], None, not_h5),
+        "neither_run_nor_predictions": ([], None, either),
+        "both_run_and_predictions": (["--run", no_ckpt, "--predictions", npy("has_nan")] + data, None, either),
+        "figures_with_predictions": (["--predictions", npy("has_nan"), "--figures", "2"] + data, None,
+                                     "--table1, --confidence and --figures need a --run (networks), not --predictions"),
+        "negative_batch_size": (["--run", no_ckpt, "--batch-size", "0"], None,
+                                "--batch-size must be >= 1 and --figures >= 0"),
     }
 
 
@@ -289,7 +342,7 @@ BAD_CASES = ["run_without_checkpoint", "missing_run_dir", "data_without_test_h5"
 
 @pytest.mark.parametrize("case", BAD_CASES)
 def test_bad_input_is_one_error_line_and_writes_nothing(bad, case, capsys):
-    argv, output = bad[case]
+    argv, output, message = bad[case]
     sentinel = "earlier result\n"
     if output:
         with open(output, "w") as f:
@@ -298,6 +351,7 @@ def test_bad_input_is_one_error_line_and_writes_nothing(bad, case, capsys):
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert message in lines[0], err
     if output:
         with open(output) as f:
             assert f.read() == sentinel
