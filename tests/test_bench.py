@@ -29,9 +29,14 @@ def test_bench_reports_every_figure(tmp_path, capsys):
     assert "adds syncs" in table and "per processed image" in table and "peak resident memory" in table
 
 
-@pytest.mark.parametrize("argv", [["--size", "50x40"], ["--labeled-frac", "1"], ["--steps", "0"],
-                                  ["--json", "/no/such/dir/x.json"]])
-def test_bench_rejects_bad_settings(argv, capsys):
+@pytest.mark.parametrize("argv,message", [
+    (["--size", "50x40"], "input size 40x50 (HxW) is not a multiple of 16"),
+    (["--labeled-frac", "1"], "--labeled-frac must be in (0, 1): the semi-supervised step needs unlabeled images"),
+    (["--steps", "0"], "--batch, --steps and --repeats must be >= 1"),
+    (["--json", "/no/such/dir/x.json"], "the folder of --json /no/such/dir/x.json does not exist"),
+])
+def test_bench_rejects_bad_settings(argv, message, capsys):
     assert train_step.main(argv + ["--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and len(err.splitlines()) == 1
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+    assert message in err, err

@@ -40,10 +40,10 @@ def image_dir(tmp_path_factory):
     return folder
 
 
-def direct_maps(depth_net, conf_net, path):
-    """Depth and confidence of one image straight from the networks, upsampled to the image size."""
+def direct_maps(depth_net, conf_net, path, size=TRAIN_SIZE):
+    """Depth and confidence of one image straight from the networks at ``size``, upsampled to the image size."""
     rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    x = mx.nd.array(normalize_image(resize_image(rgb, TRAIN_SIZE))[None])
+    x = mx.nd.array(normalize_image(resize_image(rgb, size))[None])
     depth = depth_net(x)
     conf = conf_net(confidence_input(mx.nd, x, depth))
     return upsample(depth.asnumpy()[0, 0], rgb.shape[:2]), upsample(conf.asnumpy()[0, 0], rgb.shape[:2])
@@ -74,10 +74,18 @@ def test_predict_writes_depth_and_confidence_at_the_input_resolution(run_dir, im
 
 def test_predict_takes_files_and_a_network_size(run_dir, image_dir, tmp_path):
     out = tmp_path / "pred"
-    one = str(image_dir / "scene0.png")
-    assert predict.main(["--run", run_dir, one, "--out", str(out), "--size", "96x64", "--no-progress"]) == 0
+    one = image_dir / "scene0.png"
+    assert predict.main(["--run", run_dir, str(one), "--out", str(out), "--size", "96x64", "--no-progress"]) == 0
     assert sorted(os.listdir(out)) == ["scene0_conf.npy", "scene0_conf.png", "scene0_depth.npy", "scene0_depth.png"]
-    assert np.load(out / "scene0_depth.npy").shape == (70, 100)
+    depth, conf = np.load(out / "scene0_depth.npy"), np.load(out / "scene0_conf.npy")
+    assert depth.shape == conf.shape == (70, 100)
+    # the networks ran at 96x64 (24 x 16 maps), not at the training size 64x48
+    depth_net, conf_net, _, _ = load_nets(run_dir)
+    want_depth, want_conf = direct_maps(depth_net, conf_net, one, size=(96, 64))
+    np.testing.assert_allclose(depth, want_depth, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(conf, want_conf, rtol=1e-4, atol=1e-5)
+    at_train_size, _ = direct_maps(depth_net, conf_net, one)
+    assert np.abs(depth - at_train_size).max() > 1e-3
 
 
 def no_checkpoint_run(run_dir, tmp_path):
@@ -159,9 +167,11 @@ def test_export_onnx_matches_mxnet_in_onnxruntime(run_dir, tmp_path):
 
 def test_export_errors_write_nothing(run_dir, tmp_path, capsys):
     out = tmp_path / "exported"
-    assert export.main(["--run", no_checkpoint_run(run_dir, tmp_path), "--out", str(out)]) == 2
-    assert export.main(["--run", str(tmp_path / "missing"), "--out", str(out)]) == 2
-    assert export.main(["--run", run_dir, "--out", str(out), "--size", "60x40"]) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 3 and all(line.startswith("error:") for line in lines)
-    assert not out.exists()
+    bare, missing = no_checkpoint_run(run_dir, tmp_path), str(tmp_path / "missing")
+    for argv, message in ((["--run", bare], "no complete checkpoint 'last' in %s" % bare),
+                          (["--run", missing], "run directory %s does not exist" % missing),
+                          (["--run", run_dir, "--size", "60x40"], "input size 40x60 (HxW) is not a multiple of 16")):
+        assert export.main(argv + ["--out", str(out)]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (argv, lines)
+        assert not out.exists()
