@@ -196,20 +196,37 @@ def test_every_scale_is_translated_and_outside_is_black_and_invalid():
 
 
 def test_resize_depth_is_nearest_and_never_mixes_invalid():
-    depth = np.zeros((4, 4), np.float32)
-    depth[:, 2:] = 5.0
-    out = augment.resize_depth(depth, (3, 3))
-    assert set(np.unique(out)) <= {0.0, 5.0}
+    halves = np.zeros((4, 4), np.float32)
+    halves[:, 2:] = 5.0
+    assert set(np.unique(augment.resize_depth(halves, (3, 3)))) <= {0.0, 5.0}
     # Exact ties (2:1) average the valid pixels only: the zero column is not blended in.
-    np.testing.assert_array_equal(augment.resize_depth(depth, (2, 2)), [[0.0, 5.0], [0.0, 5.0]])
+    np.testing.assert_array_equal(augment.resize_depth(halves, (2, 2)), [[0.0, 5.0], [0.0, 5.0]])
+    depth = np.arange(16, dtype=np.float32).reshape(4, 4)   # 0 (top left) is invalid
+    # output x reads source u = (x + 0.5) * n_in / n_out - 0.5: 4 -> 3 gives 0.17, 1.5, 2.83, i.e.
+    # pixel 0, the mean of 1 and 2 (a tie), pixel 3; 4 -> 2 gives the ties 0.5 and 2.5
+    out = augment.resize_depth(depth, (3, 3))
+    np.testing.assert_array_equal(out, [[0, 1.5, 3], [6, 7.5, 9], [12, 13.5, 15]])
+    assert out.dtype == np.float32
+    # a tie with the invalid 0 averages the valid pixels only: 1 at (2, 3); (1 + 4 + 5) / 3 at (2, 2)
+    np.testing.assert_allclose(augment.resize_depth(depth, (2, 3)), [[1, 2.5], [6.5, 8.5], [12.5, 14.5]])
+    np.testing.assert_allclose(augment.resize_depth(depth, (2, 2)), [[10 / 3, 4.5], [10.5, 12.5]])
+    # enlarging 2 -> 4: u = -0.25, 0.25, 0.75, 1.25, so each pixel twice
+    np.testing.assert_array_equal(augment.resize_depth(np.array([[0, 5], [7, 9]], np.float32), (4, 4)),
+                                  [[0, 0, 5, 5], [0, 0, 5, 5], [7, 7, 9, 9], [7, 7, 9, 9]])
 
 
 def test_eigen_augment_uses_only_the_given_rng():
     image, depth = marked_pair()
+    np.random.seed(0)
     first = eigen_augment(np.random.RandomState(7), image, depth, SIZE)
-    second = eigen_augment(np.random.RandomState(7), image, depth, SIZE)
-    for a, b in zip(first, second):
-        np.testing.assert_array_equal(a, b)
+    for global_seed in (1, 2, 3):   # the global numpy state must not matter (seed 0 vs 1: flip would differ)
+        np.random.seed(global_seed)
+        again = eigen_augment(np.random.RandomState(7), image, depth, SIZE)
+        for a, b in zip(first, again):
+            np.testing.assert_array_equal(a, b)
+    # another seed gives another draw (scale, crop, flip or colour)
+    other = eigen_augment(np.random.RandomState(8), image, depth, SIZE)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
 
 
 # --- prepare ---------------------------------------------------------------------------
