@@ -5,7 +5,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import mxnet as mx
@@ -13,8 +12,9 @@ import numpy as np
 import pytest
 
 import train
+from symbols import confidence_input
 from training import checkpoint, losses
-from training.trainer import Trainer, TrainingStopped
+from training.trainer import KILL_AT_ENV, Trainer, TrainingStopped
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = ["--pretrained", "0", "--batch-size", "2", "--labeled-frac", "0.5", "--no-progress", "--lr", "1e-3"]
@@ -140,6 +140,26 @@ def test_two_cpu_contexts_give_the_same_losses_as_one(tiny_data, tmp_path):
     np.testing.assert_allclose(p2["head.weight"], p1["head.weight"], rtol=1e-3, atol=1e-6)
 
 
+def test_alpha_is_the_alpha_of_the_confidence_target(tiny_data, tmp_path):
+    """--alpha reaches L_conf: the trainer's loss is eq. 2 against exp(-alpha |E - D| / D) computed here."""
+    seen = []
+    for alpha in ("1", "20"):
+        t = new_trainer(options(tiny_data, tmp_path / ("alpha" + alpha), "--alpha", alpha))
+        assert json.load(open(os.path.join(t.run_dir, "config.json")))["alpha"] == float(alpha)
+        image, depth = next(iter(t.loader(t.labeled, [[0, 1]])))
+        conf_loss = t.compute_losses((image, depth), None, 0, None)[0]["conf"].asscalar()
+        pred = t.depth_net(image)
+        conf = t.conf_net(confidence_input(mx.nd, image, pred)).asnumpy()
+        e, d = pred.asnumpy().astype(np.float64), depth.asnumpy().astype(np.float64)
+        assert e.shape == d.shape == conf.shape
+        valid = d > 0                                         # NaN compares False
+        d = np.where(valid, d, 1.0)
+        target = np.exp(-float(alpha) * np.abs(e - d) / d)
+        assert conf_loss == pytest.approx(np.sum(np.abs(conf - target) * valid) / d.size, rel=1e-4)
+        seen.append(conf_loss)
+    assert abs(seen[0] - seen[1]) > 1e-3                       # the same nets, another alpha
+
+
 def test_non_finite_steps_are_skipped_then_training_stops(tiny_data, tmp_path, monkeypatch):
     t = new_trainer(options(tiny_data, tmp_path / "r", "--epochs", "3", "--max-bad-steps", "3"))
     t.train(stop_at=1)
@@ -159,29 +179,18 @@ def run_cli(*args, timeout=300):
 
 
 def test_sigkill_mid_epoch_then_resume_completes_exactly(tiny_data, tmp_path):
+    """Killed right after the checkpoint of epoch 1, iteration 2 (of 4), by the trainer's test hook."""
     args = BASE + ["--data", tiny_data, "--epochs", "2", "--semi-start", "1", "--save-every", "1"]
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "train.py", "--out", str(run)] + args, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state_file = run / "checkpoints" / "last" / "state.json"
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline:  # wait for a mid-epoch checkpoint of epoch 1
-            try:
-                state = json.loads(state_file.read_text())
-                if state["epoch"] == 1 and state["iteration"] >= 1:
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.05)
-        else:
-            pytest.fail("no mid-epoch checkpoint appeared")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    killed = subprocess.run([sys.executable, "train.py", "--out", str(run)] + args, cwd=REPO, capture_output=True,
+                            text=True, timeout=300, env=dict(os.environ, **{KILL_AT_ENV: "1:2"}))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    state = json.loads((run / "checkpoints" / "last" / "state.json").read_text())
+    assert (state["epoch"], state["iteration"]) == (1, 2)
+    assert len(open(run / "metrics.jsonl").readlines()) == 1      # only epoch 0 finished
     result = run_cli("--resume", str(run), "--no-progress")
     assert result.returncode == 0, result.stderr
-    assert "resuming" in result.stdout
+    assert "resuming %s at epoch 1, iteration 2" % run in result.stdout
     straight = tmp_path / "straight"
     assert run_cli("--out", str(straight), *args[:-2]).returncode == 0
     a = mx.nd.load(str(run / "checkpoints" / "last" / "depth_net.params"))
@@ -189,7 +198,12 @@ def test_sigkill_mid_epoch_then_resume_completes_exactly(tiny_data, tmp_path):
     for key in b:
         np.testing.assert_array_equal(a[key].asnumpy(), b[key].asnumpy(), err_msg=key)
     assert not [p for p in os.listdir(run / "checkpoints") if p.startswith(".")]
-    assert len(open(run / "metrics.jsonl").readlines()) == 2
+    lines = [json.loads(x) for x in open(run / "metrics.jsonl")]
+    assert [m["epoch"] for m in lines] == [0, 1]
+    # epoch 1's means include the two iterations before the kill (carried in the checkpoint)
+    want = [json.loads(x) for x in open(straight / "metrics.jsonl")][1]
+    for key in ("sup", "conf", "semi"):
+        assert lines[1][key] == pytest.approx(want[key], rel=1e-5), key
 
 
 @pytest.mark.parametrize("argv,message", [

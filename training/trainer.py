@@ -28,6 +28,7 @@ images (``data.unlabeled_dir``); the cache lives in memory or in files
 """
 import math
 import os
+import signal
 import time
 
 import mxnet as mx
@@ -51,6 +52,17 @@ from .run_files import curves_png, run_config, summary_line, write_metrics
 STRIDE = 4
 # Loss terms summed over workers each step (fixed order: one kvstore key holds them).
 LOSS_TERMS = ("sup", "conf", "semi", "coverage")
+
+
+# Test hook (tests/test_train.py): "EPOCH:ITERATION" makes the process SIGKILL itself right
+# after writing the mid-epoch checkpoint of that point, a crash at a known place.
+KILL_AT_ENV = "SEMIDEPTH_TEST_SIGKILL_AT"
+
+
+def kill_if_asked(epoch, iteration):
+    """SIGKILL this process if ``$SEMIDEPTH_TEST_SIGKILL_AT`` names (epoch, iteration); tests only."""
+    if os.environ.get(KILL_AT_ENV) == "%d:%d" % (epoch, iteration):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class TrainingStopped(Exception):
@@ -297,6 +309,7 @@ class Trainer:
                 self.partial = {"sums": {k: float(v.asscalar()) for k, v in sums.items()}, "good": good,
                                 "seconds": time.time() - tic}
                 self.save("last", epoch, it + 1)
+                kill_if_asked(epoch, it + 1)
         bar.close()
         means = {k: float(v.asscalar()) / max(good, 1) for k, v in sums.items()}
         return {"epoch": epoch, "phase": phase or "supervised", "sup": means.get("sup"),
