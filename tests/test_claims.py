@@ -90,7 +90,11 @@ def test_table1_rows_agree_with_evaluate(claims_out):
         run = out / ("seed0_" + arm)
         table1 = {r["t_semi"]: r for r in read(run / "table1.json")["rows"]}
         sweep = {r["t"]: r for r in read(run / "pseudo_sweep.json")["rows"]}
-        assert {0.0, 0.9} <= set(table1) and len(sweep) >= 10
+        t_run = 0.5 if arm == "t0.5" else 0.9
+        # the paper's T, the run's own T and every pixel; the sweep adds the run's T to its grid
+        assert set(table1) == {0.9, t_run, 0.0}
+        assert set(sweep) == {0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, t_run}
+        assert table1[0.0]["kept_fraction"] == 1.0 and table1[0.0]["rel"] > 0
         for t, row in table1.items():
             assert sweep[t]["kept_fraction"] == pytest.approx(row["kept_fraction"])
             assert (sweep[t]["rel"] is None) == (row["rel"] is None)
@@ -99,6 +103,46 @@ def test_table1_rows_agree_with_evaluate(claims_out):
         labeled = read(run / "pseudo_sweep.json")["labeled"]
         q = labeled["target_quantiles"]
         assert 0 < q["0.1"] <= q["0.25"] <= q["0.5"] <= q["0.75"] <= q["0.9"] <= 1
+
+
+def test_curves_and_coverage_are_the_runs_metrics(claims_out):
+    out, _ = claims_out
+    c = read(out / "claims.json")
+    for arm in ARMS:
+        history = [json.loads(line) for line in (out / ("seed0_" + arm) / "metrics.jsonl").read_text().splitlines()]
+        assert c["curves"][arm]["mean"] == [pytest.approx(m["test"]["rel"]) for m in history]
+    history = [json.loads(line) for line in (out / "seed0_lambda0.1" / "metrics.jsonl").read_text().splitlines()]
+    coverage = c["diagnosis"]["coverage"]["lambda0.1"]
+    for key, field in (("sup", "sup"), ("conf", "conf"), ("semi", "semi"), ("coverage_pct", "mask_coverage_pct")):
+        want = [None if m[field] is None else pytest.approx(m[field]) for m in history]
+        assert [e[key] for e in coverage] == want, key
+
+
+def md_row(md, first):
+    """The cells of the first markdown table row whose first cell is ``first``."""
+    for line in md.splitlines():
+        cells = [x.strip() for x in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first:
+            return cells
+    raise AssertionError("no row %r" % first)
+
+
+def test_markdown_tables_print_the_json_numbers(claims_out):
+    out, _ = claims_out
+    md = (out / "claims.md").read_text()
+    c = read(out / "claims.json")
+    for m in METRICS:  # Table 2: one seed, so no std, t or p
+        r = c["table2"][m]
+        first = "%s %s" % (m, "↓" if m in ("rel", "log10", "rms") else "↑")
+        assert md_row(md, first) == [first, "%.3f" % r["base"][0], "%.3f" % r["semi"][0], "%.4f" % r["diff_mean"],
+                                     "—", "—", "%d/1" % r["improved"]]
+    for key, rows in c["table1"]["summary"].items():  # Table 1: arm, T, rel, kept, ordered
+        assert set(rows) >= {"0.9", "0"}
+        for t, r in rows.items():
+            rel = "—" if r["rel"][0] is None else "%.3f" % r["rel"][0]
+            ordered = "—" if r["ordered"] is None else "%d/%d" % tuple(r["ordered"])
+            line = "| %s | %s | %s | %.3f | %s |" % (key, t, rel, r["kept_fraction"][0], ordered)
+            assert line in md, line
 
 
 def test_markdown_sections_and_appendix(claims_out):
