@@ -167,6 +167,19 @@ def test_rerun_reuses_pretraining_and_refuses_other_settings(claims_out):
     assert other.returncode == 2 and "holds runs of other settings" in other.stderr
 
 
+def test_paired_differences_by_hand():
+    """Table 2's statistics on numbers where they are not 0 (the tiny runs above often tie)."""
+    from evaluation.claims import paired
+    r = paired([0.30, 0.20, 0.25], [0.28, 0.21, 0.20], "rel")
+    assert r["diffs"] == pytest.approx([-0.02, 0.01, -0.05]) and r["n"] == 3
+    # mean -0.02, sample std sqrt((0 + 0.03^2 + 0.03^2) / 2) = 0.03; rel: lower is better
+    assert (r["diff_mean"], r["diff_std"], r["improved"]) == (pytest.approx(-0.02), pytest.approx(0.03), 2)
+    t = -0.02 / (0.03 / math.sqrt(3))
+    assert r["t"] == pytest.approx(t)
+    assert r["p"] == pytest.approx(1 - abs(t) / math.sqrt(2 + t * t))   # two-sided, 2 degrees of freedom
+    assert paired([0.5, 0.6, 0.7], [0.52, 0.59, 0.75], "d1")["improved"] == 2   # d1: higher is better
+
+
 def test_help():
     proc = subprocess.run(["bash", "scripts/claims.sh", "--help"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0 and "CLAIMS_PRE_EPOCHS" in proc.stdout and "Usage" in proc.stdout
