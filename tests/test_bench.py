@@ -30,7 +30,7 @@ def test_bench_reports_every_figure(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--size", "50x40"], "input size 40x50 (HxW) is not a multiple of 16"),
+    (["--size", "50x40"], "input size 50x40 (width x height) is not a multiple of 16 in both"),
     (["--labeled-frac", "1"], "--labeled-frac must be in (0, 1): the semi-supervised step needs unlabeled images"),
     (["--steps", "0"], "--batch, --steps and --repeats must be >= 1"),
     (["--json", "/no/such/dir/x.json"], "the folder of --json /no/such/dir/x.json does not exist"),
