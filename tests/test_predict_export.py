@@ -170,7 +170,8 @@ def test_export_errors_write_nothing(run_dir, tmp_path, capsys):
     bare, missing = no_checkpoint_run(run_dir, tmp_path), str(tmp_path / "missing")
     for argv, message in ((["--run", bare], "no complete checkpoint 'last' in %s" % bare),
                           (["--run", missing], "run directory %s does not exist" % missing),
-                          (["--run", run_dir, "--size", "60x40"], "input size 60x40 (width x height) is not a multiple of 16")):
+                          (["--run", run_dir, "--size", "60x40"],
+                           "input size 60x40 (width x height) is not a multiple of 16")):
         assert export.main(argv + ["--out", str(out)]) == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (argv, lines)
