@@ -29,10 +29,13 @@ import sys
 
 import numpy as np
 
-from threads import set_omp_threads
+from common.threads import set_omp_threads
 
-set_omp_threads()  # before mxnet loads (threads.py)
+set_omp_threads()  # before mxnet loads (common/threads.py)
 import config  # noqa: E402
+from common.cli import OneLineParser  # noqa: E402
+from common.devices import contexts  # noqa: E402
+from common.files import read_json, write_json_atomic, write_text_atomic  # noqa: E402
 from evaluation import EvaluationError
 from evaluation.external import MATCHES, open_predictions
 from evaluation.metrics import (ALIGN_SPACES, ALIGNMENTS, AVERAGES, CROPS, DEFAULT_PROTOCOL, GT_CHOICES, METRICS,
@@ -41,13 +44,6 @@ from evaluation.report import checkpoint_file, units_warning
 
 # Table 2's columns first, then the extra measures.
 TABLE_ORDER = ("rel", "log10", "rms", "d1", "d2", "d3", "sq_rel", "rms_log", "silog")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as a single ``error: ...`` line, like every other bad input."""
-
-    def error(self, message):
-        self.exit(2, "error: %s (see --help)\n" % message)
 
 
 def build_parser():
@@ -260,15 +256,6 @@ def per_image_table(scorer, dataset):
     return "\n".join(lines) + "\n"
 
 
-def save_text(path, text):
-    """Write ``text`` atomically (temporary file + rename); returns ``path``."""
-    temporary = path + ".tmp"
-    with open(temporary, "w") as f:
-        f.write(text)
-    os.replace(temporary, path)
-    return path
-
-
 def figure_indices(n_test, n_figures):
     """``n_figures`` test indices evenly spaced over the set (first and last included)."""
     n_figures = min(n_figures, n_test)
@@ -282,11 +269,10 @@ def load_run(args, protocol=PROTOCOLS["full"]):
     """
     from mxnet.base import MXNetError
     from data.errors import one_line
-    from evaluation.inference import contexts
-    from training.checkpoint import checkpoint_dir, load_nets, read_json
+    from training.checkpoint import CheckpointError, checkpoint_dir, load_nets
     if not os.path.isdir(args.run):
         raise EvaluationError("run directory %s does not exist" % args.run)
-    run_config = read_json(os.path.join(args.run, "config.json"))
+    run_config = read_json(os.path.join(args.run, "config.json"), error=CheckpointError)
     checkpoint_dir(args.run, args.checkpoint)  # fails before any work if there is none
     data_dir = args.data or run_config.get("data")
     if not data_dir:
@@ -294,7 +280,7 @@ def load_run(args, protocol=PROTOCOLS["full"]):
     test_set = open_test_set(find_test_h5(data_dir), protocol)
     split = None
     if args.table1:
-        split = read_json(os.path.join(args.run, "split.json"))
+        split = read_json(os.path.join(args.run, "split.json"), error=CheckpointError)
         if not split.get("unlabeled_rows"):
             raise EvaluationError("%s/split.json has no unlabeled_rows: Table 1 needs unlabeled images" % args.run)
         if not os.path.isfile(os.path.join(data_dir, "train.h5")):
@@ -386,29 +372,22 @@ def evaluate_run(args, protocol):
 
     def out(name):  # eval.json for last, eval_best.json for best, ...
         return os.path.join(args.run, checkpoint_file(name, args.checkpoint))
-    written = [save_json(out("eval.json"), result)]
+    written = [write_json_atomic(out("eval.json"), result)]
     if table:
-        written.append(save_text(args.per_image, table))
+        written.append(write_text_atomic(args.per_image, table))
     if table1:
         for row in table1["rows"]:
             rel = "-" if row["rel"] is None else "%.4f" % row["rel"]
             print("Table 1  T=%.2f  rel %s  pixels kept %.3f" % (row["t_semi"], rel, row["kept_fraction"]))
-        written.append(save_json(out("table1.json"), table1))
+        written.append(write_json_atomic(out("table1.json"), table1))
     if confidence:
-        written.append(save_json(out("confidence.json"), confidence))
+        written.append(write_json_atomic(out("confidence.json"), confidence))
         written.append(figures.sparsification_plot(confidence["sparsification"], out("sparsification.png")))
         written.append(figures.reliability_plot(confidence["reliability"], out("reliability.png")))
     if scorer.figure_rows:
         rows = sorted(scorer.figure_rows, key=lambda r: r["id"])
         written.append(figures.qualitative_grid(rows, scorer.t_semi, out("qualitative.png")))
     return written
-
-
-def save_json(path, obj):
-    """Write ``obj`` atomically (temporary file + rename); returns ``path``."""
-    from training.checkpoint import write_json_atomic
-    write_json_atomic(path, obj)
-    return path
 
 
 def main(argv=None):
@@ -421,9 +400,9 @@ def main(argv=None):
         if args.predictions:
             result, out, table = score_predictions(args, protocol)
             print_table(result["metrics"], protocol.name)
-            print(save_json(out, result))
+            print(write_json_atomic(out, result))
             if table:
-                print(save_text(args.per_image, table))
+                print(write_text_atomic(args.per_image, table))
             return 0
         written = evaluate_run(args, protocol)
     except (EvaluationError, CheckpointError) + edge_errors() as err:

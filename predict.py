@@ -30,11 +30,13 @@ import sys
 
 import numpy as np
 
-from threads import set_omp_threads
+from common.threads import set_omp_threads
 
-set_omp_threads()  # before mxnet loads (threads.py)
+set_omp_threads()  # before mxnet loads (common/threads.py)
 import config  # noqa: E402
-from data.errors import DataError  # noqa: E402
+from common.cli import OneLineParser  # noqa: E402
+from common.devices import contexts  # noqa: E402
+from common.files import read_json  # noqa: E402
 from data.images import IMAGE_SUFFIXES, check_images, list_images, read_rgb  # noqa: E402
 
 IMAGE_EXTENSIONS = IMAGE_SUFFIXES
@@ -44,13 +46,6 @@ CONF_CMAP = "viridis"
 
 class PredictError(Exception):
     """A one-line, user-facing problem with the inputs of predict.py."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as a single ``error: ...`` line, like every other bad input."""
-
-    def error(self, message):
-        self.exit(2, "error: %s (see --help)\n" % message)
 
 
 def build_parser():
@@ -181,15 +176,15 @@ def save_maps(out_dir, stem, depth, conf):
 
 def run(args):
     """Every check first, then the forward passes and the files; returns the number of images."""
-    from evaluation.inference import contexts, predict
+    from evaluation.inference import predict
     from evaluation.metrics import upsample
-    from training.checkpoint import checkpoint_dir, read_json
+    from training.checkpoint import CheckpointError, checkpoint_dir
     if args.batch_size < 1:
         raise PredictError("--batch-size must be >= 1")
     paths, stems = find_images(args.inputs)
     if not os.path.isdir(args.run):
         raise PredictError("run directory %s does not exist" % args.run)
-    size = network_size(args, read_json(os.path.join(args.run, "config.json")))
+    size = network_size(args, read_json(os.path.join(args.run, "config.json"), error=CheckpointError))
     checkpoint_dir(args.run, args.checkpoint)  # fails before the slow parts if there is none
     sizes = image_sizes(paths, progress=not args.no_progress)
     ctxs = contexts(args.gpus)

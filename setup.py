@@ -7,8 +7,8 @@ setup(
     description="MXNet/Gluon reproduction of Tian & Li, semi-supervised depth estimation "
                 "from a single image based on confidence learning",
     python_requires=">=3.8",
-    packages=find_packages(include=["symbols", "data", "training", "evaluation"]),
-    py_modules=["config", "threads", "train", "evaluate", "predict"],
+    packages=find_packages(include=["common", "symbols", "data", "training", "evaluation"]),
+    py_modules=["config", "train", "evaluate", "predict"],
     package_data={"evaluation": ["paper_results.json"]},
     install_requires=[
         # mxnet 1.9.1 only works with this numpy

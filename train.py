@@ -18,9 +18,9 @@ import math
 import os
 import sys
 
-from threads import set_omp_threads
+from common.threads import set_omp_threads
 
-set_omp_threads()  # before mxnet loads (threads.py)
+set_omp_threads()  # before mxnet loads (common/threads.py)
 import config  # noqa: E402
 
 # Flags that may differ when resuming: they change where or how fast, not what is computed.
@@ -118,11 +118,12 @@ def resume_options(args):
     Returns the options to resume with (every stored flag unless given again) and
     one line per flag given with a new value.
     """
-    from training.checkpoint import CheckpointError, read_json
+    from common.files import read_json
+    from training.checkpoint import CheckpointError
     if not os.path.isfile(os.path.join(args.resume, "config.json")):
         raise CheckpointError("%s holds no run to resume (no config.json); start one with --out %s"
                               % (args.resume, args.resume))
-    stored = read_json(os.path.join(args.resume, "config.json"))
+    stored = read_json(os.path.join(args.resume, "config.json"), error=CheckpointError)
     changed = [k for k in args.explicit if k not in RESUME_FREE and k in stored and stored[k] != getattr(args, k)]
     if changed:
         raise CheckpointError("cannot resume %s with a different %s (stored: %s)" % (
@@ -180,7 +181,7 @@ def main(argv=None):
     from data.errors import edge_errors, one_line
     from symbols import WeightsError
     from training.checkpoint import CheckpointError, RunLock
-    from evaluation.inference import contexts
+    from common.devices import contexts
     from training.trainer import Trainer, TrainingStopped
     locks, created = [], False
 

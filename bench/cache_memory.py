@@ -31,8 +31,8 @@ def peak_rss_mb():
 def measure(mode, samples, width, height, batch, dtype, directory):
     """One measurement in this process; returns its figures as a dict."""
     sys.path.insert(0, REPO)
-    from threads import set_omp_threads
-    set_omp_threads()  # before mxnet loads (threads.py)
+    from common.threads import set_omp_threads
+    set_omp_threads()  # before mxnet loads (common/threads.py)
     import mxnet as mx
     import numpy as np
     from tqdm import tqdm

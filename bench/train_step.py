@@ -42,15 +42,16 @@ from collections import defaultdict
 from contextlib import contextmanager
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from threads import set_omp_threads  # noqa: E402
+from common.threads import set_omp_threads  # noqa: E402
 
-set_omp_threads()  # before mxnet loads (threads.py)
+set_omp_threads()  # before mxnet loads (common/threads.py)
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from mxnet import autograd  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import config  # noqa: E402
+from common.cli import OneLineParser  # noqa: E402
 
 TARGET_EPOCH_RATIO = 1.10
 TARGET_STEP_OVERHEAD = 1.05
@@ -62,11 +63,6 @@ PHASES = (("data", "data loading"), ("depth_fwd", "depth net forward"), ("depth_
 
 class BenchError(Exception):
     """Bad settings (one-line message)."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, "error: %s (see --help)\n" % message)
 
 
 def build_parser():

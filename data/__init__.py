@@ -8,9 +8,9 @@ prepare    ``python -m data.prepare``: official files -> ``train.h5`` / ``test.h
 synthetic  ``python -m data.synthetic``: rendered rooms in the official layout
 dataset    Gluon datasets and semi-supervised splits over the prepared files
 """
-from threads import set_omp_threads
+from common.threads import set_omp_threads
 
-set_omp_threads()  # before mxnet loads (threads.py)
+set_omp_threads()  # before mxnet loads (common/threads.py)
 from .errors import DataError
 
 __all__ = ["DataError"]

@@ -13,15 +13,14 @@ import h5py
 import numpy as np
 from mxnet import gluon
 
+import config
+
 from .errors import DataError
 from .grid import resize_depth
 
 # torchvision / ImageNet statistics of the pretrained encoders, RGB on a 0-1 scale.
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-
-# The depth network predicts at 1/4 of the input resolution (paper §3).
-OUTPUT_STRIDE = 4
 
 PREPARED_DATASETS = ("images", "depths", "source")
 # evaluate.py --gt -> test.h5 dataset
@@ -61,9 +60,9 @@ def depth_to_quarter(depth):
     np.ndarray
         (h // 4, w // 4) float32 metres, NaN where invalid.
     """
-    height, width = depth.shape[0] // OUTPUT_STRIDE, depth.shape[1] // OUTPUT_STRIDE
+    height, width = depth.shape[0] // config.OUTPUT_STRIDE, depth.shape[1] // config.OUTPUT_STRIDE
     # Crop to whole blocks first so block i stays rows 4i..4i+3 when h is not a multiple of 4.
-    whole = np.asarray(depth, np.float32)[:height * OUTPUT_STRIDE, :width * OUTPUT_STRIDE]
+    whole = np.asarray(depth, np.float32)[:height * config.OUTPUT_STRIDE, :width * config.OUTPUT_STRIDE]
     sampled = resize_depth(whole, (width, height))
     return np.where(valid_mask(sampled), sampled, np.float32(np.nan)).astype(np.float32)
 
@@ -351,7 +350,7 @@ def read_depths(h5_path, rows, quarter=False):
         stored = h5["depths"]
         shape = stored.shape[1:]
         if quarter:
-            shape = (shape[0] // OUTPUT_STRIDE, shape[1] // OUTPUT_STRIDE)
+            shape = (shape[0] // config.OUTPUT_STRIDE, shape[1] // config.OUTPUT_STRIDE)
         out = np.empty((len(rows),) + tuple(shape), np.float32)
         for k, row in enumerate(rows):
             depth = stored[int(row)]

@@ -1,4 +1,5 @@
 """The one exception type the data layer raises for bad user input."""
+import sys
 
 
 class DataError(Exception):
@@ -29,7 +30,6 @@ def edge_errors():
 
     A library that is not loaded cannot have raised: it is not imported here.
     """
-    import sys
     kinds = [DataError, OSError, ValueError]
     if "mxnet" in sys.modules:
         kinds.append(sys.modules["mxnet"].base.MXNetError)

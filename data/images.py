@@ -10,6 +10,8 @@ the folder.
 import os
 
 import cv2
+from PIL import Image, ImageFile, UnidentifiedImageError
+from tqdm import tqdm
 
 from .errors import DataError
 
@@ -43,7 +45,6 @@ def check_complete(path):
     sets for everyone on import, so it is switched off here for the check.  Files Pillow
     does not recognise are left to OpenCV.
     """
-    from PIL import Image, ImageFile, UnidentifiedImageError
     lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with Image.open(path) as image:
@@ -61,7 +62,6 @@ def check_images(paths, progress=True, desc="checking images", hint=""):
 
     Raises DataError naming the first unreadable file, followed by ``hint``.
     """
-    from tqdm import tqdm
     sizes = []
     for path in tqdm(paths, desc=desc, unit="img", disable=not progress or len(paths) < 2, leave=False):
         try:

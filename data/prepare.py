@@ -42,14 +42,15 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+import config
 from config import parse_size
 
 from .augment import IDENTITY, apply_augment, eigen_augment
 from .errors import DataError, edge_errors, one_line
 from .nyu import LabeledMat, read_splits
 
-PAPER_SIZE = (320, 240)  # §5: inputs downsampled to 320 x 240 (width x height)
-PAPER_COPIES = 9  # §5: 795 training pairs -> 7155 = 795 x 9 after augmentation
+PAPER_SIZE = (config.INPUT_WIDTH, config.INPUT_HEIGHT)  # §5.2, owned by config.py
+PAPER_COPIES = config.AUG_COPIES
 RAW_DATASET = "raw_depths"  # test.h5: the .mat's rawDepths at full resolution
 SIZE_MULTIPLE = 16  # symbols.depth_net.INPUT_MULTIPLE, without loading MXNet here
 

@@ -37,9 +37,10 @@ import h5py
 import numpy as np
 import scipy.io
 
+from config import parse_size
+
 from .nyu import DATASET_ATTR
 
-from .errors import DataError
 
 # NYU Depth V2 toolbox camera_params.m: fx_rgb = 5.1885790117450188e+02 at 640 px width.
 NYU_FOCAL_PX = 518.8
@@ -349,7 +350,6 @@ def split_indices(n, test_frac, seed):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
-    from config import parse_size
 
     parser = argparse.ArgumentParser(prog="python -m data.synthetic",
                                      description="Render synthetic rooms in the NYU Depth V2 file layout.")

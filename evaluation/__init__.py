@@ -8,9 +8,9 @@ confidence   sparsification curves (AUSE, AURG) and reliability of the confidenc
 figures      qualitative grid, sparsification and reliability PNGs
 report       ``python -m evaluation.report``: paper Tables 1-2 next to our runs
 """
-from threads import set_omp_threads
+from common.threads import set_omp_threads
 
-set_omp_threads()  # before mxnet loads (threads.py)
+set_omp_threads()  # before mxnet loads (common/threads.py)
 
 
 class EvaluationError(Exception):

@@ -31,10 +31,9 @@ import sys
 
 import numpy as np
 
-from training.checkpoint import write_json_atomic
+from common.files import read_json, write_json_atomic
 
 from . import EvaluationError
-from .report import read_json
 
 TABLE2 = ("rel", "log10", "rms", "d1", "d2", "d3")
 LOWER_IS_BETTER = {"rel", "log10", "rms"}
@@ -147,10 +146,10 @@ def load_runs(out):
             continue
         with open(os.path.join(d, "metrics.jsonl")) as f:
             history = [json.loads(line) for line in f if line.strip()]
-        runs.append({"dir": d, "arm": os.path.basename(d).split("_", 1)[1], "config": read_json(cfg_path),
-                     "history": history, "eval": read_json(os.path.join(d, "eval.json")),
-                     "table1": read_json(os.path.join(d, "table1.json")),
-                     "sweep": read_json(os.path.join(d, "pseudo_sweep.json"), required=False)})
+        runs.append({"dir": d, "arm": os.path.basename(d).split("_", 1)[1], "config": read_json(cfg_path, error=EvaluationError),
+                     "history": history, "eval": read_json(os.path.join(d, "eval.json"), error=EvaluationError),
+                     "table1": read_json(os.path.join(d, "table1.json"), error=EvaluationError),
+                     "sweep": read_json(os.path.join(d, "pseudo_sweep.json"), required=False, error=EvaluationError)})
     if not runs:
         raise EvaluationError("no run directories seed*_<arm> with config.json under %s" % out)
     return runs
@@ -244,7 +243,7 @@ def confidence_steps(run):
 
 
 def run_split(run):
-    return read_json(os.path.join(run["dir"], "split.json"), required=False)
+    return read_json(os.path.join(run["dir"], "split.json"), required=False, error=EvaluationError)
 
 
 def sweep_summary(sweeps):
@@ -556,7 +555,7 @@ def main(argv=None):
                 print("T=%.2f  rel %s  kept %.3f" % (r["t"], _f(r["rel"], 4), r["kept_fraction"]))
             print(path)
         else:
-            setup = read_json(args.setup) if args.setup else None
+            setup = read_json(args.setup, error=EvaluationError) if args.setup else None
             print("\n".join(write_report(args.out, setup, args.docs, args.appendix)))
     except (EvaluationError, OSError, KeyError, ValueError) as err:
         print("error: %s" % err, file=sys.stderr)

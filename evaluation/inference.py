@@ -9,26 +9,6 @@ from tqdm import tqdm
 from symbols import confidence_input
 
 
-def contexts(gpus):
-    """``[]`` -> ``[mx.cpu()]``; ``[0, 1]`` -> ``[mx.gpu(0), mx.gpu(1)]`` (ValueError if one is missing)."""
-    check_gpus(gpus)
-    return [mx.gpu(i) for i in gpus] if gpus else [mx.cpu()]
-
-
-def check_gpus(gpus):
-    """Fail before any work if a GPU id does not exist here."""
-    if not gpus:
-        return
-    try:
-        count = mx.context.num_gpus()
-    except mx.base.MXNetError:
-        count = 0
-    missing = [g for g in gpus if not 0 <= g < count]
-    if missing:
-        raise ValueError("--gpus %s: this machine's MXNet sees %s; give --gpus '' to run on the CPU" % (
-            ",".join(map(str, gpus)), "%d GPU(s), ids 0-%d" % (count, count - 1) if count else "no GPU"))
-
-
 def predict(depth_net, conf_net, dataset, batch_size=4, ctxs=None, progress=True, desc="predict", flip=False):
     """Depth and confidence at 1/4 resolution for every item of ``dataset``.
 

@@ -23,6 +23,8 @@ import sys
 import h5py
 import numpy as np
 
+from common.files import read_json
+
 from . import EvaluationError
 
 PAPER_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "paper_results.json")
@@ -54,19 +56,6 @@ def load_paper(path=PAPER_RESULTS):
         return json.load(f)
 
 
-def read_json(path, required=True):
-    """A JSON file of a run (None if optional and missing); EvaluationError if unreadable."""
-    if not os.path.isfile(path):
-        if required:
-            raise EvaluationError("%s not found" % path)
-        return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except ValueError as err:
-        raise EvaluationError("%s is not valid JSON (%s)" % (path, err))
-
-
 def dataset_name(config):
     """'nyu', 'synthetic', ... from config.json, else from train.h5's attrs; None if unrecorded."""
     if config.get("dataset"):
@@ -85,14 +74,14 @@ def dataset_name(config):
 
 def load_run(run_dir, checkpoint="last"):
     """config.json, eval.json and (optional) table1.json of a run, plus its dataset name."""
-    config = read_json(os.path.join(run_dir, "config.json"))
-    evaluation = read_json(os.path.join(run_dir, checkpoint_file("eval.json", checkpoint)))
+    config = read_json(os.path.join(run_dir, "config.json"), error=EvaluationError)
+    evaluation = read_json(os.path.join(run_dir, checkpoint_file("eval.json", checkpoint)), error=EvaluationError)
     for key in ("labeled_frac", "lambda_semi"):
         if key not in config:
             raise EvaluationError("%s: no '%s'" % (os.path.join(run_dir, "config.json"), key))
     return {"name": os.path.basename(os.path.normpath(run_dir)), "dir": run_dir, "config": config,
             "eval": evaluation, "table1": read_json(os.path.join(run_dir, checkpoint_file("table1.json", checkpoint)),
-                                                    required=False),
+                                                    required=False, error=EvaluationError),
             "dataset": dataset_name(config)}
 
 

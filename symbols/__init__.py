@@ -1,7 +1,7 @@
 """The paper's two networks as Gluon HybridBlocks (one per file)."""
-from threads import set_omp_threads
+from common.threads import set_omp_threads
 
-set_omp_threads()  # before mxnet loads (threads.py)
+set_omp_threads()  # before mxnet loads (common/threads.py)
 
 from .depth_net import DepthNet, get_depth_net, check_input_size, WeightsError
 from .confidence_net import ConfidenceNet, get_confidence_net, confidence_input

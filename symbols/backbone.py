@@ -16,6 +16,9 @@ import sys
 import mxnet as mx
 from gluoncv.model_zoo import resnet50_v1b
 
+from data.errors import edge_errors, one_line
+from training.checkpoint import CheckpointError, load_nets
+
 from .depth_net import INPUT_MULTIPLE
 
 
@@ -44,8 +47,6 @@ def save_backbone(depth_net, path):
 
 
 def main(argv=None):
-    from data.errors import edge_errors, one_line
-    from training.checkpoint import CheckpointError, load_nets
     parser = argparse.ArgumentParser(prog="python -m symbols.backbone", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="run directory made by train.py")

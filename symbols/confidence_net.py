@@ -27,6 +27,8 @@ paper gives no kernel for the last conv; 3x3 matches the first layer.
 from mxnet import gluon, init
 from mxnet.gluon import nn
 
+import config
+
 from .depth_net import check_input_size
 
 # (kind, channels, kernel, stride, padding), in the order of §4.1.2
@@ -40,7 +42,7 @@ LAYERS = (
 LAST_KERNEL = 3
 IN_CHANNELS = 4          # RGB at 1/4 resolution + predicted depth
 LEAKY_SLOPE = 0.2
-DOWNSAMPLE = 4           # the image is averaged over 4x4 blocks to meet the depth map
+DOWNSAMPLE = config.OUTPUT_STRIDE  # the image is averaged over 4x4 blocks to meet the depth map
 
 
 def confidence_input(F, image, depth):

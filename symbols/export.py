@@ -32,9 +32,21 @@ is written.
 import argparse
 import os
 import sys
+import warnings
 
 import mxnet as mx
 import numpy as np
+from mxnet.base import MXNetError
+
+import config
+from common.cli import OneLineParser
+from common.files import read_json, write_json_atomic
+from data.dataset import IMAGENET_MEAN, IMAGENET_STD
+from data.errors import edge_errors, one_line
+from training.checkpoint import CheckpointError, checkpoint_dir, load_nets
+
+from .confidence_net import DOWNSAMPLE, IN_CHANNELS
+from .depth_net import INPUT_MULTIPLE, check_input_size
 
 NAMES = ("depth_net", "conf_net")
 INPUT_NAME = "data"      # what HybridBlock.export calls the single input
@@ -46,13 +58,7 @@ class ExportError(Exception):
     """A one-line, user-facing problem with the inputs of the export."""
 
 
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, "error: %s (see --help)\n" % message)
-
-
 def build_parser():
-    import config
     parser = OneLineParser(prog="python -m symbols.export", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="run directory made by train.py")
@@ -69,8 +75,6 @@ def build_parser():
 
 def input_shapes(width, height):
     """Shape of one input of each network for a (width, height) image."""
-    from .depth_net import check_input_size
-    from .confidence_net import DOWNSAMPLE, IN_CHANNELS
     check_input_size(height, width)
     return {"depth_net": (1, 3, height, width),
             "conf_net": (1, IN_CHANNELS, height // DOWNSAMPLE, width // DOWNSAMPLE)}
@@ -89,7 +93,6 @@ def export_mxnet(nets, shapes, out_dir):
 
 def import_mxnet(out_dir, name, ctx=None):
     """The exported ``name`` as a ``gluon.SymbolBlock``."""
-    import warnings
     with warnings.catch_warnings():  # "cannot decide type for data": it is float32, as at export
         warnings.simplefilter("ignore")
         return mx.gluon.SymbolBlock.imports(os.path.join(out_dir, name + "-symbol.json"), [INPUT_NAME],
@@ -140,12 +143,10 @@ def onnx_max_difference(out_dir, name, shape):
 
 def describe(run_dir, checkpoint_path, size, shapes, files):
     """The content of export.json."""
-    from data.dataset import IMAGENET_MEAN, IMAGENET_STD
-    from .depth_net import INPUT_MULTIPLE
     out_shape = (1, 1) + tuple(shapes["conf_net"][2:])
     return {
         "run": os.path.abspath(run_dir), "checkpoint": os.path.abspath(checkpoint_path),
-        "input_size": list(size), "input_multiple": INPUT_MULTIPLE, "output_stride": 4,
+        "input_size": list(size), "input_multiple": INPUT_MULTIPLE, "output_stride": config.OUTPUT_STRIDE,
         "normalisation": {"layout": "NCHW", "channels": "RGB", "formula": "(pixel / 255 - mean) / std",
                           "mean": [round(float(v), 6) for v in IMAGENET_MEAN],
                           "std": [round(float(v), 6) for v in IMAGENET_STD]},
@@ -160,12 +161,9 @@ def describe(run_dir, checkpoint_path, size, shapes, files):
 
 def export(run_dir, out_dir, checkpoint="last", size=None, onnx=False):
     """Write the files listed in the module docstring; returns export.json's content."""
-    from mxnet.base import MXNetError
-    from data.errors import one_line
-    from training.checkpoint import checkpoint_dir, load_nets, read_json, write_json_atomic
     if not os.path.isdir(run_dir):
         raise ExportError("run directory %s does not exist" % run_dir)
-    size = size or read_json(os.path.join(run_dir, "config.json")).get("input_size")
+    size = size or read_json(os.path.join(run_dir, "config.json"), error=CheckpointError).get("input_size")
     if not size:
         raise ExportError("%s/config.json has no input_size; pass --size WIDTHxHEIGHT" % run_dir)
     shapes = input_shapes(*size)
@@ -196,8 +194,6 @@ def export(run_dir, out_dir, checkpoint="last", size=None, onnx=False):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad input)."""
-    from data.errors import edge_errors, one_line
-    from training.checkpoint import CheckpointError
     args = build_parser().parse_args(argv)
     try:
         info = export(args.run, args.out, args.checkpoint, args.size, args.onnx)

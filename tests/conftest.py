@@ -1,7 +1,7 @@
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from threads import set_omp_threads  # noqa: E402
+from common.threads import set_omp_threads  # noqa: E402
 
-set_omp_threads()  # before any test module imports mxnet (threads.py)
+set_omp_threads()  # before any test module imports mxnet (common/threads.py)
 
 import numpy as np
 import pytest

@@ -1,11 +1,11 @@
-"""threads.py: OMP_NUM_THREADS = physical cores this process may use, unless the user set it."""
+"""common/threads.py: OMP_NUM_THREADS = physical cores this process may use, unless the user set it."""
 import os
 import subprocess
 import sys
 
 import pytest
 
-from threads import cgroup_cpu_limit, physical_cores, set_omp_threads
+from common.threads import cgroup_cpu_limit, physical_cores, set_omp_threads
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,4 +1,4 @@
 """Losses (eq. 1-6), the pseudo-label cache, checkpoints and the joint training loop of §4."""
-from threads import set_omp_threads
+from common.threads import set_omp_threads
 
-set_omp_threads()  # before mxnet loads (threads.py)
+set_omp_threads()  # before mxnet loads (common/threads.py)

@@ -36,6 +36,10 @@ import shutil
 
 import mxnet as mx
 
+from common.files import read_json, write_json_atomic
+from data.errors import one_line
+from symbols import get_confidence_net, get_depth_net
+
 CHECKPOINTS = "checkpoints"
 FILES = ("depth_net.params", "conf_net.params", "depth_trainer.nd",
          "conf_trainer.nd", "cache.nd", "state.json")
@@ -48,25 +52,6 @@ CRASH_ENV = "DEPTH_CRASH_AFTER"
 
 class CheckpointError(Exception):
     """A run directory without a usable checkpoint (one-line message)."""
-
-
-def write_json_atomic(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise CheckpointError("%s not found" % path)
-    except ValueError as err:
-        raise CheckpointError("%s is not valid JSON (%s)" % (path, err))
 
 
 _reached = {}
@@ -198,7 +183,7 @@ def repair_best(run_dir, history, last_path, last_state):
     root = os.path.join(run_dir, CHECKPOINTS)
     best = os.path.join(root, "best")
     try:
-        point = read_json(os.path.join(best, "state.json"))
+        point = read_json(os.path.join(best, "state.json"), error=CheckpointError)
         if is_complete(best) and (point["epoch"], point["iteration"]) == (epoch + 1, 0):
             return None
     except (CheckpointError, KeyError, TypeError):
@@ -257,8 +242,7 @@ def named_shards(run_dir):
 
 def load_state(path):
     """state.json and the cache arrays of a checkpoint directory."""
-    from data.errors import one_line
-    state = read_json(os.path.join(path, "state.json"))
+    state = read_json(os.path.join(path, "state.json"), error=CheckpointError)
     try:
         cache = mx.nd.load(os.path.join(path, "cache.nd"))
     except mx.base.MXNetError as err:
@@ -271,9 +255,8 @@ def load_nets(run_dir, checkpoint="last", ctx=None):
 
     Returns ``(depth_net, conf_net, config, path)``; ``config`` is the run's config.json.
     """
-    from symbols import get_depth_net, get_confidence_net
     ctx = ctx or mx.cpu()
-    config = read_json(os.path.join(run_dir, "config.json"))
+    config = read_json(os.path.join(run_dir, "config.json"), error=CheckpointError)
     path = checkpoint_dir(run_dir, checkpoint)
     freeze = config.get("freeze_bn")
     if freeze is None:  # the default: frozen exactly when ImageNet weights were loaded
@@ -287,7 +270,6 @@ def load_nets(run_dir, checkpoint="last", ctx=None):
 
 def load_parameters(net, path, ctx):
     """``net.load_parameters`` with a one-line error naming the file."""
-    from data.errors import one_line
     try:
         net.load_parameters(path, ctx=ctx)
     except (mx.base.MXNetError, AssertionError, ValueError) as err:

@@ -4,7 +4,15 @@ import os
 import platform
 import subprocess
 
-from .checkpoint import write_json_atomic
+import gluoncv
+import h5py
+import matplotlib
+import mxnet
+import numpy
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,20 +26,16 @@ def git_commit():
 
 
 def versions():
-    import gluoncv
-    import mxnet
-    import numpy
     return {"python": platform.python_version(), "mxnet": mxnet.__version__,
             "numpy": numpy.__version__, "gluoncv": gluoncv.__version__}
 
 
 def run_config(opts):
     """All flags + package versions + git commit (+ the prepared data's attributes)."""
-    import h5py
     cfg = {k: v for k, v in vars(opts).items()}
     cfg["versions"] = versions()
     cfg["git_commit"] = git_commit()
-    cfg["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")  # threads.py
+    cfg["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")  # common/threads.py
     with h5py.File(os.path.join(opts.data, "train.h5"), "r") as f:
         cfg["data_attrs"] = {k: (v.item() if hasattr(v, "item") else str(v)) for k, v in f.attrs.items()}
         cfg["dataset"] = cfg["data_attrs"].get("dataset")
@@ -55,9 +59,6 @@ def curve_points(history, key):
 
 def curves_png(run_dir, history):
     """Loss curves, mask coverage and validation rel per epoch."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     xlabel = "epoch (from 0, as metrics.jsonl)"
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for key in ("sup", "semi", "conf"):

@@ -33,12 +33,16 @@ import time
 
 import mxnet as mx
 import numpy as np
+from gluoncv.utils import LRScheduler
 from mxnet import autograd, gluon
 from tqdm import tqdm
 
+import config
+from common.devices import contexts
+from common.files import read_json, write_json_atomic
 from data.dataset import LabeledDataset, TestDataset, UnlabeledDataset, read_prepared, rows_for_sources, split_sources
 from data.unlabeled_dir import ConcatUnlabeled, ExtraUnlabeledDataset, describe_change
-from evaluation.inference import contexts, predict
+from evaluation.inference import predict
 from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS, ErrorAccumulator, upsample
 from symbols import check_input_size, confidence_input, get_confidence_net, get_depth_net
 
@@ -49,7 +53,6 @@ from .distributed import (OwnedSlots, World, epoch_batches, labeled_plan, owned_
                           unlabeled_plan)
 from .run_files import curves_png, run_config, summary_line, write_metrics
 
-STRIDE = 4
 # Loss terms summed over workers each step (fixed order: one kvstore key holds them).
 LOSS_TERMS = ("sup", "conf", "semi", "coverage")
 
@@ -131,7 +134,7 @@ class Trainer:
 
     def make_cache(self):
         """This worker's pseudo-label cache, in memory or in ``<run>/cache/rank<r>/``."""
-        shape = (len(self.unlabeled), self.height // STRIDE, self.width // STRIDE)
+        shape = (len(self.unlabeled), self.height // config.OUTPUT_STRIDE, self.width // config.OUTPUT_STRIDE)
         dtype = getattr(self.opts, "cache_dtype", "float32")
         if getattr(self.opts, "cache_on", "memory") == "disk":
             directory = os.path.join(self.run_dir, "cache", "rank%d" % self.world.rank)
@@ -140,7 +143,6 @@ class Trainer:
 
     def make_optimisers(self):
         """SGD + poly decay for the depth net, Adam for the confidence net (§5.1)."""
-        from gluoncv.utils import LRScheduler
         o = self.opts
         poly = LRScheduler("poly", base_lr=o.lr, nepochs=o.epochs, iters_per_epoch=self.steps, power=o.poly_power) \
             if o.epochs * self.steps > 1 else LRScheduler("constant", base_lr=o.lr, niters=1)  # poly: 1 - T / 0
@@ -199,7 +201,7 @@ class Trainer:
         (labeled, unlabeled) images of the step over all workers, which the losses are
         normalised by (default: this batch's).
         """
-        q = (self.height // STRIDE) * (self.width // STRIDE)
+        q = (self.height // config.OUTPUT_STRIDE) * (self.width // config.OUTPUT_STRIDE)
         image, depth = labeled
         # one constant for every sum of the step: the paper's eq. 3 weighs pixels, not batches (losses.py)
         n_pix = (counts[0] if counts else image.shape[0]) * q
@@ -373,8 +375,8 @@ class Trainer:
         os.makedirs(self.run_dir, exist_ok=True)
         if self.world.rank == 0:
             checkpoint.tidy(self.run_dir)
-            checkpoint.write_json_atomic(os.path.join(self.run_dir, "split.json"), self.split)
-            checkpoint.write_json_atomic(os.path.join(self.run_dir, "config.json"), run_config(self.opts))
+            write_json_atomic(os.path.join(self.run_dir, "split.json"), self.split)
+            write_json_atomic(os.path.join(self.run_dir, "config.json"), run_config(self.opts))
         self.history, self.skipped = [], 0
 
     def save(self, tag, epoch, iteration):
@@ -412,7 +414,7 @@ class Trainer:
         if lead:
             checkpoint.tidy(self.run_dir)
         self.world.barrier()
-        saved_split = checkpoint.read_json(os.path.join(self.run_dir, "split.json"))
+        saved_split = read_json(os.path.join(self.run_dir, "split.json"), error=checkpoint.CheckpointError)
         saved_extra, extra = saved_split.get("extra_unlabeled"), self.split.get("extra_unlabeled")
         if saved_extra != extra:  # the --unlabeled images, not the prepared data, differ
             raise checkpoint.CheckpointError("cannot resume %s: %s"
