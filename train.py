@@ -119,11 +119,12 @@ def resume_options(args):
     one line per flag given with a new value.
     """
     from common.files import read_json
-    from training.checkpoint import CheckpointError
+    from training.checkpoint import CheckpointError, check_nets
     if not os.path.isfile(os.path.join(args.resume, "config.json")):
         raise CheckpointError("%s holds no run to resume (no config.json); start one with --out %s"
                               % (args.resume, args.resume))
     stored = read_json(os.path.join(args.resume, "config.json"), error=CheckpointError)
+    check_nets(stored, args.resume)
     changed = [k for k in args.explicit if k not in RESUME_FREE and k in stored and stored[k] != getattr(args, k)]
     if changed:
         raise CheckpointError("cannot resume %s with a different %s (stored: %s)" % (

@@ -170,14 +170,13 @@ def plain_step(epoch):
 
 def bare_step(trainer, labeled, unlabeled):
     """Both networks forward + backward on the step's shapes, nothing else (no losses, cache, optimiser)."""
-    from symbols import confidence_input
     image, u_image = labeled[0], unlabeled[0]
     n = image.shape[0]
     with autograd.record():
         pred = trainer.depth_net(mx.nd.concat(image, u_image, dim=0))
-        conf = trainer.conf_net(confidence_input(mx.nd, image, pred[:n].detach()))
+        conf = trainer.conf_net(image, pred[:n].detach())
         with autograd.pause():  # as in the step: the unlabeled confidence is inference only
-            trainer.conf_net(confidence_input(mx.nd, u_image, pred[n:].detach()))
+            trainer.conf_net(u_image, pred[n:].detach())
     autograd.backward([pred, conf])
 
 

@@ -6,7 +6,6 @@ import numpy as np
 from mxnet import gluon
 from tqdm import tqdm
 
-from symbols import confidence_input
 
 
 def predict(depth_net, conf_net, dataset, batch_size=4, ctxs=None, progress=True, desc="predict", flip=False):
@@ -48,11 +47,11 @@ def predict(depth_net, conf_net, dataset, batch_size=4, ctxs=None, progress=True
             outputs = []
             for x in parts:  # launched on every device before any result is read back
                 depth = depth_net(x)
-                conf = conf_net(confidence_input(mx.nd, x, depth))
+                conf = conf_net(x, depth)
                 if flip:
                     mirrored = x.flip(axis=3)
                     depth_m = depth_net(mirrored)
-                    conf_m = conf_net(confidence_input(mx.nd, mirrored, depth_m))
+                    conf_m = conf_net(mirrored, depth_m)
                     depth, conf = (depth + depth_m.flip(axis=3)) / 2, (conf + conf_m.flip(axis=3)) / 2
                 outputs.append((depth, conf))
             depth = np.concatenate([d.asnumpy()[:, 0] for d, _ in outputs])

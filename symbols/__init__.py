@@ -4,7 +4,13 @@ from common.threads import set_omp_threads
 set_omp_threads()  # before mxnet loads (common/threads.py)
 
 from .depth_net import DepthNet, get_depth_net, check_input_size, WeightsError
-from .confidence_net import ConfidenceNet, get_confidence_net, confidence_input
+from .confidence_net import INPUT_TRANSFORM, ConfidenceNet, get_confidence_net, confidence_input
 
-__all__ = ["DepthNet", "get_depth_net", "ConfidenceNet", "get_confidence_net",
+# What the two networks take and give; each run records it in config.json ("nets") and
+# training.checkpoint.load_nets refuses a run recorded for other networks.
+NETS = {"depth_net": "depth_net(image (N, 3, H, W) normalised RGB) -> depth (N, 1, H/4, W/4) in metres",
+        "conf_net": "conf_net(image (N, 3, H, W), depth (N, 1, H/4, W/4)) -> confidence (N, 1, H/4, W/4) "
+                    "in (0, 1); its input: " + INPUT_TRANSFORM}
+
+__all__ = ["NETS", "DepthNet", "get_depth_net", "ConfidenceNet", "get_confidence_net",
            "confidence_input", "check_input_size", "WeightsError"]

@@ -1,7 +1,10 @@
 """Confidence network of §4.1.2: a small Conv-Deconv net predicting per-pixel confidence.
 
-Input: the image downsampled to 1/4 (3 ch, see ``confidence_input``) concatenated
-with the predicted depth (1 ch), i.e. 4 x H/4 x W/4.  Output: 1 x H/4 x W/4 in (0, 1).
+Call: ``conf_net(image, depth)`` with the normalised image (N, 3, H, W) and the depth
+net's output (N, 1, H/4, W/4) in metres; output (N, 1, H/4, W/4) in (0, 1).  The
+network builds its own 4-channel input (``confidence_input``, part of its graph, so
+training, inference, the benchmark and the exported symbol all use the same one):
+the image averaged over 4x4 blocks (3 ch) concatenated with log(depth) (1 ch).
 
 The depth channel enters as log(depth): the target of eq. 1 depends on the
 *relative* error |E - D| / D, which is scale-free in log space, and metres
@@ -41,6 +44,9 @@ LAYERS = (
 )
 LAST_KERNEL = 3
 IN_CHANNELS = 4          # RGB at 1/4 resolution + predicted depth
+# What ConfidenceNet builds from its two inputs; recorded in each run's config.json
+# ("nets"), so a checkpoint made for another input is refused in one line.
+INPUT_TRANSFORM = "concat([avg_pool(image, 4x4, stride 4), log(depth)], channel axis)"
 LEAKY_SLOPE = 0.2
 DOWNSAMPLE = config.OUTPUT_STRIDE  # the image is averaged over 4x4 blocks to meet the depth map
 
@@ -52,7 +58,7 @@ def confidence_input(F, image, depth):
 
 
 class ConfidenceNet(gluon.HybridBlock):
-    """4 x h x w (image at 1/4 + depth) -> 1 x h x w confidence in (0, 1)."""
+    """(image 3 x H x W, depth 1 x H/4 x W/4) -> confidence 1 x H/4 x W/4 in (0, 1)."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -67,13 +73,17 @@ class ConfidenceNet(gluon.HybridBlock):
             self.last = nn.Conv2D(1, LAST_KERNEL, padding=LAST_KERNEL // 2, in_channels=in_ch,
                                   weight_initializer=init.Zero())
 
-    def forward(self, x, *args):
-        if hasattr(x, "shape"):
-            check_input_size(x.shape[2] * DOWNSAMPLE, x.shape[3] * DOWNSAMPLE)
-        return super().forward(x, *args)
+    def forward(self, image, depth):
+        if hasattr(image, "shape"):  # NDArrays, not Symbols: shapes are known
+            check_input_size(*image.shape[2:4])
+            if tuple(depth.shape[2:4]) != (image.shape[2] // DOWNSAMPLE, image.shape[3] // DOWNSAMPLE):
+                raise ValueError("depth %s does not match image %s: the depth net's output is 1/%d of the image"
+                                 % ("x".join(map(str, depth.shape[2:4])), "x".join(map(str, image.shape[2:4])),
+                                    DOWNSAMPLE))
+        return super().forward(image, depth)
 
-    def hybrid_forward(self, F, x):
-        return F.sigmoid(self.last(self.body(x)))
+    def hybrid_forward(self, F, image, depth):
+        return F.sigmoid(self.last(self.body(confidence_input(F, image, depth))))
 
 
 def get_confidence_net(ctx=None):

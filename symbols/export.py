@@ -6,17 +6,18 @@ writes into ``--out``::
 
     depth_net-symbol.json, depth_net-0000.params   input "data" (N, 3, H, W): the normalised RGB image
                                                     output (N, 1, H/4, W/4): depth in metres
-    conf_net-symbol.json,  conf_net-0000.params    input "data" (N, 4, H/4, W/4), see below
+    conf_net-symbol.json,  conf_net-0000.params    inputs "data0" (N, 3, H, W): the same image,
+                                                    "data1" (N, 1, H/4, W/4): the depth net's output
                                                     output (N, 1, H/4, W/4): confidence in (0, 1)
     export.json                                    shapes, normalisation constants, file names
     depth_net.onnx, conf_net.onnx                  with --onnx (opset 13, batch size free)
 
-The confidence net does not see the image itself: its 4 input channels are the
-normalised image averaged over 4x4 blocks (3 channels, ``symbols.confidence_input``)
-followed by the depth net's output (1 channel)::
+The confidence net builds its 4-channel input inside its graph (``symbols.NETS``,
+``symbols.confidence_input``), so the exported symbol takes the image and the
+depth as they are::
 
-    small = avg_pool(image, kernel=4, stride=4)          # (N, 3, H/4, W/4)
-    conf  = conf_net(concat([small, depth], axis=1))     # (N, 1, H/4, W/4)
+    depth = depth_net(image)             # (N, 1, H/4, W/4)
+    conf  = conf_net(image, depth)       # inside: concat([avg_pool(image, 4x4), log(depth)])
 
 Image normalisation (``data.dataset.normalize_image``): RGB, NCHW,
 ``(pixel / 255 - mean) / std`` with the ImageNet mean and std in export.json.
@@ -25,6 +26,7 @@ ONNX files the size they were exported at (``--size``, default: the run's
 training input size).  Load the MXNet files with::
 
     net = mx.gluon.SymbolBlock.imports("depth_net-symbol.json", ["data"], "depth_net-0000.params")
+    net = mx.gluon.SymbolBlock.imports("conf_net-symbol.json", ["data0", "data1"], "conf_net-0000.params")
 
 Bad input prints one ``error: ...`` line and exits with status 2 before anything
 is written.
@@ -45,11 +47,14 @@ from data.dataset import IMAGENET_MEAN, IMAGENET_STD
 from data.errors import edge_errors, one_line
 from training.checkpoint import CheckpointError, checkpoint_dir, load_nets
 
-from .confidence_net import DOWNSAMPLE, IN_CHANNELS
+from . import NETS
+from .confidence_net import DOWNSAMPLE
 from .depth_net import INPUT_MULTIPLE, check_input_size
 
 NAMES = ("depth_net", "conf_net")
-INPUT_NAME = "data"      # what HybridBlock.export calls the single input
+# what HybridBlock.export calls the inputs: "data" for one, "data0", "data1", ... for several
+INPUTS = {"depth_net": ("data",), "conf_net": ("data0", "data1")}
+CONTENT = {"data": "normalised RGB image", "data0": "normalised RGB image", "data1": "depth_net's output (m)"}
 ONNX_OPSET = 13
 ONNX_IR_VERSION = 7      # the IR version that goes with opset 13, for older runtimes
 
@@ -74,10 +79,21 @@ def build_parser():
 
 
 def input_shapes(width, height):
-    """Shape of one input of each network for a (width, height) image."""
+    """Shapes of the inputs of each network for one (width, height) image."""
     check_input_size(height, width)
-    return {"depth_net": (1, 3, height, width),
-            "conf_net": (1, IN_CHANNELS, height // DOWNSAMPLE, width // DOWNSAMPLE)}
+    image, depth = (1, 3, height, width), (1, 1, height // DOWNSAMPLE, width // DOWNSAMPLE)
+    return {"depth_net": [image], "conf_net": [image, depth]}
+
+
+def example_inputs(shapes, batch, seed=0):
+    """Random inputs of these shapes with ``batch`` rows: images N(0, 1), depths in [0.5, 8] m
+    (positive: the confidence net takes their log)."""
+    rng = np.random.RandomState(seed)
+    inputs = []
+    for shape in shapes:
+        size = (batch,) + tuple(shape[1:])
+        inputs.append((rng.normal(size=size) if shape[1] == 3 else rng.uniform(0.5, 8.0, size)).astype(np.float32))
+    return inputs
 
 
 def export_mxnet(nets, shapes, out_dir):
@@ -85,7 +101,7 @@ def export_mxnet(nets, shapes, out_dir):
     files = {}
     for name, net in zip(NAMES, nets):
         net.hybridize()
-        net(mx.nd.zeros(shapes[name]))
+        net(*[mx.nd.array(x) for x in example_inputs(shapes[name], 1)])
         net.export(os.path.join(out_dir, name), epoch=0)
         files[name] = {"symbol": name + "-symbol.json", "params": name + "-0000.params"}
     return files
@@ -95,11 +111,11 @@ def import_mxnet(out_dir, name, ctx=None):
     """The exported ``name`` as a ``gluon.SymbolBlock``."""
     with warnings.catch_warnings():  # "cannot decide type for data": it is float32, as at export
         warnings.simplefilter("ignore")
-        return mx.gluon.SymbolBlock.imports(os.path.join(out_dir, name + "-symbol.json"), [INPUT_NAME],
+        return mx.gluon.SymbolBlock.imports(os.path.join(out_dir, name + "-symbol.json"), list(INPUTS[name]),
                                             os.path.join(out_dir, name + "-0000.params"), ctx=ctx)
 
 
-def export_onnx(out_dir, name, shape):
+def export_onnx(out_dir, name, shapes):
     """MXNet's ONNX exporter at opset 13 with a free batch dimension; returns the file name.
 
     ``mx.onnx.export_model`` always stamps the installed onnx package's newest opset
@@ -114,9 +130,9 @@ def export_onnx(out_dir, name, shape):
     sym = mx.sym.load(os.path.join(out_dir, name + "-symbol.json"))
     saved = mx.nd.load(os.path.join(out_dir, name + "-0000.params"))
     params = {key.split(":", 1)[1]: value for key, value in saved.items()}  # drop "arg:" / "aux:"
-    graph = MXNetGraph().create_onnx_graph_proto(sym, params, [shape], [onnx.TensorProto.FLOAT],
+    graph = MXNetGraph().create_onnx_graph_proto(sym, params, list(shapes), [onnx.TensorProto.FLOAT] * len(shapes),
                                                  opset_version=ONNX_OPSET, dynamic=True,
-                                                 dynamic_input_shapes=[(None,) + tuple(shape[1:])])
+                                                 dynamic_input_shapes=[(None,) + tuple(s[1:]) for s in shapes])
     weights = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in weights]
     del graph.input[:]
@@ -128,34 +144,31 @@ def export_onnx(out_dir, name, shape):
     return name + ".onnx"
 
 
-def onnx_max_difference(out_dir, name, shape):
+def onnx_max_difference(out_dir, name, shapes):
     """Largest |onnxruntime - MXNet| on a random input, or None without onnxruntime."""
     try:
         import onnxruntime
     except ImportError:
         return None
-    x = np.random.RandomState(0).normal(size=(2,) + tuple(shape[1:])).astype(np.float32)
+    xs = example_inputs(shapes, 2)
     session = onnxruntime.InferenceSession(os.path.join(out_dir, name + ".onnx"), providers=["CPUExecutionProvider"])
-    ours = import_mxnet(out_dir, name)(mx.nd.array(x)).asnumpy()
-    theirs = session.run(None, {INPUT_NAME: x})[0]
+    ours = import_mxnet(out_dir, name)(*[mx.nd.array(x) for x in xs]).asnumpy()
+    theirs = session.run(None, dict(zip(INPUTS[name], xs)))[0]
     return float(np.abs(ours - theirs).max())
 
 
 def describe(run_dir, checkpoint_path, size, shapes, files):
     """The content of export.json."""
-    out_shape = (1, 1) + tuple(shapes["conf_net"][2:])
+    out_shape = list(shapes["conf_net"][1])
     return {
         "run": os.path.abspath(run_dir), "checkpoint": os.path.abspath(checkpoint_path),
         "input_size": list(size), "input_multiple": INPUT_MULTIPLE, "output_stride": config.OUTPUT_STRIDE,
         "normalisation": {"layout": "NCHW", "channels": "RGB", "formula": "(pixel / 255 - mean) / std",
                           "mean": [round(float(v), 6) for v in IMAGENET_MEAN],
                           "std": [round(float(v), 6) for v in IMAGENET_STD]},
-        "depth_net": dict(files["depth_net"], input=INPUT_NAME, input_shape=list(shapes["depth_net"]),
-                          output_shape=list(out_shape), content="normalised RGB image -> depth in metres"),
-        "conf_net": dict(files["conf_net"], input=INPUT_NAME, input_shape=list(shapes["conf_net"]),
-                         output_shape=list(out_shape),
-                         content="concat([avg_pool(image, 4x4, stride 4), depth], channel axis) "
-                                 "-> confidence in (0, 1)"),
+        **{name: dict(files[name], inputs=[{"name": n, "shape": list(shape), "content": CONTENT[n]}
+                                           for n, shape in zip(INPUTS[name], shapes[name])],
+                      output_shape=out_shape, content=NETS[name]) for name in NAMES},
     }
 
 
@@ -170,7 +183,7 @@ def export(run_dir, out_dir, checkpoint="last", size=None, onnx=False):
     checkpoint_dir(run_dir, checkpoint)
     if onnx:
         try:
-            import onnx as _  # noqa: F401  (fail before writing anything)
+            import onnx  # noqa: F401  (fail before writing anything)
         except ImportError:
             raise ExportError("--onnx needs the onnx package: pip install -e '.[onnx]'")
     try:

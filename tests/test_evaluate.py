@@ -23,7 +23,7 @@ from data import prepare, synthetic
 from data.dataset import normalize_image, read_depths
 from evaluation import report
 from evaluation.metrics import PROTOCOLS, ErrorAccumulator, upsample
-from symbols import confidence_input, get_confidence_net, get_depth_net
+from symbols import get_confidence_net, get_depth_net
 from training import checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,7 +46,7 @@ def tiny(tmp_path_factory):
     mx.random.seed(0)
     depth_net, conf_net = get_depth_net(pretrained=False), get_confidence_net()
     x = mx.nd.zeros((1, 3, INPUT_SIZE[1], INPUT_SIZE[0]))
-    conf_net(confidence_input(mx.nd, x, depth_net(x)))   # finish deferred initialisation
+    conf_net(x, depth_net(x))   # finish deferred initialisation
     # a trained confidence net varies over the image; a new one says 0.5 everywhere
     conf_net.last.weight.set_data(mx.nd.random.normal(0, 0.05, shape=conf_net.last.weight.shape))
     base = os.path.join(root, "base")
@@ -92,7 +92,7 @@ def reference_maps(tiny, h5_name, rows, mirror=False):
         x = mx.nd.array(image[None])
         d = depth_net(x)
         depths.append(d.asnumpy()[0, 0])
-        confs.append(conf_net(confidence_input(mx.nd, x, d)).asnumpy()[0, 0])
+        confs.append(conf_net(x, d).asnumpy()[0, 0])
     depths, confs = np.stack(depths), np.stack(confs)
     return (depths[..., ::-1], confs[..., ::-1]) if mirror else (depths, confs)
 

@@ -13,7 +13,6 @@ import train
 from data.augment import resize_image
 from data.dataset import normalize_image
 from evaluation.metrics import upsample
-from symbols import confidence_input
 from symbols import export
 from training.checkpoint import load_nets
 
@@ -45,7 +44,7 @@ def direct_maps(depth_net, conf_net, path, size=TRAIN_SIZE):
     rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     x = mx.nd.array(normalize_image(resize_image(rgb, size))[None])
     depth = depth_net(x)
-    conf = conf_net(confidence_input(mx.nd, x, depth))
+    conf = conf_net(x, depth)
     return upsample(depth.asnumpy()[0, 0], rgb.shape[:2]), upsample(conf.asnumpy()[0, 0], rgb.shape[:2])
 
 
@@ -134,9 +133,11 @@ def test_export_loads_back_with_symbolblock_and_gives_the_same_outputs(run_dir, 
     out = tmp_path / "exported"
     assert export.main(["--run", run_dir, "--out", str(out)]) == 0
     info = json.loads((out / "export.json").read_text())
-    assert info["depth_net"]["input_shape"] == [1, 3, 48, 64]
-    assert info["conf_net"]["input_shape"] == [1, 4, 12, 16]
+    assert info["depth_net"]["inputs"] == [{"name": "data", "shape": [1, 3, 48, 64], "content": "normalised RGB image"}]
+    assert [(i["name"], i["shape"]) for i in info["conf_net"]["inputs"]] == [("data0", [1, 3, 48, 64]),
+                                                                              ("data1", [1, 1, 12, 16])]
     assert info["depth_net"]["output_shape"] == info["conf_net"]["output_shape"] == [1, 1, 12, 16]
+    assert "log(depth)" in info["conf_net"]["content"]  # the transform the net itself applies
     assert info["normalisation"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
     depth_net, conf_net, _, _ = load_nets(run_dir)
     depth_sym, conf_sym = (export.import_mxnet(str(out), name) for name in export.NAMES)
@@ -144,8 +145,7 @@ def test_export_loads_back_with_symbolblock_and_gives_the_same_outputs(run_dir, 
         x = mx.nd.random.normal(shape=(2, 3, height, width))
         depth = depth_net(x)
         np.testing.assert_allclose(depth_sym(x).asnumpy(), depth.asnumpy(), rtol=1e-5, atol=1e-6)
-        c = confidence_input(mx.nd, x, depth)
-        np.testing.assert_allclose(conf_sym(c).asnumpy(), conf_net(c).asnumpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(conf_sym(x, depth).asnumpy(), conf_net(x, depth).asnumpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_export_onnx_matches_mxnet_in_onnxruntime(run_dir, tmp_path):
@@ -156,11 +156,13 @@ def test_export_onnx_matches_mxnet_in_onnxruntime(run_dir, tmp_path):
     info = json.loads((out / "export.json").read_text())
     assert info["onnx"]["opset"] == 13
     for name in export.NAMES:
-        shape = info[name]["input_shape"]
-        x = np.random.RandomState(1).normal(size=[3] + shape[1:]).astype(np.float32)  # batch size is free
+        rng = np.random.RandomState(1)
+        xs = {i["name"]: (rng.normal(size=[3] + i["shape"][1:]) if i["shape"][1] == 3 else  # batch size is free
+                          rng.uniform(0.5, 8, size=[3] + i["shape"][1:])).astype(np.float32)
+              for i in info[name]["inputs"]}
         session = onnxruntime.InferenceSession(str(out / info[name]["onnx"]), providers=["CPUExecutionProvider"])
-        got = session.run(None, {"data": x})[0]
-        want = export.import_mxnet(str(out), name)(mx.nd.array(x)).asnumpy()
+        got = session.run(None, xs)[0]
+        want = export.import_mxnet(str(out), name)(*[mx.nd.array(x) for x in xs.values()]).asnumpy()
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
         assert info[name]["onnx_max_abs_difference"] < 1e-4
 
@@ -176,3 +178,22 @@ def test_export_errors_write_nothing(run_dir, tmp_path, capsys):
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (argv, lines)
         assert not out.exists()
+
+
+def test_a_run_recorded_for_other_networks_is_refused_in_one_line(run_dir, tmp_path, capsys):
+    """config.json records what the nets take (symbols.NETS); a mismatch says so before anything runs."""
+    from symbols import NETS
+    cfg = json.loads(open(os.path.join(run_dir, "config.json")).read())
+    assert cfg["nets"] == NETS and "log(depth)" in cfg["nets"]["conf_net"]
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    cfg["nets"]["conf_net"] = "conf_net(concat([avg_pool(image), depth])) -> confidence"
+    (other / "config.json").write_text(json.dumps(cfg))
+    out = tmp_path / "exported"
+    assert export.main(["--run", str(other), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "was trained for another conf_net (conf_net(concat([avg_pool(image), " \
+        "depth])) -> confidence), this code has conf_net(image" in err
+    assert not out.exists()
+    assert train.main(["--resume", str(other), "--no-progress"]) == 2
+    assert "was trained for another conf_net" in capsys.readouterr().err

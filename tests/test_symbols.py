@@ -36,7 +36,7 @@ def test_odd_size_is_rejected_with_clear_error(depth_net):
     with pytest.raises(ValueError, match="not a multiple of 16"):
         depth_net(mx.nd.zeros((1, 3, 242, 320)))
     with pytest.raises(ValueError, match="not a multiple of 16"):
-        get_confidence_net()(mx.nd.zeros((1, 4, 15, 20)))  # 1/4 of 60x80 would be fine
+        get_confidence_net()(mx.nd.zeros((1, 3, 60, 80)), mx.nd.ones((1, 1, 15, 20)))  # 60 = 16 x 3.75
 
 
 def test_depth_net_topdown_has_256_channels(depth_net):
@@ -50,11 +50,24 @@ def test_confidence_net_shape_and_range():
     net = get_confidence_net()
     image = mx.nd.random.uniform(shape=(2, 3, 240, 320))
     depth = mx.nd.random.uniform(1, 5, shape=(2, 1, 60, 80))
-    x = confidence_input(mx.nd, image, depth)
-    assert x.shape == (2, 4, 60, 80)
-    out = net(x)
+    assert confidence_input(mx.nd, image, depth).shape == (2, 4, 60, 80)
+    out = net(image, depth)  # the net builds its 4-channel input itself
     assert out.shape == (2, 1, 60, 80)
     assert 0 < out.min().asscalar() and out.max().asscalar() < 1
+    with pytest.raises(ValueError, match="depth 30x40 does not match image 240x320"):
+        net(image, depth[:, :, :30, :40])
+
+
+def test_confidence_net_applies_its_input_transform_itself():
+    mx.random.seed(4)
+    net = get_confidence_net()
+    net.last.weight.set_data(mx.nd.random.normal(scale=0.1, shape=net.last.weight.shape))  # not all 0.5
+    image = mx.nd.random.normal(shape=(1, 3, 32, 48))
+    depth = mx.nd.random.uniform(0.5, 6, shape=(1, 1, 8, 12))
+    small = image.reshape((1, 3, 8, 4, 12, 4)).mean(axis=(3, 5))  # 4x4 block means, by hand
+    by_hand = mx.nd.sigmoid(net.last(net.body(mx.nd.concat(small, mx.nd.log(depth), dim=1))))
+    np.testing.assert_allclose(net(image, depth).asnumpy(), by_hand.asnumpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(net(image, depth * 2).asnumpy(), by_hand.asnumpy())
 
 
 def test_confidence_input_averages_4x4_blocks_and_takes_log_depth():
@@ -70,7 +83,7 @@ def test_initial_outputs_typical_depth_and_half_confidence():
     net.head.weight.set_data(mx.nd.zeros_like(net.head.weight.data()))
     depth = net(mx.nd.random.uniform(shape=(1, 3, 64, 64)))
     np.testing.assert_allclose(depth.asnumpy(), depth_mod.INIT_DEPTH, rtol=1e-5)
-    conf = get_confidence_net()(mx.nd.random.uniform(shape=(1, 4, 16, 16)))
+    conf = get_confidence_net()(mx.nd.random.uniform(shape=(1, 3, 64, 64)), depth)
     np.testing.assert_allclose(conf.asnumpy(), 0.5)
 
 
@@ -90,22 +103,22 @@ def test_confidence_net_parameter_count_by_hand():
                      "Conv2DTranspose", "LeakyReLU", "Conv2DTranspose", "LeakyReLU"]
 
 
-@pytest.mark.parametrize("make,shape", [
-    (lambda: get_confidence_net(), (2, 4, 16, 20)),
-    (lambda: get_depth_net(), (1, 3, 64, 96)),
+@pytest.mark.parametrize("make,shapes,names", [
+    (lambda: get_confidence_net(), [(2, 3, 64, 80), (2, 1, 16, 20)], ["data0", "data1"]),
+    (lambda: get_depth_net(), [(1, 3, 64, 96)], ["data"]),
 ])
-def test_hybridized_equals_imperative_and_export_roundtrip(tmp_path, make, shape):
+def test_hybridized_equals_imperative_and_export_roundtrip(tmp_path, make, shapes, names):
     mx.random.seed(1)
     net = make()
-    x = mx.nd.random.uniform(shape=shape)
-    imperative = net(x).asnumpy()
+    xs = [mx.nd.random.uniform(0.5, 2.0, shape=shape) for shape in shapes]
+    imperative = net(*xs).asnumpy()
     net.hybridize(static_alloc=True)
-    hybrid = net(x).asnumpy()
+    hybrid = net(*xs).asnumpy()
     np.testing.assert_allclose(hybrid, imperative, rtol=1e-5, atol=1e-6)
     prefix = str(tmp_path / "net")
     net.export(prefix)
-    loaded = gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params")
-    np.testing.assert_allclose(loaded(x).asnumpy(), imperative, rtol=1e-5, atol=1e-6)
+    loaded = gluon.SymbolBlock.imports(prefix + "-symbol.json", names, prefix + "-0000.params")
+    np.testing.assert_allclose(loaded(*xs).asnumpy(), imperative, rtol=1e-5, atol=1e-6)
 
 
 def _random_backbone_file(path):

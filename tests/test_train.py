@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import train
-from symbols import confidence_input
 from training import checkpoint, losses
 from training.trainer import KILL_AT_ENV, Trainer, TrainingStopped
 
@@ -149,7 +148,7 @@ def test_alpha_is_the_alpha_of_the_confidence_target(tiny_data, tmp_path):
         image, depth = next(iter(t.loader(t.labeled, [[0, 1]])))
         conf_loss = t.compute_losses((image, depth), None, 0, None)[0]["conf"].asscalar()
         pred = t.depth_net(image)
-        conf = t.conf_net(confidence_input(mx.nd, image, pred)).asnumpy()
+        conf = t.conf_net(image, pred).asnumpy()
         e, d = pred.asnumpy().astype(np.float64), depth.asnumpy().astype(np.float64)
         assert e.shape == d.shape == conf.shape
         valid = d > 0                                         # NaN compares False

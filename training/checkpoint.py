@@ -38,7 +38,7 @@ import mxnet as mx
 
 from common.files import read_json, write_json_atomic
 from data.errors import one_line
-from symbols import get_confidence_net, get_depth_net
+from symbols import NETS, get_confidence_net, get_depth_net
 
 CHECKPOINTS = "checkpoints"
 FILES = ("depth_net.params", "conf_net.params", "depth_trainer.nd",
@@ -250,6 +250,20 @@ def load_state(path):
     return state, cache
 
 
+def check_nets(config, run_dir):
+    """Refuse, in one line, a run recorded (config.json "nets") for networks other than this code's.
+
+    Runs from before the record was kept have none and are taken as they are: the
+    networks and their inputs were the same then.
+    """
+    recorded = config.get("nets")
+    if recorded is None or recorded == NETS:
+        return
+    name = next(k for k in NETS if recorded.get(k) != NETS[k])
+    raise CheckpointError("%s was trained for another %s (%s), this code has %s; use the code of its config.json "
+                          "git_commit" % (run_dir, name, recorded.get(name), NETS[name]))
+
+
 def load_nets(run_dir, checkpoint="last", ctx=None):
     """Both networks of a run, ready for inference.
 
@@ -257,6 +271,7 @@ def load_nets(run_dir, checkpoint="last", ctx=None):
     """
     ctx = ctx or mx.cpu()
     config = read_json(os.path.join(run_dir, "config.json"), error=CheckpointError)
+    check_nets(config, run_dir)
     path = checkpoint_dir(run_dir, checkpoint)
     freeze = config.get("freeze_bn")
     if freeze is None:  # the default: frozen exactly when ImageNet weights were loaded

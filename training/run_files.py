@@ -13,6 +13,8 @@ import numpy
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from symbols import NETS  # noqa: E402
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,6 +37,7 @@ def run_config(opts):
     cfg = {k: v for k, v in vars(opts).items()}
     cfg["versions"] = versions()
     cfg["git_commit"] = git_commit()
+    cfg["nets"] = NETS  # what the networks take; checkpoint.check_nets compares it
     cfg["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")  # common/threads.py
     with h5py.File(os.path.join(opts.data, "train.h5"), "r") as f:
         cfg["data_attrs"] = {k: (v.item() if hasattr(v, "item") else str(v)) for k, v in f.attrs.items()}

@@ -44,7 +44,7 @@ from data.dataset import LabeledDataset, TestDataset, UnlabeledDataset, read_pre
 from data.unlabeled_dir import ConcatUnlabeled, ExtraUnlabeledDataset, describe_change
 from evaluation.inference import predict
 from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS, ErrorAccumulator, upsample
-from symbols import check_input_size, confidence_input, get_confidence_net, get_depth_net
+from symbols import check_input_size, get_confidence_net, get_depth_net
 
 from . import checkpoint, losses
 from .cache import PseudoLabelCache
@@ -172,7 +172,7 @@ class Trainer:
 
     def process_labeled(self, image, depth, pred, num_pixels):
         """§4.1, §4.2.2: L_sup (eq. 4) and, on E treated as constant, L_conf (eqs. 1, 2)."""
-        conf = self.conf_net(confidence_input(mx.nd, image, pred.detach()))
+        conf = self.conf_net(image, pred.detach())
         target = losses.confidence_target(mx.nd, pred, depth, self.opts.alpha)
         return {"sup": losses.supervised_loss(mx.nd, pred, depth, num_pixels),
                 "conf": losses.confidence_loss(mx.nd, conf, target, depth, num_pixels)}
@@ -187,7 +187,7 @@ class Trainer:
             out["semi"] = losses.semi_supervised_loss(mx.nd, pred, pseudo, mask, num_pixels)
             out["coverage"] = mask.sum() / unlabeled_pixels
         with autograd.pause():  # the confidence net learns on labeled data only (§3)
-            conf = self.conf_net(confidence_input(mx.nd, image, pred.detach()))
+            conf = self.conf_net(image, pred.detach())
         self.cache.write(ids, pred.detach(), conf, epoch)
         return out
 
