@@ -27,20 +27,22 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 from common.threads import set_omp_threads
 
 set_omp_threads()  # before mxnet loads (common/threads.py)
 import config  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
-from common.devices import contexts  # noqa: E402
-from common.files import read_json, write_json_atomic, write_text_atomic  # noqa: E402
-from evaluation import EvaluationError
-from evaluation.external import MATCHES, open_predictions
-from evaluation.metrics import (ALIGN_SPACES, ALIGNMENTS, AVERAGES, CROPS, DEFAULT_PROTOCOL, GT_CHOICES, METRICS,
-                                PROTOCOLS, ErrorAccumulator, make_protocol, select_pixels, upsample, valid_mask)
-from evaluation.report import checkpoint_file, units_warning
+from common.files import write_json_atomic, write_text_atomic  # noqa: E402
+from data.errors import edge_errors, one_line  # noqa: E402
+from evaluation import EvaluationError, figures  # noqa: E402
+from evaluation.external import MATCHES  # noqa: E402
+from evaluation.metrics import (ALIGN_SPACES, ALIGNMENTS, AVERAGES, CROPS, DEFAULT_PROTOCOL, GT_CHOICES,  # noqa: E402
+                                PROTOCOLS, make_protocol)
+from evaluation.pseudo_labels import score_pseudo_labels  # noqa: E402
+from evaluation.report import checkpoint_file  # noqa: E402
+from evaluation.runs import load_run  # noqa: E402
+from evaluation.scoring import per_image_table, score_predictions, score_test_set  # noqa: E402
+from training.checkpoint import CheckpointError  # noqa: E402
 
 # Table 2's columns first, then the extra measures.
 TABLE_ORDER = ("rel", "log10", "rms", "d1", "d2", "d3", "sq_rel", "rms_log", "silog")
@@ -118,99 +120,6 @@ def check_args(args):
         raise EvaluationError(str(err))
 
 
-def find_test_h5(data_dir):
-    path = os.path.join(data_dir, "test.h5")
-    if not os.path.isfile(path):
-        raise EvaluationError("%s has no test.h5 (prepare it with python -m data.prepare --out %s)"
-                              % (data_dir, data_dir))
-    return path
-
-
-def open_test_set(path, protocol):
-    """``TestDataset`` of ``path``; EvaluationError with the fix if ``protocol`` needs raw depth it lacks."""
-    from data.dataset import TestDataset
-    dataset = TestDataset(path)
-    if protocol.gt == "raw" and not dataset.has_raw:
-        data_dir = os.path.dirname(path) or "."
-        raise EvaluationError("%s has no raw_depths (prepared before raw ground truth was stored); add it with "
-                              "python -m data.prepare --mat nyu_depth_v2_labeled.mat --splits splits.mat --out %s "
-                              "--add-raw, or score the in-painted depth with --gt filled" % (path, data_dir))
-    return dataset
-
-
-def scoring_gts(dataset, protocol):
-    """The ground truths to read per image: the headline's, plus the presets' if test.h5 has them."""
-    return sorted({protocol.gt} | {p.gt for p in PROTOCOLS.values() if p.gt != "raw" or dataset.has_raw})
-
-
-class Scorer:
-    """Scores full-resolution test frames under the headline protocol and every preset, plus
-    optional per-image rows, confidence and figures.
-
-    Parameters
-    ----------
-    protocol : evaluation.metrics.Protocol
-        The headline protocol; the confidence analysis and ``rows`` use its pixels.
-    gts : collection of str
-        The ground truths ``add`` receives; a preset whose gt is missing is skipped.
-    alpha, t_semi : float
-        Eq. 1 constant (reliability) and eq. 5 threshold (figures).
-    confidence : bool
-        Collect sparsification and reliability data.
-    figure_ids : collection of int
-        Test indices whose maps are kept for the qualitative grid.
-    per_image : bool
-        Keep the headline metrics of every image in ``rows``.
-    """
-
-    def __init__(self, protocol, gts, alpha=config.ALPHA, t_semi=config.T_SEMI, confidence=False, figure_ids=(),
-                 per_image=False):
-        from evaluation.confidence import ReliabilityAccumulator, SparsificationAccumulator
-        self.protocol = protocol
-        self.t_semi = t_semi
-        self.errors = {protocol.name: ErrorAccumulator(protocol)}
-        self.errors.update((name, ErrorAccumulator(p)) for name, p in PROTOCOLS.items()
-                           if p.gt in gts and name not in self.errors)
-        self.sparsification = SparsificationAccumulator() if confidence else None
-        self.reliability = ReliabilityAccumulator(alpha) if confidence else None
-        self.figure_ids = set(int(i) for i in figure_ids)
-        self.figure_rows = []
-        self.rows = [] if per_image else None
-        self.frame = None
-
-    def add(self, index, gts, pred, conf=None, image=None):
-        """One test image: ``gts`` {gt name: (H, W)}, ``pred`` and ``conf`` at any size (upsampled here)."""
-        gt = gts[self.protocol.gt]
-        self.frame = gt.shape
-        pred = upsample(pred, gt.shape)
-        if not np.all(np.isfinite(pred)):
-            raise EvaluationError("the prediction of test image %d has NaN or infinite values" % index)
-        for accumulator in self.errors.values():
-            before = accumulator.n_pixels
-            errors = accumulator.add(gts[accumulator.protocol.gt], pred)
-            if accumulator.protocol is self.protocol and self.rows is not None:
-                self.rows.append({"index": int(index), "n_pixels": accumulator.n_pixels - before,
-                                  **(errors or {})})
-        if conf is not None:
-            conf = upsample(conf, gt.shape)
-        if self.sparsification is not None:
-            gt_px, pred_px = select_pixels(gt, pred, self.protocol)
-            conf_px = conf[valid_mask(gt, self.protocol)]
-            self.sparsification.add(gt_px, pred_px, conf_px)
-            self.reliability.add(gt_px, pred_px, conf_px)
-        if index in self.figure_ids:
-            self.figure_rows.append({"id": int(index), "image": image, "gt": gt, "pred": pred, "conf": conf})
-
-    def metrics(self):
-        try:
-            by_protocol = {name: acc.result() for name, acc in self.errors.items()}
-        except ValueError as err:
-            raise EvaluationError(str(err))
-        return {"protocol": self.protocol.describe(*self.frame), "metrics": by_protocol[self.protocol.name],
-                "metrics_by_protocol": by_protocol,
-                "presets": {name: p.describe(*self.frame) for name, p in PROTOCOLS.items() if name in by_protocol}}
-
-
 def print_table(metrics, protocol, stream=sys.stdout):
     names = [m for m in TABLE_ORDER if m in metrics]
     print("protocol %s, %d images, %d pixels" % (protocol, metrics["n_images"], metrics["n_pixels"]), file=stream)
@@ -218,156 +127,19 @@ def print_table(metrics, protocol, stream=sys.stdout):
     print("  ".join("%8.4f" % metrics[m] for m in names), file=stream)
 
 
-def score_predictions(args, protocol):
-    """--predictions: score an external array or PNG folder exactly as a run's predictions are scored."""
-    dataset = open_test_set(find_test_h5(args.data), protocol)
-    preds = open_predictions(args.predictions, dataset, args.match or "source")
-    out = args.out or os.path.normpath(os.path.splitext(args.predictions)[0]) + "_eval.json"
-    gts = scoring_gts(dataset, protocol)
-    scorer = Scorer(protocol, gts, per_image=bool(args.per_image))
-    sample = []  # every 8th pixel, for the units check
-    for i in range(len(dataset)):
-        truth = {g: dataset.depth_full(i, g) for g in gts}
-        pred = preds[i]
-        (h, w), (height, width) = pred.shape, truth[protocol.gt].shape
-        if h * width != w * height:  # e.g. a transposed map: resizing it would score nonsense
-            raise EvaluationError("%s: the map of test row %d is %dx%d, not the %dx%d ground truth's shape or a "
-                                  "scaled copy of it" % (args.predictions, i, h, w, height, width))
-        scorer.add(i, truth, pred)
-        sample.append(np.ravel(pred[::8, ::8]))
-    warning = units_warning(np.median(np.concatenate(sample)), args.predictions)  # a sample is enough
-    if warning:
-        print(warning, file=sys.stderr)
-    result = scorer.metrics()
-    result.update(predictions=os.path.abspath(args.predictions), data=os.path.abspath(args.data),
-                  n_test=len(dataset), flip_tta=False)
-    return result, out, per_image_table(scorer, dataset)
-
-
-def per_image_table(scorer, dataset):
-    """CSV text of ``scorer.rows`` (None without --per-image): row, NYU index, pixels, metrics."""
-    if scorer.rows is None:
-        return None
-    sources = dataset.sources()
-    lines = [",".join(("row", "source", "n_pixels") + METRICS)]
-    for r in scorer.rows:
-        values = ["%.9g" % r[m] if m in r else "" for m in METRICS]
-        lines.append(",".join([str(r["index"]), str(int(sources[r["index"]])), str(r["n_pixels"])] + values))
-    return "\n".join(lines) + "\n"
-
-
-def figure_indices(n_test, n_figures):
-    """``n_figures`` test indices evenly spaced over the set (first and last included)."""
-    n_figures = min(n_figures, n_test)
-    return sorted(set(np.linspace(0, n_test - 1, n_figures).round().astype(int).tolist())) if n_figures else []
-
-
-def load_run(args, protocol=PROTOCOLS["full"]):
-    """Config, split (if needed), test set, networks on ``ctxs`` and the checkpoint path of ``--run``.
-
-    ``protocol`` is checked against the test set (raw depth present if it needs it).
-    """
-    from mxnet.base import MXNetError
-    from data.errors import one_line
-    from training.checkpoint import CheckpointError, checkpoint_dir, load_nets
-    if not os.path.isdir(args.run):
-        raise EvaluationError("run directory %s does not exist" % args.run)
-    run_config = read_json(os.path.join(args.run, "config.json"), error=CheckpointError)
-    checkpoint_dir(args.run, args.checkpoint)  # fails before any work if there is none
-    data_dir = args.data or run_config.get("data")
-    if not data_dir:
-        raise EvaluationError("%s/config.json names no data directory; pass --data DIR" % args.run)
-    test_set = open_test_set(find_test_h5(data_dir), protocol)
-    split = None
-    if args.table1:
-        split = read_json(os.path.join(args.run, "split.json"), error=CheckpointError)
-        if not split.get("unlabeled_rows"):
-            raise EvaluationError("%s/split.json has no unlabeled_rows: Table 1 needs unlabeled images" % args.run)
-        if not os.path.isfile(os.path.join(data_dir, "train.h5")):
-            raise EvaluationError("%s has no train.h5 (Table 1 scores the unlabeled training rows)" % data_dir)
-    ctxs = contexts(args.gpus)
-    try:
-        depth_net, conf_net, _, path = load_nets(args.run, args.checkpoint, ctxs[0])
-    except (AssertionError, MXNetError) as err:
-        raise EvaluationError("cannot load the checkpoint of %s: %s" % (args.run, one_line(err)))
-    for net in (depth_net, conf_net):
-        net.collect_params().reset_ctx(ctxs)
-        net.hybridize()
-    return {"config": run_config, "split": split, "data": data_dir, "test": test_set, "ctxs": ctxs,
-            "nets": (depth_net, conf_net), "checkpoint": path}
-
-
-def score_test_set(args, run, protocol):
-    """Table 2: every test image, upsampled to its ground truth; confidence and figures on the way."""
-    from evaluation.inference import predict
-    dataset = run["test"]
-    cfg = run["config"]
-    gts = scoring_gts(dataset, protocol)
-    scorer = Scorer(protocol, gts, alpha=cfg.get("alpha", config.ALPHA), t_semi=cfg.get("t_semi", config.T_SEMI),
-                    confidence=args.confidence, figure_ids=figure_indices(len(dataset), args.figures),
-                    per_image=bool(args.per_image))
-    for ids, depth, conf in predict(*run["nets"], dataset, args.batch_size, run["ctxs"],
-                                    progress=not args.no_progress, desc="test", flip=args.flip_tta):
-        for k, i in enumerate(ids):
-            image = dataset.images_uint8(i) if i in scorer.figure_ids else None
-            scorer.add(int(i), {g: dataset.depth_full(i, g) for g in gts}, depth[k], conf[k], image)
-    return scorer
-
-
-def score_pseudo_labels(args, run):
-    """Table 1: rel of the 1/4-resolution predictions on the unlabeled rows, at the paper's
-    T_semi (0.9), at the run's own T_semi if it differs, and at 0 (every pixel).
-
-    The rel is pooled over the valid pixels (finite withheld depth > 0) with
-    confidence >= T; ``kept_fraction`` is the share of ALL pixels with
-    confidence >= T, i.e. of the eq. 5 mask the trainer would use.
-    """
-    from data.dataset import UnlabeledDataset, read_depths
-    from evaluation.inference import predict
-    train_path = os.path.join(run["data"], "train.h5")
-    rows = np.asarray(run["split"]["unlabeled_rows"], np.int64)
-    t_semi = float(run["config"].get("t_semi", config.T_SEMI))
-    thresholds = sorted({config.T_SEMI, t_semi, 0.0}, reverse=True)
-    errors = {t: ErrorAccumulator(PROTOCOLS["full"]) for t in thresholds}
-    kept = dict.fromkeys(thresholds, 0)
-    kept_valid = dict.fromkeys(thresholds, 0)
-    n_pixels = n_valid = 0
-    for ids, depth, conf in predict(*run["nets"], UnlabeledDataset(train_path, rows), args.batch_size,
-                                    run["ctxs"], progress=not args.no_progress, desc="table1"):
-        gt = read_depths(train_path, rows[ids], quarter=True)
-        valid = valid_mask(gt, PROTOCOLS["full"])
-        n_pixels += conf.size
-        n_valid += int(valid.sum())
-        for t in thresholds:
-            confident = conf >= t
-            kept[t] += int(confident.sum())
-            kept_valid[t] += int((confident & valid).sum())
-            for k in range(len(ids)):
-                errors[t].add(gt[k], depth[k], mask=confident[k])
-    table = []
-    for t in thresholds:
-        rel = errors[t].result()["rel"] if errors[t].n_pixels else None
-        table.append({"t_semi": t, "rel": rel, "kept_fraction": kept[t] / n_pixels,
-                      "kept_valid_fraction": kept_valid[t] / max(n_valid, 1), "n_pixels": errors[t].n_pixels})
-    return {"rows": table, "n_images": len(rows), "labeled_frac": run["config"].get("labeled_frac"),
-            "lambda_semi": run["config"].get("lambda_semi"), "checkpoint": run["checkpoint"],
-            "resolution": "1/4 of the input (the pseudo-labels' own resolution)"}
-
-
 def evaluate_run(args, protocol):
     """Every output requested for ``--run``; all scoring happens before the first file is written."""
-    from evaluation import figures
-    run = load_run(args, protocol)
-    scorer = score_test_set(args, run, protocol)
+    run = load_run(args.run, args.checkpoint, args.data, args.gpus, table1=args.table1, protocol=protocol)
+    scorer = score_test_set(run, protocol, args.batch_size, confidence=args.confidence, figures=args.figures,
+                            per_image=bool(args.per_image), flip=args.flip_tta, progress=not args.no_progress)
     result = scorer.metrics()
     result.update(checkpoint=run["checkpoint"], data=os.path.abspath(run["data"]), config=run["config"],
                   flip_tta=bool(args.flip_tta))
     table = per_image_table(scorer, run["test"])
-    table1 = score_pseudo_labels(args, run) if args.table1 else None
+    table1 = score_pseudo_labels(run, args.batch_size, progress=not args.no_progress) if args.table1 else None
     confidence = None
     if args.confidence:
-        confidence = {"protocol": protocol.name, "sparsification": scorer.sparsification.result(),
-                      "reliability": scorer.reliability.result(), "checkpoint": run["checkpoint"]}
+        confidence = dict(scorer.confidence(), protocol=protocol.name, checkpoint=run["checkpoint"])
     print_table(result["metrics"], protocol.name)
 
     def out(name):  # eval.json for last, eval_best.json for best, ...
@@ -392,14 +164,16 @@ def evaluate_run(args, protocol):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad input)."""
-    from data.errors import edge_errors, one_line
-    from training.checkpoint import CheckpointError
     args = build_parser().parse_args(argv)
     try:
         protocol = check_args(args)
         if args.predictions:
-            result, out, table = score_predictions(args, protocol)
+            result, table, warning = score_predictions(args.predictions, args.data, protocol, args.match or "source",
+                                                       per_image=bool(args.per_image))
+            if warning:
+                print(warning, file=sys.stderr)
             print_table(result["metrics"], protocol.name)
+            out = args.out or os.path.normpath(os.path.splitext(args.predictions)[0]) + "_eval.json"
             print(write_json_atomic(out, result))
             if table:
                 print(write_text_atomic(args.per_image, table))

@@ -1,0 +1,90 @@
+"""A trained run opened for scoring: its config, split, test set and networks on the devices.
+
+``load_run`` is what ``evaluate.py --run`` and the claims experiment start from; every
+missing piece (run directory, checkpoint, test.h5, raw depth, train.h5 for Table 1) is an
+``EvaluationError`` with the fix, raised before any network runs.
+(``evaluation.report.load_run`` is another thing: the JSON files a finished evaluation wrote.)
+"""
+import os
+
+from mxnet.base import MXNetError
+
+from common.devices import contexts
+from common.files import read_json
+from data.dataset import TestDataset
+from data.errors import one_line
+from training.checkpoint import CheckpointError, checkpoint_dir, load_nets
+
+from . import EvaluationError
+from .metrics import PROTOCOLS
+
+
+def find_test_h5(data_dir):
+    """``DATA_DIR/test.h5``; EvaluationError with the command that makes it if it is missing."""
+    path = os.path.join(data_dir, "test.h5")
+    if not os.path.isfile(path):
+        raise EvaluationError("%s has no test.h5 (prepare it with python -m data.prepare --out %s)"
+                              % (data_dir, data_dir))
+    return path
+
+
+def open_test_set(path, protocol):
+    """``TestDataset`` of ``path``; EvaluationError with the fix if ``protocol`` needs raw depth it lacks."""
+    dataset = TestDataset(path)
+    if protocol.gt == "raw" and not dataset.has_raw:
+        data_dir = os.path.dirname(path) or "."
+        raise EvaluationError("%s has no raw_depths (prepared before raw ground truth was stored); add it with "
+                              "python -m data.prepare --mat nyu_depth_v2_labeled.mat --splits splits.mat --out %s "
+                              "--add-raw, or score the in-painted depth with --gt filled" % (path, data_dir))
+    return dataset
+
+
+def load_run(run_dir, checkpoint="last", data=None, gpus=(), table1=False, protocol=PROTOCOLS["full"]):
+    """Config, split (with ``table1``), test set, networks on the devices and checkpoint path of a run.
+
+    Parameters
+    ----------
+    run_dir : str
+        Run directory made by train.py.
+    checkpoint : str
+        ``last``, ``best`` or a checkpoint directory.
+    data : str or None
+        Prepared data directory; None = the run's config.json ``data``.
+    gpus : sequence of int
+        GPU ids; empty = CPU.
+    table1 : bool
+        Also read split.json and check that Table 1's unlabeled rows and train.h5 exist.
+    protocol : evaluation.metrics.Protocol
+        Checked against the test set (raw depth present if it needs it).
+
+    Returns
+    -------
+    dict
+        ``config``, ``split`` (None without ``table1``), ``data``, ``test`` (TestDataset),
+        ``ctxs``, ``nets`` (depth, confidence; hybridized) and ``checkpoint`` (its path).
+    """
+    if not os.path.isdir(run_dir):
+        raise EvaluationError("run directory %s does not exist" % run_dir)
+    run_config = read_json(os.path.join(run_dir, "config.json"), error=CheckpointError)
+    checkpoint_dir(run_dir, checkpoint)  # fails before any work if there is none
+    data_dir = data or run_config.get("data")
+    if not data_dir:
+        raise EvaluationError("%s/config.json names no data directory; pass --data DIR" % run_dir)
+    test_set = open_test_set(find_test_h5(data_dir), protocol)
+    split = None
+    if table1:
+        split = read_json(os.path.join(run_dir, "split.json"), error=CheckpointError)
+        if not split.get("unlabeled_rows"):
+            raise EvaluationError("%s/split.json has no unlabeled_rows: Table 1 needs unlabeled images" % run_dir)
+        if not os.path.isfile(os.path.join(data_dir, "train.h5")):
+            raise EvaluationError("%s has no train.h5 (Table 1 scores the unlabeled training rows)" % data_dir)
+    ctxs = contexts(list(gpus))
+    try:
+        depth_net, conf_net, _, path = load_nets(run_dir, checkpoint, ctxs[0])
+    except (AssertionError, MXNetError) as err:
+        raise EvaluationError("cannot load the checkpoint of %s: %s" % (run_dir, one_line(err)))
+    for net in (depth_net, conf_net):
+        net.collect_params().reset_ctx(ctxs)
+        net.hybridize()
+    return {"config": run_config, "split": split, "data": data_dir, "test": test_set, "ctxs": ctxs,
+            "nets": (depth_net, conf_net), "checkpoint": path}
