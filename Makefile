@@ -25,7 +25,7 @@ demo: venv
 	bash scripts/demo.sh $(PY) $(DEMO_DATA) $(DEMO_DIR)
 
 claims: venv
-	bash scripts/claims.sh $(PY)
+	bash experiments/claims/run.sh $(PY)
 
 reproduce: venv
 	bash scripts/reproduce_paper.sh

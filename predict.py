@@ -122,21 +122,6 @@ def network_size(args, run_config):
     return width, height
 
 
-def load_networks(run_dir, checkpoint, ctxs):
-    """Both networks of the run on every context, hybridized; and the checkpoint path."""
-    from mxnet.base import MXNetError
-    from data.errors import one_line
-    from training.checkpoint import load_nets
-    try:
-        depth_net, conf_net, _, path = load_nets(run_dir, checkpoint, ctxs[0])
-    except (AssertionError, MXNetError) as err:
-        raise PredictError("cannot load the checkpoint of %s: %s" % (run_dir, one_line(err)))
-    for net in (depth_net, conf_net):
-        net.collect_params().reset_ctx(ctxs)
-        net.hybridize()
-    return depth_net, conf_net, path
-
-
 def write_png(path, bgr, vmin, vmax):
     """``bgr`` as a PNG whose text fields ``vmin`` / ``vmax`` give the values of the colour scale's ends."""
     from PIL import Image, PngImagePlugin
@@ -178,6 +163,7 @@ def run(args):
     """Every check first, then the forward passes and the files; returns the number of images."""
     from evaluation.inference import predict
     from evaluation.metrics import upsample
+    from evaluation.runs import load_networks
     from training.checkpoint import CheckpointError, checkpoint_dir
     if args.batch_size < 1:
         raise PredictError("--batch-size must be >= 1")
@@ -203,11 +189,12 @@ def run(args):
 def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad input)."""
     from data.errors import edge_errors, one_line
+    from evaluation import EvaluationError
     from training.checkpoint import CheckpointError
     args = build_parser().parse_args(argv)
     try:
         count, size = run(args)
-    except (PredictError, CheckpointError) + edge_errors() as err:
+    except (PredictError, EvaluationError, CheckpointError) + edge_errors() as err:
         print("error: %s" % one_line(err), file=sys.stderr)
         return 2
     print("%d image(s) predicted at %dx%d -> %s (NAME_depth.npy/.png, NAME_conf.npy/.png)"

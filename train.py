@@ -36,7 +36,7 @@ FINITE = ("lr", "conf_lr", "momentum", "wd", "poly_power", "alpha", "lambda_semi
 # Deviations, because a ResNet-50 trained from scratch for 8 epochs on 48 images is far
 # weaker than the paper's ImageNet-initialised one after 100 epochs on NYU:
 #   lr 3e-3     from scratch it needs a larger step than fine-tuning (§5.1: 1e-3); at 1e-2
-#               one of three seeds' depth output died in its first epoch (scripts/claims.sh);
+#               one of three seeds' depth output died in its first epoch (experiments/claims/run.sh);
 #   t_semi 0.4  no pixel reaches C >= 0.9 with such a weak depth net.  The paper's own
 #               Table 1 shows what its T = 0.9 kept: pixels with rel 0.14-0.20, i.e. a
 #               target confidence exp(-5 x 0.14..0.20) = 0.37-0.50 (eq. 1); 0.4 keeps

@@ -131,10 +131,14 @@ class ReliabilityAccumulator:
         self.conf_sum = np.zeros(n_bins)
         self.target_sum = np.zeros(n_bins)
 
+    def bin_of(self, conf):
+        """The bin of each confidence: [lo, hi), the last one with 1 included."""
+        return np.clip(np.searchsorted(self.edges, conf, side="right") - 1, 0, len(self.count) - 1)
+
     def add(self, gt, pred, conf):
         """One image's valid pixels as 1-D arrays."""
         conf = np.asarray(conf, np.float64)
-        bins = np.clip(np.searchsorted(self.edges, conf, side="right") - 1, 0, len(self.count) - 1)
+        bins = self.bin_of(conf)
         self.count += np.bincount(bins, minlength=len(self.count))
         self.conf_sum += np.bincount(bins, weights=conf, minlength=len(self.count))
         self.target_sum += np.bincount(bins, weights=confidence_target(gt, pred, self.alpha),

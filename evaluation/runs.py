@@ -79,6 +79,13 @@ def load_run(run_dir, checkpoint="last", data=None, gpus=(), table1=False, proto
         if not os.path.isfile(os.path.join(data_dir, "train.h5")):
             raise EvaluationError("%s has no train.h5 (Table 1 scores the unlabeled training rows)" % data_dir)
     ctxs = contexts(list(gpus))
+    depth_net, conf_net, path = load_networks(run_dir, checkpoint, ctxs)
+    return {"config": run_config, "split": split, "data": data_dir, "test": test_set, "ctxs": ctxs,
+            "nets": (depth_net, conf_net), "checkpoint": path}
+
+
+def load_networks(run_dir, checkpoint, ctxs):
+    """Both networks of the run on every context of ``ctxs``, hybridized; and the checkpoint path."""
     try:
         depth_net, conf_net, _, path = load_nets(run_dir, checkpoint, ctxs[0])
     except (AssertionError, MXNetError) as err:
@@ -86,5 +93,4 @@ def load_run(run_dir, checkpoint="last", data=None, gpus=(), table1=False, proto
     for net in (depth_net, conf_net):
         net.collect_params().reset_ctx(ctxs)
         net.hybridize()
-    return {"config": run_config, "split": split, "data": data_dir, "test": test_set, "ctxs": ctxs,
-            "nets": (depth_net, conf_net), "checkpoint": path}
+    return depth_net, conf_net, path

@@ -6,7 +6,7 @@ The file has the layout of gluoncv's ImageNet ``resnet50_v1b`` weights (the clas
 ``fc`` is freshly initialised and unused), so ``train.py --backbone-params FILE`` takes
 it exactly as it takes ImageNet weights: the backbone is loaded, its BatchNorm keeps
 the stored statistics (frozen) and the top-down layers start fresh.  The claims
-experiment (scripts/claims.sh) uses it as a stand-in for ImageNet weights, which
+experiment (experiments/claims/run.sh) uses it as a stand-in for ImageNet weights, which
 cannot be downloaded everywhere: a depth net pretrained on other synthetic scenes.
 """
 import argparse

@@ -37,7 +37,7 @@ MUTANTS = {
                             "if gt.size == 0:", ["tests/test_metrics.py"]),
     "crop_one_row_down": ("evaluation/metrics.py", "region[..., top:bottom, left:right] = True",
                           "region[..., top + 1:bottom + 1, left:right] = True", ["tests/test_evaluate.py"]),
-    "evaluate_no_test_h5_check": ("evaluate.py", "    if not os.path.isfile(path):\n        raise EvaluationError(\"%s has no",
+    "evaluate_no_test_h5_check": ("evaluation/runs.py", "    if not os.path.isfile(path):\n        raise EvaluationError(\"%s has no",
                                   "    if False:\n        raise EvaluationError(\"%s has no",
                                   ["tests/test_evaluate.py", "-k", "bad_input"]),
     "evaluate_no_missing_file_check": ("evaluation/external.py",
@@ -67,9 +67,9 @@ MUTANTS = {
     "resume_from_epoch_start": ("training/trainer.py", "self.start_iter = state[\"epoch\"], state[\"iteration\"]",
                                 "self.start_iter = state[\"epoch\"], 0",
                                 ["tests/test_train.py", "-k", "sigkill"]),
-    "table1_without_paper_t": ("evaluate.py", "thresholds = sorted({config.T_SEMI, t_semi, 0.0}, reverse=True)",
-                               "thresholds = sorted({t_semi, 0.0}, reverse=True)", ["tests/test_claims.py"]),
-    "claims_diff_reversed": ("evaluation/claims.py", "diffs = [s - b for b, s in zip(base, semi)]",
+    "table1_without_paper_t": ("evaluation/pseudo_labels.py", "PseudoLabelTable({config.T_SEMI, t_semi, 0.0})",
+                               "PseudoLabelTable({t_semi, 0.0})", ["tests/test_claims.py"]),
+    "claims_diff_reversed": ("experiments/claims/tables.py", "diffs = [s - b for b, s in zip(base, semi)]",
                              "diffs = [b - s for b, s in zip(base, semi)]", ["tests/test_claims.py", "-k", "paired"]),
 }
 

@@ -1,4 +1,4 @@
-"""scripts/claims.sh end to end at tiny sizes: the chain of `make claims` (pretrain -> backbone file ->
+"""experiments/claims/run.sh end to end at tiny sizes: the chain of `make claims` (pretrain -> backbone file ->
 claims runs with --backbone-params -> evaluation -> report), 1 seed, 2 epochs, one extra arm."""
 import json
 import math
@@ -18,7 +18,7 @@ TINY = dict(CLAIMS_N="12", CLAIMS_SIZE="64x48", CLAIMS_RAW_SIZE="128x96", CLAIMS
 def run_claims(out, **extra):
     env = dict(os.environ, CLAIMS_OUT=str(out), CLAIMS_DOCS=str(out / "docs"), **TINY)
     env.update(extra)
-    return subprocess.run(["bash", "scripts/claims.sh", sys.executable], cwd=REPO, env=env,
+    return subprocess.run(["bash", "experiments/claims/run.sh", sys.executable], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=400)
 
 
@@ -169,7 +169,7 @@ def test_rerun_reuses_pretraining_and_refuses_other_settings(claims_out):
 
 def test_paired_differences_by_hand():
     """Table 2's statistics on numbers where they are not 0 (the tiny runs above often tie)."""
-    from evaluation.claims import paired
+    from experiments.claims.tables import paired
     r = paired([0.30, 0.20, 0.25], [0.28, 0.21, 0.20], "rel")
     assert r["diffs"] == pytest.approx([-0.02, 0.01, -0.05]) and r["n"] == 3
     # mean -0.02, sample std sqrt((0 + 0.03^2 + 0.03^2) / 2) = 0.03; rel: lower is better
@@ -181,5 +181,22 @@ def test_paired_differences_by_hand():
 
 
 def test_help():
-    proc = subprocess.run(["bash", "scripts/claims.sh", "--help"], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(["bash", "experiments/claims/run.sh", "--help"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0 and "CLAIMS_PRE_EPOCHS" in proc.stdout and "Usage" in proc.stdout
+
+
+def test_calibration_bins_by_hand():
+    """pseudo_sweep.json's calibration: bins [0, 0.1), ..., [0.9, 1] with mean C, eq. 1 target and rel."""
+    import numpy as np
+    from experiments.claims.sweep import Calibration
+    cal = Calibration(alpha=5.0)
+    cal.add(np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 3.0]), np.array([0.05, 0.95, 1.0], np.float32))
+    rows = cal.rows()
+    assert [(r["lo"], r["hi"]) for r in rows] == [(k / 10, (k + 1) / 10) for k in range(10)]
+    assert [r["n"] for r in rows] == [1] + [0] * 8 + [2]           # C = 1 falls into the last bin
+    assert (rows[0]["conf"], rows[0]["rel"]) == (pytest.approx(0.05), pytest.approx(0.5))
+    assert rows[0]["target"] == pytest.approx(math.exp(-5 * 0.5))
+    assert rows[1]["conf"] is None and rows[1]["target"] is None and rows[1]["rel"] is None
+    # last bin: rel 0 and 1/4, targets 1 and exp(-1.25)
+    assert rows[9]["rel"] == pytest.approx(0.125) and rows[9]["conf"] == pytest.approx(0.975)
+    assert rows[9]["target"] == pytest.approx((1 + math.exp(-1.25)) / 2)

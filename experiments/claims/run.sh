@@ -19,7 +19,7 @@
 # 3. Report: OUT/claims.md, claims.json, claims_rel.png (copied to docs/claims/), with the
 #    from-scratch experiment of docs/claims/from_scratch/ as its second section.
 #
-# Usage: scripts/claims.sh [PYTHON]          (make claims)
+# Usage: experiments/claims/run.sh [PYTHON]   (make claims; from the repository root)
 # Settings (environment, defaults in brackets; the tests use tiny ones):
 #   CLAIMS_OUT [runs/claims]  CLAIMS_DOCS [docs/claims; empty = no copy]
 #   CLAIMS_N [160] scenes     CLAIMS_SIZE [128x96] inputs   CLAIMS_COPIES [2] rows per source
@@ -131,7 +131,7 @@ for arm in $arms; do  # arm by arm: the paper's two arms are complete for every 
     fi
     if [ ! -f "$run/pseudo_sweep.json" ] || [ "$run/pseudo_sweep.json" -ot "$run/checkpoints/last/state.json" ]; then
       "$PY" evaluate.py --run "$run" --table1 --no-progress > "$run/evaluate.log"
-      "$PY" -m evaluation.claims pseudo "$run" > "$run/pseudo.log"
+      "$PY" -m experiments.claims pseudo "$run" > "$run/pseudo.log"
     fi
     echo "   done: test $(grep -o '"rel": [0-9.]*' "$run/eval.json" | head -1)  elapsed $(( $(date +%s) - start )) s"
   done
@@ -158,5 +158,5 @@ EOF
 appendix=""
 [ -f docs/claims/from_scratch/section.md ] && appendix="--appendix docs/claims/from_scratch/section.md"
 # shellcheck disable=SC2086
-"$PY" -m evaluation.claims report "$OUT" --setup "$OUT/setup.json" ${DOCS:+--docs "$DOCS"} $appendix
+"$PY" -m experiments.claims report "$OUT" --setup "$OUT/setup.json" ${DOCS:+--docs "$DOCS"} $appendix
 echo "claims finished in $(( $(date +%s) - start )) s ($(( $(date +%s) - $(cat "$OUT/started_at") )) s since the first invocation): $OUT/claims.md"

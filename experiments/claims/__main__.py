@@ -1,0 +1,44 @@
+"""python -m experiments.claims pseudo RUN | report OUT [--setup S] [--docs D] [--appendix A]"""
+import argparse
+import os
+import sys
+
+from common.cli import OneLineParser
+from common.files import read_json, write_json_atomic
+from evaluation import EvaluationError
+
+from . import __doc__ as DOC
+from .report import fmt, write_report
+from .sweep import pseudo_sweep
+
+
+def main(argv=None):
+    parser = OneLineParser(prog="python -m experiments.claims", description=DOC,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pseudo", help="RUN/pseudo_sweep.json: pseudo-label rel / kept / calibration per threshold")
+    p.add_argument("run")
+    p = sub.add_parser("report", help="OUT/claims.md, claims.json, claims_rel.png from OUT/seed*_<arm>")
+    p.add_argument("out")
+    p.add_argument("--setup", default=None, help="JSON file of facts the runs do not record (data size, time, machine)")
+    p.add_argument("--docs", default=None, help="also copy the three outputs into this directory")
+    p.add_argument("--appendix", default=None, help="a markdown file appended to claims.md as its last section")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "pseudo":
+            result = pseudo_sweep(args.run)
+            path = write_json_atomic(os.path.join(args.run, "pseudo_sweep.json"), result)
+            for r in result["rows"]:
+                print("T=%.2f  rel %s  kept %.3f" % (r["t"], fmt(r["rel"], 4), r["kept_fraction"]))
+            print(path)
+        else:
+            setup = read_json(args.setup, error=EvaluationError) if args.setup else None
+            print("\n".join(write_report(args.out, setup, args.docs, args.appendix)))
+    except (EvaluationError, OSError, KeyError, ValueError) as err:
+        print("error: %s" % err, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
