@@ -1,12 +1,16 @@
-"""Evaluation of trained runs: metrics, inference, confidence analysis, figures, report.
+"""Evaluation of trained runs: metrics, inference, scoring, confidence analysis, figures, report.
 
 Modules
 -------
-metrics      ``compute_errors`` (the §5.2 measures) and the ``eigen`` / ``full`` protocols
-inference    batched depth + confidence prediction over a dataset
-confidence   sparsification curves (AUSE, AURG) and reliability of the confidence map
-figures      qualitative grid, sparsification and reliability PNGs
-report       ``python -m evaluation.report``: paper Tables 1-2 next to our runs
+metrics        ``compute_errors`` (the §5.2 measures) and the ``eigen`` / ``full`` protocols
+runs           ``load_run``: a run's config, split, test set and networks, opened for scoring
+scoring        Table 2: ``Scorer`` and ``score_test_set`` / ``score_predictions`` (external maps)
+pseudo_labels  Table 1: pseudo-label rel and kept share per confidence threshold
+external       external predictions (.npy or 16-bit PNG folders) in test.h5 order
+inference      batched depth + confidence prediction over a dataset
+confidence     sparsification curves (AUSE, AURG) and reliability of the confidence map
+figures        qualitative grid, sparsification and reliability PNGs
+report         ``python -m evaluation.report``: paper Tables 1-2 next to our runs
 """
 from common.threads import set_omp_threads
 
