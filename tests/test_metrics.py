@@ -345,3 +345,24 @@ def test_eigen_preset_equals_bts_on_the_same_arrays():
     for name in exact:
         assert ours[name] == pytest.approx(exact[name], rel=1e-9), name
         assert ours[name] == pytest.approx(as_bts[name], rel=1e-5), name
+
+
+def test_pseudo_label_table_by_hand():
+    """Table 1's definitions on one 2x2 map: rel over valid pixels with C >= T, kept over all / valid pixels."""
+    from evaluation.pseudo_labels import PseudoLabelTable
+    gt = np.array([[[1.0, 2.0], [4.0, np.nan]]], np.float32)      # the NaN pixel is not valid
+    depth = np.array([[[1.1, 2.0], [2.0, 1.0]]], np.float32)
+    conf = np.array([[[0.95, 0.5], [0.9, 0.99]]], np.float32)      # C = T counts as confident
+    table = PseudoLabelTable({0.0, 0.9, 0.9})
+    table.add(gt, depth, conf)
+    high, every = table.rows()                                      # highest threshold first
+    assert (high["t_semi"], every["t_semi"]) == (0.9, 0.0)
+    # T = 0.9: confident (0,0), (1,0), (1,1); valid among them (0,0) and (1,0): rel (0.1/1 + 2/4) / 2
+    assert high["rel"] == pytest.approx(0.3, rel=1e-6) and high["n_pixels"] == 2
+    assert (high["kept_fraction"], high["kept_valid_fraction"]) == (0.75, pytest.approx(2 / 3))
+    # T = 0: every valid pixel, rel (0.1 + 0 + 0.5) / 3
+    assert every["rel"] == pytest.approx(0.2, rel=1e-6) and every["n_pixels"] == 3
+    assert (every["kept_fraction"], every["kept_valid_fraction"]) == (1.0, 1.0)
+    empty = PseudoLabelTable({0.999})
+    empty.add(gt, depth, conf)
+    assert empty.rows()[0]["rel"] is None and empty.rows()[0]["kept_fraction"] == 0.0
