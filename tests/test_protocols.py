@@ -226,7 +226,7 @@ def test_flip_tta_averages_with_the_mirrored_prediction():
     rng = np.random.RandomState(0)
     images = [rng.normal(size=(3, 8, 16)).astype(np.float32) for _ in range(3)]
     dataset = gluon.data.SimpleDataset([(img, np.int32(i)) for i, img in enumerate(images)])
-    conf_net = lambda inp: mx.nd.ones_like(inp[:, :1]) * 0.5  # noqa: E731
+    conf_net = lambda image, depth: mx.nd.ones_like(depth) * 0.5  # noqa: E731  (ConfidenceNet's signature)
     plain = [d for _, d, _ in predict(Fixed(), conf_net, dataset, batch_size=2, progress=False)]
     flipped = [d for _, d, _ in predict(Fixed(), conf_net, dataset, batch_size=2, progress=False, flip=True)]
     plain, flipped = np.concatenate(plain), np.concatenate(flipped)
