@@ -264,6 +264,14 @@ def check_nets(config, run_dir):
                           "git_commit" % (run_dir, name, recorded.get(name), NETS[name]))
 
 
+def froze_bn(config):
+    """Whether a run's backbone BatchNorm kept its stored statistics: ``--freeze-bn`` if given,
+    else frozen exactly when pretrained weights were loaded (symbols/depth_net.py)."""
+    if config.get("freeze_bn") is not None:
+        return bool(config["freeze_bn"])
+    return bool(config.get("pretrained") or config.get("backbone_params"))
+
+
 def load_nets(run_dir, checkpoint="last", ctx=None):
     """Both networks of a run, ready for inference.
 
@@ -273,10 +281,7 @@ def load_nets(run_dir, checkpoint="last", ctx=None):
     config = read_json(os.path.join(run_dir, "config.json"), error=CheckpointError)
     check_nets(config, run_dir)
     path = checkpoint_dir(run_dir, checkpoint)
-    freeze = config.get("freeze_bn")
-    if freeze is None:  # the default: frozen exactly when ImageNet weights were loaded
-        freeze = bool(config.get("pretrained") or config.get("backbone_params"))
-    depth_net = get_depth_net(pretrained=False, ctx=ctx, freeze_bn=freeze)
+    depth_net = get_depth_net(pretrained=False, ctx=ctx, freeze_bn=froze_bn(config))
     conf_net = get_confidence_net(ctx=ctx)
     load_parameters(depth_net, os.path.join(path, "depth_net.params"), ctx)
     load_parameters(conf_net, os.path.join(path, "conf_net.params"), ctx)

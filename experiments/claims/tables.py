@@ -16,6 +16,7 @@ from scipy.stats import ttest_rel
 from common.files import read_json
 from config import T_SEMI as PAPER_T  # the paper's threshold (§5.1)
 from evaluation import EvaluationError
+from training.checkpoint import froze_bn
 
 TABLE2 = ("rel", "log10", "rms", "d1", "d2", "d3")
 LOWER_IS_BETTER = {"rel", "log10", "rms"}
@@ -161,13 +162,6 @@ def sweep_summary(sweeps):
     return out
 
 
-def freeze_bn(cfg):
-    """Whether the backbone's BatchNorm was frozen (the rule of training.checkpoint.load_nets)."""
-    if cfg.get("freeze_bn") is not None:
-        return bool(cfg["freeze_bn"])
-    return bool(cfg.get("pretrained") or cfg.get("backbone_params"))
-
-
 def aggregate(runs, setup=None):
     """Everything claims.md shows, as one JSON-able dict."""
     by = {(r["config"]["seed"], r["arm"]): r for r in runs}
@@ -201,7 +195,7 @@ def aggregate(runs, setup=None):
         if sweeps:
             diag.setdefault("sweeps", {})[a] = sweep_summary(sweeps)
     return {"setup": dict(setup or {}, seeds=seeds, arms=arms, lambdas=[0.0, cfg["lambda_semi"]],
-                          extra_arms=extras, freeze_bn=freeze_bn(cfg),
+                          extra_arms=extras, freeze_bn=froze_bn(cfg),
                           backbone_params=cfg.get("backbone_params"),
                           **{k: cfg.get(k) for k in ("labeled_frac", "epochs", "semi_start", "t_semi", "lr", "conf_lr",
                                                      "momentum", "wd", "poly_power", "batch_size", "pretrained",
