@@ -9,10 +9,11 @@ measures in one run, on the same data and networks of the same kind (``--pretrai
 
 * one semi-supervised step split into data loading, depth net forward / backward,
   confidence net forward / backward, pseudo-label cache read + write, losses and
-  glue, optimiser steps.  This instrumented loop calls ``mx.nd.waitall()`` around
-  every phase (MXNet runs asynchronously), which itself costs time: its total is
-  larger than the plain step's.  To time the two backward passes apart it gives the
-  confidence target a detached copy of the depth (same values, same gradients);
+  glue, optimiser steps.  The step is ``Trainer.train_step`` itself: the networks'
+  forward hooks and the trainer's ``clock`` (``Trainer.phase``, nothing when unset)
+  mark the phases, and what is left of the step is "losses and glue".  The clock
+  calls ``mx.nd.waitall()`` around every phase (MXNet runs asynchronously), which
+  itself costs time: the instrumented total is larger than the plain step's;
 * the plain ``Trainer.train_step`` (no added syncs inside, data preloaded, each step
   timed to completion), hybridized and imperative (``hybridize(active=False)``);
 * a bare forward + backward of both networks on the same batch shapes (no losses,
@@ -57,8 +58,8 @@ TARGET_EPOCH_RATIO = 1.10
 TARGET_STEP_OVERHEAD = 1.05
 PHASES = (("data", "data loading"), ("depth_fwd", "depth net forward"), ("depth_bwd", "depth net backward"),
           ("conf_fwd", "confidence net forward (labeled + unlabeled)"), ("conf_bwd", "confidence net backward"),
-          ("cache", "pseudo-label cache read + write"), ("losses_other", "losses, sharding, loss read-back"),
-          ("optimiser", "optimiser steps (SGD + Adam)"))
+          ("cache", "pseudo-label cache read, write, flush"),
+          ("losses_other", "losses, sharding, read-back (rest of the step)"), ("optimiser", "optimiser steps (SGD + Adam)"))
 
 
 class BenchError(Exception):
@@ -121,7 +122,7 @@ def make_trainer(data, run_dir, args, lambda_semi):
 
 def semi_batches(trainer, epoch):
     """The (labeled, unlabeled) batches of one semi-supervised epoch, loaded into memory."""
-    from training.trainer import epoch_batches
+    from training.distributed import epoch_batches
     o = trainer.opts
     labeled = trainer.loader(trainer.labeled, epoch_batches(len(trainer.labeled), o.batch_size, o.seed, epoch, 0))
     unlabeled = trainer.loader(trainer.unlabeled, epoch_batches(len(trainer.unlabeled), trainer.unlabeled_batch,
@@ -181,19 +182,28 @@ def bare_step(trainer, labeled, unlabeled):
 
 
 class PhaseClock:
-    """Accumulates seconds per phase, with ``mx.nd.waitall()`` at both ends of every span."""
+    """Seconds per phase, with ``mx.nd.waitall()`` at both ends of every span.
+
+    Spans nest: a phase's total excludes the spans opened inside it, so the
+    phases of one step add up to the step.
+    """
 
     def __init__(self):
         self.total = defaultdict(float)
-        self.started = {}
+        self.open = []  # [name, start, seconds of the spans inside], innermost last
 
     def start(self, name):
         mx.nd.waitall()
-        self.started[name] = time.perf_counter()
+        self.open.append([name, time.perf_counter(), 0.0])
 
     def stop(self, name):
         mx.nd.waitall()
-        self.total[name] += time.perf_counter() - self.started.pop(name)
+        opened, started, inner = self.open.pop()
+        assert opened == name, (opened, name)
+        elapsed = time.perf_counter() - started
+        self.total[name] += elapsed - inner
+        if self.open:
+            self.open[-1][2] += elapsed
 
     @contextmanager
     def span(self, name):
@@ -204,33 +214,18 @@ class PhaseClock:
 
 @contextmanager
 def instrumented(trainer, clock):
-    """Times every forward of both nets and every cache access through hooks and wrappers."""
-    from training import losses
+    """Times every forward of both nets (forward hooks) and the trainer's phases (``trainer.clock``)."""
     handles = []
     for net, name in ((trainer.depth_net, "depth_fwd"), (trainer.conf_net, "conf_fwd")):
         handles.append(net.register_forward_pre_hook(lambda block, inputs, name=name: clock.start(name)))
         handles.append(net.register_forward_hook(lambda block, inputs, out, name=name: clock.stop(name)))
-    # The confidence target sees the depth through stop_gradient, which keeps the depth net
-    # in the confidence loss's graph: a backward of that loss alone would run the depth net's
-    # backward on zero gradients (and write zeros into its gradients).  A detached copy has the
-    # same values and gradients and lets the two backward passes be timed apart.
-    target = losses.confidence_target
-    losses.confidence_target = lambda F, pred, *a: target(F, pred.detach(), *a)
-    cache = trainer.cache
-    for method in ("read", "write"):
-        original = getattr(cache, method)
-
-        def timed(*a, original=original, **k):
-            with clock.span("cache"):
-                return original(*a, **k)
-        setattr(cache, method, timed)
+    trainer.clock = clock
     try:
         yield
     finally:
         for handle in handles:
             handle.detach()
-        del cache.read, cache.write  # back to the class's methods
-        losses.confidence_target = target
+        trainer.clock = None
 
 
 def instrumented_epochs(trainer, first_epoch, repeats, bar):
@@ -239,6 +234,7 @@ def instrumented_epochs(trainer, first_epoch, repeats, bar):
     with instrumented(trainer, clock):
         for epoch in range(first_epoch, first_epoch + repeats):
             instrumented_epoch(trainer, epoch, clock, bar)
+    clock.total["losses_other"] = clock.total.pop("step")  # what no phase of the step claims
     steps = trainer.steps * repeats
     phases = {k: clock.total[k] / steps for k, _ in PHASES}
     phases["depth_fwd_bwd"] = phases["depth_fwd"] + phases["depth_bwd"]
@@ -248,35 +244,17 @@ def instrumented_epochs(trainer, first_epoch, repeats, bar):
 
 
 def instrumented_epoch(trainer, epoch, clock, bar):
-    """``Trainer.train_step`` over one epoch with every phase timed on ``clock``."""
-    from training.trainer import epoch_batches
+    """``Trainer.train_step`` over one epoch, its phases timed on ``clock``."""
+    from training.distributed import epoch_batches
     o = trainer.opts
     labeled = iter(trainer.loader(trainer.labeled, epoch_batches(len(trainer.labeled), o.batch_size, o.seed, epoch, 0)))
     unlabeled = iter(trainer.loader(trainer.unlabeled, epoch_batches(len(trainer.unlabeled), trainer.unlabeled_batch,
                                                                      o.seed, epoch, 1)))
-    inner_phases = ("depth_fwd", "conf_fwd", "cache")
     for _ in range(trainer.steps):
         with clock.span("data"):
             batch = next(labeled), next(unlabeled)
-        inner = sum(clock.total[k] for k in inner_phases)
-        with clock.span("compute_losses"):
-            with autograd.record():
-                per_device = trainer.compute_losses(*batch, epoch, "semi")
-        clock.total["losses_other"] += clock.total.pop("compute_losses") - (
-            sum(clock.total[k] for k in inner_phases) - inner)
-        # train_step runs one backward over both losses; split in two for the timing (the
-        # confidence loss no longer reaches the depth net, see ``instrumented``).
-        with clock.span("conf_bwd"):
-            autograd.backward([t["conf"] for t in per_device], retain_graph=True)
-        with clock.span("depth_bwd"):
-            autograd.backward([t["depth"] for t in per_device])
-        with clock.span("losses_other"):  # train_step's read-back of the losses
-            loss = sum(t["sup"] + t["conf"] + t.get("semi", 0) for t in per_device)
-            finite = bool(mx.nd.contrib.isfinite(loss).asscalar())
-        with clock.span("optimiser"):
-            if finite:
-                trainer.depth_trainer.step(1)
-                trainer.conf_trainer.step(1)
+        with clock.span("step"):
+            trainer.train_step(*batch, epoch, "semi")
         bar.update(1)
 
 

@@ -1,4 +1,6 @@
-"""Batched forward passes of both networks over a dataset (no gradients, no training state)."""
+"""Batched forward passes of both networks over a dataset (no gradients, no training state),
+and ``score_depth``, the errors of the depth net on a dataset (training's validation and
+``--track-test``)."""
 import sys
 
 import mxnet as mx
@@ -6,6 +8,9 @@ import numpy as np
 from mxnet import gluon
 from tqdm import tqdm
 
+from data.dataset import TestDataset
+
+from .metrics import ErrorAccumulator, upsample
 
 
 def predict(depth_net, conf_net, dataset, batch_size=4, ctxs=None, progress=True, desc="predict", flip=False):
@@ -58,3 +63,23 @@ def predict(depth_net, conf_net, dataset, batch_size=4, ctxs=None, progress=True
             conf = np.concatenate([c.asnumpy()[:, 0] for _, c in outputs])
             bar.update(len(depth))
             yield ids.asnumpy().astype(np.int64), depth, conf
+
+
+def score_depth(depth_net, dataset, protocol, batch_size=4, ctx=None):
+    """The errors of ``depth_net`` on ``dataset`` under ``protocol`` (``ErrorAccumulator.result``).
+
+    ``dataset`` is either labeled rows, ``(image, depth)`` with depth at the prediction's
+    1/4 resolution (``data.dataset.LabeledDataset``), scored there; or a
+    ``TestDataset``, scored at full resolution against the protocol's ground truth (the
+    filled depth of a test.h5 made before raw depth was stored).
+    """
+    accumulator = ErrorAccumulator(protocol)
+    full = isinstance(dataset, TestDataset)
+    gt = protocol.gt if full and dataset.has_raw else "filled"
+    loader = gluon.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, last_batch="keep")
+    for images, targets in loader:
+        preds = depth_net(images.as_in_context(ctx or mx.cpu())).asnumpy()[:, 0]
+        for pred, target in zip(preds, targets.asnumpy()):
+            truth = dataset.depth_full(int(target), gt) if full else target[0]
+            accumulator.add(truth, upsample(pred, truth.shape))
+    return accumulator.result()

@@ -15,7 +15,8 @@ from data.errors import DataError
 from data.unlabeled_dir import ExtraUnlabeledDataset
 from training import checkpoint
 from training.cache import PseudoLabelCache
-from training.disk_cache import CacheSnapshots, DiskPseudoLabelCache
+from training.checkpoint import CacheSnapshots
+from training.disk_cache import DiskPseudoLabelCache
 from training.trainer import Trainer
 
 BASE = ["--pretrained", "0", "--batch-size", "2", "--labeled-frac", "0.5", "--no-progress", "--lr", "1e-2",

@@ -15,6 +15,19 @@ history, the optimisers' records).  It is written to ``.tmp-<tag>`` first and th
 so a crash at any moment leaves either the old or the new checkpoint complete
 (``.old-<tag>`` is picked up if the crash fell between the two renames).
 
+``Checkpoints`` saves and restores a whole training point (both networks, both
+optimisers, the pseudo-label cache, the trainer's counters in ``state.json``).  A
+cache in files (``--cache-on disk``) or spread over workers cannot live in
+``checkpoints/last``, which must be a consistent snapshot; instead, at every
+checkpoint each rank copies its cache to ``checkpoints/cache-shards/<point>/rank<r>/``
+(``CacheSnapshots``: written as ``rank<r>.tmp``, fsynced and renamed), where
+``<point>`` is the (epoch, iteration) the checkpoint resumes at; ``state.json`` names
+``<point>`` and the number of ranks, and ``cache.nd`` holds a placeholder.  The
+checkpoint is swapped in only after every shard is complete, and shard directories
+are deleted only once no complete checkpoint names them, so a crash at any moment
+leaves the newest complete checkpoint and its shards intact.  ``best`` and ``last``
+written at the same point share one shard directory.
+
 Optimiser states are arrays plus a JSON record (``training.optim_states``), never
 pickles: resuming a run directory from someone else runs no code from it.  A
 checkpoint from before that change (``*_trainer.states``, pickles) is refused unless
@@ -30,7 +43,6 @@ yet swapped in), ``<tag>:swap`` (between the two renames) or ``<tag>`` (complete
 """
 import errno
 import fcntl
-import json
 import os
 import shutil
 
@@ -47,6 +59,7 @@ FILES = ("depth_net.params", "conf_net.params", "depth_trainer.nd",
 LEGACY_FILES = ("depth_net.params", "conf_net.params", "depth_trainer.states",
                 "conf_trainer.states", "cache.nd", "state.json")
 TAGS = ("last", "best")
+SHARDS = "cache-shards"
 CRASH_ENV = "DEPTH_CRASH_AFTER"
 
 
@@ -152,7 +165,7 @@ def tidy(run_dir):
                 os.rename(path, final)  # the crash fell between the two renames of swap_in
             else:
                 shutil.rmtree(path, ignore_errors=True)
-    shards = os.path.join(root, "cache-shards")
+    shards = os.path.join(root, SHARDS)
     for point in os.listdir(shards) if os.path.isdir(shards) else []:
         for name in os.listdir(os.path.join(shards, point)):
             if name.endswith(".tmp"):
@@ -233,9 +246,9 @@ def named_shards(run_dir):
     named = set()
     for name in os.listdir(root):
         try:
-            with open(os.path.join(root, name, "state.json")) as f:
-                named.add(json.load(f).get("cache", {}).get("shards"))
-        except (OSError, ValueError, AttributeError):
+            named.add(read_json(os.path.join(root, name, "state.json"), error=CheckpointError)
+                      .get("cache", {}).get("shards"))
+        except (CheckpointError, OSError, AttributeError):
             continue
     return named - {None}
 
@@ -294,3 +307,120 @@ def load_parameters(net, path, ctx):
         net.load_parameters(path, ctx=ctx)
     except (mx.base.MXNetError, AssertionError, ValueError) as err:
         raise CheckpointError("%s: cannot load (%s)" % (path, one_line(err)))
+
+
+class CacheSnapshots:
+    """Cache shards of checkpoints under ``<run>/checkpoints/cache-shards/`` (module docstring).
+
+    Parameters
+    ----------
+    run_dir : str
+    rank, world : int
+        This process's rank and the number of ranks.
+    """
+
+    def __init__(self, run_dir, rank=0, world=1):
+        self.root = os.path.join(run_dir, CHECKPOINTS, SHARDS)
+        self.rank, self.world = rank, world
+
+    @staticmethod
+    def point(epoch, iteration):
+        """The shard directory name of a checkpoint; sorts like (epoch, iteration)."""
+        return "e%05d-i%08d" % (epoch, iteration)
+
+    def write(self, cache, epoch, iteration):
+        """This rank's shard for the checkpoint at (epoch, iteration); returns its state entry."""
+        name = self.point(epoch, iteration)
+        final = os.path.join(self.root, name, "rank%d" % self.rank)
+        tmp = final + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        cache.save_files(tmp)
+        shutil.rmtree(final, ignore_errors=True)  # an unreferenced shard of an interrupted save
+        os.rename(tmp, final)
+        return {"shards": os.path.join(SHARDS, name), "world": self.world}
+
+    def load(self, cache, entry, checkpoints_dir):
+        """Restore this rank's shard named by a checkpoint's ``state["cache"]``."""
+        if entry["world"] != self.world:
+            raise CheckpointError("the checkpoint holds the cache of %d worker(s); resume with %d worker(s), not %d"
+                                  % (entry["world"], entry["world"], self.world))
+        shard = os.path.join(checkpoints_dir, entry["shards"], "rank%d" % self.rank)
+        if not os.path.isdir(shard):
+            raise CheckpointError("cache shard %s of the checkpoint is missing" % shard)
+        cache.load_files(shard)
+
+    def prune(self, referenced, before):
+        """Delete shard directories older than ``before`` that no checkpoint names."""
+        if not os.path.isdir(self.root):
+            return
+        keep = {os.path.basename(path) for path in referenced}
+        for name in os.listdir(self.root):
+            if name not in keep and name < before:
+                shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+
+
+class Checkpoints:
+    """Save and restore of a training point: ``save(tag, state)`` / ``restore(path)``.
+
+    Parameters
+    ----------
+    run_dir : str
+    nets : (depth_net, conf_net)
+    optimisers : (depth_trainer, conf_trainer), ``gluon.Trainer``
+    cache : the pseudo-label cache (``training.cache`` or ``training.disk_cache``)
+    world : training.distributed.World
+        Rank, size and barrier of the workers (a single process: rank 0 of 1).
+    sharded : bool
+        Keep the cache as shards beside the checkpoints, not in ``cache.nd``.
+    ctx : list of mx.Context
+        Where restored parameters go.
+    """
+
+    def __init__(self, run_dir, nets, optimisers, cache, world, sharded, ctx):
+        self.run_dir, self.nets, self.optimisers, self.cache = run_dir, nets, optimisers, cache
+        self.world, self.sharded, self.ctx = world, sharded, ctx
+        self.snapshots = CacheSnapshots(run_dir, world.rank, world.size)
+        self.last_shards = None  # (point, state entry) of the shards this process wrote last
+
+    def save(self, tag, state):
+        """Checkpoint ``tag`` of ``state`` (a JSON object with 'epoch' and 'iteration').
+
+        Every worker calls it at the same points for ``last``: each writes its cache
+        shard first, then rank 0 the checkpoint.  ``best`` (rank 0 only) follows
+        ``last`` at the same point and shares its shards.
+        """
+        epoch, iteration = state["epoch"], state["iteration"]
+        point = CacheSnapshots.point(epoch, iteration)
+        if self.sharded:
+            if self.last_shards is None or self.last_shards[0] != point:
+                self.last_shards = (point, self.snapshots.write(self.cache, epoch, iteration))
+                self.world.barrier()  # every shard is complete before rank 0 names them
+            state = dict(state, cache=self.last_shards[1])
+            cache_arrays = {"sharded": mx.nd.zeros((1,))}  # the placeholder: FILES wants a cache.nd
+        else:
+            cache_arrays = self.cache.arrays()
+        if self.world.rank == 0:
+            save(self.run_dir, tag, *self.nets, *self.optimisers, cache_arrays, state)
+            if self.sharded:
+                self.snapshots.prune(named_shards(self.run_dir), before=point)
+
+    def restore(self, path, trust_pickles=False):
+        """Networks, optimisers and cache from checkpoint ``path``; returns its state.
+
+        The cache may come from either kind of checkpoint (``--cache-on`` may change
+        on resume).  A checkpoint of the pickled layout (trusted) is written again
+        without pickles.
+        """
+        state, cache_arrays = load_state(path)
+        for net, name in zip(self.nets, ("depth_net", "conf_net")):
+            load_parameters(net, os.path.join(path, name + ".params"), self.ctx)
+        load_optimisers(path, state, *self.optimisers, trust_pickles)
+        if "cache" in state:
+            self.snapshots.load(self.cache, state["cache"], os.path.join(self.run_dir, CHECKPOINTS))
+        elif self.world.size > 1:
+            raise CheckpointError("%s was written by a single process; resume it with one" % path)
+        else:
+            self.cache.load(cache_arrays)
+        if is_legacy(path):
+            self.save("last", {k: v for k, v in state.items() if k not in ("optimizers", "cache")})
+        return state

@@ -1,4 +1,4 @@
-"""The pseudo-label cache in files (``--cache-on disk``), and its checkpoint snapshots.
+"""The pseudo-label cache in files (``--cache-on disk``).
 
 ``DiskPseudoLabelCache`` has the interface and the semantics of
 ``training.cache.PseudoLabelCache`` (write in epoch e, read in e + 1 only), with the
@@ -12,16 +12,9 @@ Writes are queued and applied by ``flush()`` (the trainer calls it after the opt
 steps; ``read`` and ``save_files`` call it first), so the device-to-host copy of the
 predictions does not stall the backward pass.
 
-Checkpoints (``CacheSnapshots``): a file that training keeps changing cannot live in
-``checkpoints/last``, which must be a consistent snapshot.  Instead, at every
-checkpoint each rank copies its files to ``checkpoints/cache-shards/<point>/rank<r>/``
-(written as ``rank<r>.tmp`` and renamed, then fsynced), where ``<point>`` is the
-(epoch, iteration) the checkpoint resumes at; ``state.json`` of the checkpoint names
-``<point>`` and the number of ranks.  The checkpoint itself is swapped in atomically
-by ``training.checkpoint.save`` only after every shard is complete, and shard
-directories are deleted only once no complete checkpoint names them, so a crash at
-any moment leaves the newest complete checkpoint and its shards intact.  ``best`` and
-``last`` written at the same point share one shard directory.
+Checkpoints copy the files into shards beside the checkpoint (``save_files``,
+``load_files``; ``training.checkpoint.CacheSnapshots``): a file that training keeps
+changing cannot live in ``checkpoints/last``, which must be a consistent snapshot.
 """
 import os
 import shutil
@@ -30,9 +23,6 @@ import mxnet as mx
 import numpy as np
 
 from .cache import NEVER, SHARD_FILES, check_shard, masked_pseudo_labels
-from .checkpoint import CheckpointError
-
-SHARDS = "cache-shards"
 
 
 def _fsync(path):
@@ -198,53 +188,3 @@ class DiskPseudoLabelCache:
     def nbytes(self):
         """Bytes on disk (not in memory)."""
         return sum(self._row_bytes(key) * self._shapes[key][0] for key in self.KEYS)
-
-
-class CacheSnapshots:
-    """Cache shards of checkpoints under ``<run>/checkpoints/cache-shards/`` (module docstring).
-
-    Parameters
-    ----------
-    run_dir : str
-    rank, world : int
-        This process's rank and the number of ranks.
-    """
-
-    def __init__(self, run_dir, rank=0, world=1):
-        self.root = os.path.join(run_dir, "checkpoints", SHARDS)
-        self.rank, self.world = rank, world
-
-    @staticmethod
-    def point(epoch, iteration):
-        """The shard directory name of a checkpoint; sorts like (epoch, iteration)."""
-        return "e%05d-i%08d" % (epoch, iteration)
-
-    def write(self, cache, epoch, iteration):
-        """This rank's shard for the checkpoint at (epoch, iteration); returns its state entry."""
-        name = self.point(epoch, iteration)
-        final = os.path.join(self.root, name, "rank%d" % self.rank)
-        tmp = final + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        cache.save_files(tmp)
-        shutil.rmtree(final, ignore_errors=True)  # an unreferenced shard of an interrupted save
-        os.rename(tmp, final)
-        return {"shards": os.path.join(SHARDS, name), "world": self.world}
-
-    def load(self, cache, entry, checkpoints_dir):
-        """Restore this rank's shard named by a checkpoint's ``state["cache"]``."""
-        if entry["world"] != self.world:
-            raise CheckpointError("the checkpoint holds the cache of %d worker(s); resume with %d worker(s), not %d"
-                             % (entry["world"], entry["world"], self.world))
-        shard = os.path.join(checkpoints_dir, entry["shards"], "rank%d" % self.rank)
-        if not os.path.isdir(shard):
-            raise CheckpointError("cache shard %s of the checkpoint is missing" % shard)
-        cache.load_files(shard)
-
-    def prune(self, referenced, before):
-        """Delete shard directories older than ``before`` that no checkpoint names."""
-        if not os.path.isdir(self.root):
-            return
-        keep = {os.path.basename(path) for path in referenced}
-        for name in os.listdir(self.root):
-            if name not in keep and name < before:
-                shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)

@@ -30,6 +30,7 @@ import math
 import os
 import signal
 import time
+from contextlib import nullcontext
 
 import mxnet as mx
 import numpy as np
@@ -42,19 +43,20 @@ from common.devices import contexts
 from common.files import read_json, write_json_atomic
 from data.dataset import LabeledDataset, TestDataset, UnlabeledDataset, read_prepared, rows_for_sources, split_sources
 from data.unlabeled_dir import ConcatUnlabeled, ExtraUnlabeledDataset, describe_change
-from evaluation.inference import predict
-from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS, ErrorAccumulator, upsample
+from evaluation.inference import score_depth
+from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS
 from symbols import check_input_size, get_confidence_net, get_depth_net
 
 from . import checkpoint, losses
 from .cache import PseudoLabelCache
-from .disk_cache import CacheSnapshots, DiskPseudoLabelCache
+from .disk_cache import DiskPseudoLabelCache
 from .distributed import (OwnedSlots, World, epoch_batches, labeled_plan, owned_slots, unlabeled_batch_size,
                           unlabeled_plan)
 from .run_files import curves_png, run_config, summary_line, write_metrics
 
 # Loss terms summed over workers each step (fixed order: one kvstore key holds them).
 LOSS_TERMS = ("sup", "conf", "semi", "coverage")
+NO_CLOCK = nullcontext()  # Trainer.phase when nothing times the step
 
 
 # Test hook (tests/test_train.py): "EPOCH:ITERATION" makes the process SIGKILL itself right
@@ -83,18 +85,17 @@ class Trainer:
         prepared = read_prepared(opts.data)
         train_h5 = prepared.train_path
         self.height, self.width = prepared.height, prepared.width
-        extra = getattr(opts, "unlabeled", None)
-        extra = ExtraUnlabeledDataset(extra, (self.width, self.height),
-                                      progress=not getattr(opts, "no_progress", False)) if extra else None
+        extra = ExtraUnlabeledDataset(opts.unlabeled, (self.width, self.height),
+                                      progress=not opts.no_progress) if opts.unlabeled else None
         self.split = self.make_split(prepared.train_source, extra)
         self.labeled = LabeledDataset(train_h5, self.split["labeled_rows"])
         unlabeled = UnlabeledDataset(train_h5, self.split["unlabeled_rows"])
         unlabeled = ConcatUnlabeled([unlabeled, extra]) if extra else unlabeled
         self.val = LabeledDataset(train_h5, self.split["val_rows"]) if self.split["val_rows"] else None
-        self.test = TestDataset(prepared.test_path) if getattr(opts, "track_test", False) else None
+        self.test = TestDataset(prepared.test_path) if opts.track_test else None
         check_input_size(self.height, self.width)
 
-        self.world = World(getattr(opts, "kvstore", "device"))
+        self.world = World(opts.kvstore)
         self.lock = claim(self.world.rank) if claim else None
         # self.unlabeled: this worker's slots (all of them in a single process); cache index = position
         self.num_unlabeled = len(unlabeled)
@@ -111,16 +112,18 @@ class Trainer:
         self.conf_net.hybridize(static_alloc=True)
         self.net_params = [list(net.collect_params().values()) for net in (self.depth_net, self.conf_net)]
         # BatchNorm running statistics: moved by every forward pass unless frozen
-        self.moving_stats = [] if getattr(self.depth_net, "freeze_bn", False) else \
+        self.moving_stats = [] if self.depth_net.freeze_bn else \
             [p for params in self.net_params for p in params if p.grad_req == "null"]
         self.depth_trainer, self.conf_trainer = self.make_optimisers()
         self.cache = self.make_cache()
         # a cache in files or spread over workers is checkpointed as shards beside the checkpoint
-        self.sharded_cache = getattr(opts, "cache_on", "memory") == "disk" or self.world.distributed
-        self.snapshots = CacheSnapshots(self.run_dir, self.world.rank, self.world.size)
-        self.last_shards = None
-        self.epoch, self.start_iter, self.bad_steps, self.best_val = 0, 0, 0, float("inf")
-        self.partial = {}
+        self.checkpoints = checkpoint.Checkpoints(
+            self.run_dir, (self.depth_net, self.conf_net), (self.depth_trainer, self.conf_trainer), self.cache,
+            self.world, sharded=opts.cache_on == "disk" or self.world.distributed, ctx=self.ctx)
+        # where the run stands: the counters a checkpoint stores (save / resume)
+        self.epoch, self.start_iter, self.bad_steps, self.skipped = 0, 0, 0, 0
+        self.history, self.partial, self.best_val = [], {}, float("inf")
+        self.clock = None  # bench/train_step.py: times the phases of a step (``phase``)
 
     # ---- set-up -----------------------------------------------------------------
     def make_split(self, source, extra=None):
@@ -135,11 +138,10 @@ class Trainer:
     def make_cache(self):
         """This worker's pseudo-label cache, in memory or in ``<run>/cache/rank<r>/``."""
         shape = (len(self.unlabeled), self.height // config.OUTPUT_STRIDE, self.width // config.OUTPUT_STRIDE)
-        dtype = getattr(self.opts, "cache_dtype", "float32")
-        if getattr(self.opts, "cache_on", "memory") == "disk":
+        if self.opts.cache_on == "disk":
             directory = os.path.join(self.run_dir, "cache", "rank%d" % self.world.rank)
-            return DiskPseudoLabelCache(directory, *shape, dtype=dtype)
-        return PseudoLabelCache(*shape, dtype=dtype)
+            return DiskPseudoLabelCache(directory, *shape, dtype=self.opts.cache_dtype)
+        return PseudoLabelCache(*shape, dtype=self.opts.cache_dtype)
 
     def make_optimisers(self):
         """SGD + poly decay for the depth net, Adam for the confidence net (§5.1)."""
@@ -147,7 +149,7 @@ class Trainer:
         poly = LRScheduler("poly", base_lr=o.lr, nepochs=o.epochs, iters_per_epoch=self.steps, power=o.poly_power) \
             if o.epochs * self.steps > 1 else LRScheduler("constant", base_lr=o.lr, niters=1)  # poly: 1 - T / 0
         # distributed: the Trainers update locally after World.allreduce_grads (training/distributed.py)
-        kv = None if self.world.distributed else getattr(o, "kvstore", "device")
+        kv = None if self.world.distributed else o.kvstore
         depth = gluon.Trainer(self.depth_net.collect_params(), "sgd",
                               {"learning_rate": o.lr, "momentum": o.momentum, "wd": o.wd,
                                "lr_scheduler": poly}, kvstore=kv)
@@ -173,7 +175,9 @@ class Trainer:
     def process_labeled(self, image, depth, pred, num_pixels):
         """§4.1, §4.2.2: L_sup (eq. 4) and, on E treated as constant, L_conf (eqs. 1, 2)."""
         conf = self.conf_net(image, pred.detach())
-        target = losses.confidence_target(mx.nd, pred, depth, self.opts.alpha)
+        # E detached, not only held constant: L_conf's graph then does not reach the depth
+        # net, and train_step's two backward passes are apart (same values and gradients)
+        target = losses.confidence_target(mx.nd, pred.detach(), depth, self.opts.alpha)
         return {"sup": losses.supervised_loss(mx.nd, pred, depth, num_pixels),
                 "conf": losses.confidence_loss(mx.nd, conf, target, depth, num_pixels)}
 
@@ -183,12 +187,14 @@ class Trainer:
         ``num_pixels`` (labeled, as L_sup); coverage = kept share of ``unlabeled_pixels``."""
         out = {}
         if phase == "semi":
-            pseudo, mask = self.cache.read(ids, epoch, self.opts.t_semi, ctx=image.context)
+            with self.phase("cache"):
+                pseudo, mask = self.cache.read(ids, epoch, self.opts.t_semi, ctx=image.context)
             out["semi"] = losses.semi_supervised_loss(mx.nd, pred, pseudo, mask, num_pixels)
             out["coverage"] = mask.sum() / unlabeled_pixels
         with autograd.pause():  # the confidence net learns on labeled data only (§3)
             conf = self.conf_net(image, pred.detach())
-        self.cache.write(ids, pred.detach(), conf, epoch)
+        with self.phase("cache"):
+            self.cache.write(ids, pred.detach(), conf, epoch)
         return out
 
     def compute_losses(self, labeled, unlabeled, epoch, phase, counts=None):
@@ -240,7 +246,10 @@ class Trainer:
         stats = [(p, [a.copy() for a in p.list_data()]) for p in self.moving_stats]
         with autograd.record():
             per_device = self.compute_losses(labeled, unlabeled, epoch, phase, counts)
-        autograd.backward([t["depth"] for t in per_device] + [t["conf"] for t in per_device])
+        with self.phase("conf_bwd"):  # apart from the depth net's (process_labeled); the inputs both use stay
+            autograd.backward([t["conf"] for t in per_device], retain_graph=True)
+        with self.phase("depth_bwd"):
+            autograd.backward([t["depth"] for t in per_device])
         total = {k: sum(t[k].as_in_context(mx.cpu()) for t in per_device)
                  for k in per_device[0] if k in LOSS_TERMS}
         if self.world.distributed:
@@ -248,15 +257,21 @@ class Trainer:
             total = self.sum_over_workers(total, phase)
         # The one per-step read-back: a non-finite step must be skipped before it is applied.
         finite = bool(mx.nd.contrib.isfinite(total["sup"] + total["conf"] + total.get("semi", 0)).asscalar())
-        if finite:
-            self.depth_trainer.step(1)
-            self.conf_trainer.step(1)
-        else:
-            for p, saved in stats:
-                for value, target in zip(saved, p.list_data()):
-                    value.copyto(target)
-        self.cache.flush()
+        with self.phase("optimiser"):
+            if finite:
+                self.depth_trainer.step(1)
+                self.conf_trainer.step(1)
+            else:
+                for p, saved in stats:
+                    for value, target in zip(saved, p.list_data()):
+                        value.copyto(target)
+        with self.phase("cache"):
+            self.cache.flush()
         return total, finite
+
+    def phase(self, name):
+        """A span of the step that ``self.clock`` times (bench/train_step.py); nothing when it is None."""
+        return self.clock.span(name) if self.clock else NO_CLOCK
 
     def sum_over_workers(self, total, phase):
         """The step's loss terms of all workers (a worker without unlabeled images adds 0)."""
@@ -320,30 +335,6 @@ class Trainer:
                 "lr": self.depth_trainer.learning_rate, "skipped_steps": self.skipped,
                 "seconds": round(time.time() - tic, 2)}
 
-    def validate(self):
-        """rel at 1/4 resolution on the held-out labeled images (picks ``best``)."""
-        acc = ErrorAccumulator(PROTOCOLS["full"])
-        for image, depth in self.loader(self.val, epoch_batches(len(self.val), self.opts.batch_size, 0, 0, 0)):
-            pred = self.depth_net(image.as_in_context(self.ctx[0])).asnumpy()
-            for p, d in zip(pred[:, 0], depth.asnumpy()[:, 0]):
-                acc.add(d, p)
-        return acc.result()["rel"]
-
-    def test_metrics(self):
-        """``--track-test``: test-set errors after each epoch, for learning curves only.
-
-        They are written to metrics.jsonl and never used to pick a checkpoint or stop.
-        """
-        acc = ErrorAccumulator(PROTOCOLS[DEFAULT_PROTOCOL])
-        # The preset's ground truth (raw), or the filled depth of a test.h5 made before raw was stored.
-        which = acc.protocol.gt if self.test.has_raw else "filled"
-        for ids, depth, _ in predict(self.depth_net, self.conf_net, self.test, self.opts.batch_size,
-                                     self.ctx, progress=False):
-            for i, pred in zip(ids, depth):
-                gt = self.test.depth_full(i, which)
-                acc.add(gt, upsample(pred, gt.shape))
-        return {k: v for k, v in acc.result().items() if k in METRICS}
-
     def train(self, stop_at=None):
         """Epochs from where the run stands to ``--epochs`` (or to ``stop_at``, to continue
         later with ``--resume``); checkpoints and metrics after each."""
@@ -351,10 +342,12 @@ class Trainer:
         lead = self.world.rank == 0  # distributed: only rank 0 validates and writes the run directory
         for epoch in range(self.epoch, min(o.epochs, stop_at or o.epochs)):
             metrics = self.run_epoch(epoch)
-            if self.val is not None and lead:
-                metrics["val_rel"] = self.validate()
-            if self.test is not None and lead:
-                metrics["test"] = self.test_metrics()
+            if self.val is not None and lead:  # rel at 1/4 resolution on held-out labeled images: picks best
+                metrics["val_rel"] = score_depth(self.depth_net, self.val, PROTOCOLS["full"], o.batch_size,
+                                                 self.ctx[0])["rel"]
+            if self.test is not None and lead:  # --track-test: for learning curves, never to pick or stop
+                errors = score_depth(self.depth_net, self.test, PROTOCOLS[DEFAULT_PROTOCOL], o.batch_size, self.ctx[0])
+                metrics["test"] = {k: errors[k] for k in METRICS}
             self.history.append(metrics)
             self.partial, self.start_iter, self.epoch = {}, 0, epoch + 1
             # best is a function of the history that `last` stores (checkpoint.repair_best)
@@ -377,34 +370,15 @@ class Trainer:
             checkpoint.tidy(self.run_dir)
             write_json_atomic(os.path.join(self.run_dir, "split.json"), self.split)
             write_json_atomic(os.path.join(self.run_dir, "config.json"), run_config(self.opts))
-        self.history, self.skipped = [], 0
 
     def save(self, tag, epoch, iteration):
-        """Checkpoint ``tag`` (rank 0 writes it; every worker writes its cache shard first).
-
-        Called by all workers at the same points for ``last``; ``best`` (rank 0 only)
-        follows ``last`` at the same point and shares its shards.
-        """
-        state = {"epoch": epoch, "iteration": iteration, "seed": self.opts.seed, "bad_steps": self.bad_steps,
-                 "skipped": self.skipped, "best_val": self.best_val, "history": self.history,
-                 "partial": self.partial}
-        point = CacheSnapshots.point(epoch, iteration)
-        if self.sharded_cache:
-            if self.last_shards is None or self.last_shards[0] != point:
-                self.last_shards = (point, self.snapshots.write(self.cache, epoch, iteration))
-                self.world.barrier()  # every shard is complete before rank 0 names them
-            state["cache"] = self.last_shards[1]
-            cache_arrays = {"sharded": mx.nd.zeros((1,))}  # checkpoint.FILES wants a cache.nd
-        else:
-            cache_arrays = self.cache.arrays()
-        if self.world.rank == 0:
-            checkpoint.save(self.run_dir, tag, self.depth_net, self.conf_net, self.depth_trainer,
-                            self.conf_trainer, cache_arrays, state)
-            if self.sharded_cache:
-                self.snapshots.prune(checkpoint.named_shards(self.run_dir), before=point)
+        """Checkpoint ``tag`` of the run at (epoch, iteration) (``checkpoint.Checkpoints.save``)."""
+        self.checkpoints.save(tag, {"epoch": epoch, "iteration": iteration, "seed": self.opts.seed,
+                                    "bad_steps": self.bad_steps, "skipped": self.skipped, "best_val": self.best_val,
+                                    "history": self.history, "partial": self.partial})
 
     def resume(self):
-        """Continue exactly from ``checkpoints/last`` of the run directory.
+        """Continue exactly from ``checkpoints/last`` of the run directory; returns its state.
 
         Rank 0 first tidies the directory and, from the history ``last`` holds, rewrites
         metrics.jsonl, curves.png and ``best`` if a crash left them behind.  A run killed
@@ -414,23 +388,18 @@ class Trainer:
         if lead:
             checkpoint.tidy(self.run_dir)
         self.world.barrier()
-        saved_split = read_json(os.path.join(self.run_dir, "split.json"), error=checkpoint.CheckpointError)
-        saved_extra, extra = saved_split.get("extra_unlabeled"), self.split.get("extra_unlabeled")
-        if saved_extra != extra:  # the --unlabeled images, not the prepared data, differ
-            raise checkpoint.CheckpointError("cannot resume %s: %s"
-                                             % (self.run_dir, describe_change(saved_extra, extra)))
-        if saved_split != self.split:
-            raise checkpoint.CheckpointError("split.json of %s does not match the data in %s"
-                                             % (self.run_dir, self.opts.data))
+        self.check_split()
         try:
             path = checkpoint.checkpoint_dir(self.run_dir, "last")
         except checkpoint.CheckpointError:
             path = None
-        if path is None:
-            self.history, self.skipped = [], 0
-            state = {"epoch": 0, "iteration": 0}
-        else:
-            state = self.load_checkpoint(path)
+        state = {"epoch": 0, "iteration": 0}
+        if path is not None:
+            state = self.checkpoints.restore(path, self.opts.trust_pickled_states)
+            self.epoch, self.start_iter = state["epoch"], state["iteration"]
+            self.bad_steps, self.skipped = state["bad_steps"], state["skipped"]
+            self.history, self.partial = state["history"], state["partial"]
+            _, self.best_val = checkpoint.best_epoch(self.history)
         if lead:
             note = path and checkpoint.repair_best(self.run_dir, self.history, path, state)
             if note:
@@ -440,25 +409,16 @@ class Trainer:
                 curves_png(self.run_dir, self.history)
         return state
 
-    def load_checkpoint(self, path):
-        state, cache = checkpoint.load_state(path)
-        checkpoint.load_parameters(self.depth_net, os.path.join(path, "depth_net.params"), self.ctx)
-        checkpoint.load_parameters(self.conf_net, os.path.join(path, "conf_net.params"), self.ctx)
-        checkpoint.load_optimisers(path, state, self.depth_trainer, self.conf_trainer,
-                                   getattr(self.opts, "trust_pickled_states", False))
-        if "cache" in state:
-            self.snapshots.load(self.cache, state["cache"], os.path.join(self.run_dir, checkpoint.CHECKPOINTS))
-        elif self.world.size > 1:
-            raise checkpoint.CheckpointError("%s was written by a single process; resume it with one" % path)
-        else:
-            self.cache.load(cache)
-        self.epoch, self.start_iter = state["epoch"], state["iteration"]
-        self.bad_steps, self.skipped = state["bad_steps"], state["skipped"]
-        self.history, self.partial = state["history"], state["partial"]
-        _, self.best_val = checkpoint.best_epoch(self.history)
-        if checkpoint.is_legacy(path):  # trusted: write it again without pickles
-            self.save("last", self.epoch, self.start_iter)
-        return state
+    def check_split(self):
+        """The run's split.json is the split of these data and ``--unlabeled`` images."""
+        saved_split = read_json(os.path.join(self.run_dir, "split.json"), error=checkpoint.CheckpointError)
+        saved_extra, extra = saved_split.get("extra_unlabeled"), self.split.get("extra_unlabeled")
+        if saved_extra != extra:  # the --unlabeled images, not the prepared data, differ
+            raise checkpoint.CheckpointError("cannot resume %s: %s"
+                                             % (self.run_dir, describe_change(saved_extra, extra)))
+        if saved_split != self.split:
+            raise checkpoint.CheckpointError("split.json of %s does not match the data in %s"
+                                             % (self.run_dir, self.opts.data))
 
     def dump_params(self, directory):
         """Both networks as ``rank<r>.{depth,conf}_net.params`` (to compare workers)."""
