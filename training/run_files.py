@@ -1,4 +1,4 @@
-"""What a run directory shows a person: config.json, metrics.jsonl, curves.png."""
+"""What a run directory shows a person: config.json, split.json, metrics.jsonl, curves.png."""
 import json
 import os
 import platform
@@ -13,8 +13,11 @@ import numpy
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from common.files import read_json, write_json_atomic, write_text_atomic  # noqa: E402
+from data.unlabeled_dir import describe_change  # noqa: E402
 from symbols import NETS  # noqa: E402
 
+from .checkpoint import CheckpointError  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,13 +49,26 @@ def run_config(opts):
     return cfg
 
 
+def start_run(run_dir, split, opts):
+    """A new run's split.json, then config.json (which makes the directory a run)."""
+    write_json_atomic(os.path.join(run_dir, "split.json"), split)
+    write_json_atomic(os.path.join(run_dir, "config.json"), run_config(opts))
+
+
+def check_split(run_dir, split, data):
+    """Refuse to resume ``run_dir`` unless its split.json is ``split`` (same data, same ``--unlabeled`` images)."""
+    saved = read_json(os.path.join(run_dir, "split.json"), error=CheckpointError)
+    saved_extra, extra = saved.get("extra_unlabeled"), split.get("extra_unlabeled")
+    if saved_extra != extra:  # the --unlabeled images, not the prepared data, differ
+        raise CheckpointError("cannot resume %s: %s" % (run_dir, describe_change(saved_extra, extra)))
+    if saved != split:
+        raise CheckpointError("split.json of %s does not match the data in %s" % (run_dir, data))
+
+
 def write_metrics(run_dir, history):
     """metrics.jsonl: one line per finished epoch (rewritten whole, from the checkpoint's history)."""
-    tmp = os.path.join(run_dir, "metrics.jsonl.tmp")
-    with open(tmp, "w") as f:
-        for line in history:
-            f.write(json.dumps(line, sort_keys=True) + "\n")
-    os.replace(tmp, os.path.join(run_dir, "metrics.jsonl"))
+    write_text_atomic(os.path.join(run_dir, "metrics.jsonl"),
+                      "".join(json.dumps(line, sort_keys=True) + "\n" for line in history))
 
 
 def curve_points(history, key):

@@ -40,9 +40,8 @@ from tqdm import tqdm
 
 import config
 from common.devices import contexts
-from common.files import read_json, write_json_atomic
 from data.dataset import LabeledDataset, TestDataset, UnlabeledDataset, read_prepared, rows_for_sources, split_sources
-from data.unlabeled_dir import ConcatUnlabeled, ExtraUnlabeledDataset, describe_change
+from data.unlabeled_dir import ConcatUnlabeled, ExtraUnlabeledDataset
 from evaluation.inference import score_depth
 from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS
 from symbols import check_input_size, get_confidence_net, get_depth_net
@@ -52,7 +51,7 @@ from .cache import PseudoLabelCache
 from .disk_cache import DiskPseudoLabelCache
 from .distributed import (OwnedSlots, World, epoch_batches, labeled_plan, owned_slots, unlabeled_batch_size,
                           unlabeled_plan)
-from .run_files import curves_png, run_config, summary_line, write_metrics
+from .run_files import check_split, curves_png, start_run, summary_line, write_metrics
 
 # Loss terms summed over workers each step (fixed order: one kvstore key holds them).
 LOSS_TERMS = ("sup", "conf", "semi", "coverage")
@@ -335,6 +334,17 @@ class Trainer:
                 "lr": self.depth_trainer.learning_rate, "skipped_steps": self.skipped,
                 "seconds": round(time.time() - tic, 2)}
 
+    def validate(self):
+        """rel at 1/4 resolution on the held-out labeled images (picks ``best``)."""
+        return score_depth(self.depth_net, self.val, PROTOCOLS["full"], self.opts.batch_size, self.ctx[0])["rel"]
+
+    def test_metrics(self):
+        """``--track-test``: test-set errors after each epoch, for learning curves only (metrics.jsonl;
+        never used to pick a checkpoint or stop)."""
+        errors = score_depth(self.depth_net, self.test, PROTOCOLS[DEFAULT_PROTOCOL], self.opts.batch_size,
+                             self.ctx[0])
+        return {k: errors[k] for k in METRICS}
+
     def train(self, stop_at=None):
         """Epochs from where the run stands to ``--epochs`` (or to ``stop_at``, to continue
         later with ``--resume``); checkpoints and metrics after each."""
@@ -342,12 +352,10 @@ class Trainer:
         lead = self.world.rank == 0  # distributed: only rank 0 validates and writes the run directory
         for epoch in range(self.epoch, min(o.epochs, stop_at or o.epochs)):
             metrics = self.run_epoch(epoch)
-            if self.val is not None and lead:  # rel at 1/4 resolution on held-out labeled images: picks best
-                metrics["val_rel"] = score_depth(self.depth_net, self.val, PROTOCOLS["full"], o.batch_size,
-                                                 self.ctx[0])["rel"]
-            if self.test is not None and lead:  # --track-test: for learning curves, never to pick or stop
-                errors = score_depth(self.depth_net, self.test, PROTOCOLS[DEFAULT_PROTOCOL], o.batch_size, self.ctx[0])
-                metrics["test"] = {k: errors[k] for k in METRICS}
+            if self.val is not None and lead:
+                metrics["val_rel"] = self.validate()
+            if self.test is not None and lead:
+                metrics["test"] = self.test_metrics()
             self.history.append(metrics)
             self.partial, self.start_iter, self.epoch = {}, 0, epoch + 1
             # best is a function of the history that `last` stores (checkpoint.repair_best)
@@ -368,8 +376,7 @@ class Trainer:
         os.makedirs(self.run_dir, exist_ok=True)
         if self.world.rank == 0:
             checkpoint.tidy(self.run_dir)
-            write_json_atomic(os.path.join(self.run_dir, "split.json"), self.split)
-            write_json_atomic(os.path.join(self.run_dir, "config.json"), run_config(self.opts))
+            start_run(self.run_dir, self.split, self.opts)
 
     def save(self, tag, epoch, iteration):
         """Checkpoint ``tag`` of the run at (epoch, iteration) (``checkpoint.Checkpoints.save``)."""
@@ -388,7 +395,7 @@ class Trainer:
         if lead:
             checkpoint.tidy(self.run_dir)
         self.world.barrier()
-        self.check_split()
+        check_split(self.run_dir, self.split, self.opts.data)
         try:
             path = checkpoint.checkpoint_dir(self.run_dir, "last")
         except checkpoint.CheckpointError:
@@ -408,17 +415,6 @@ class Trainer:
             if self.history:
                 curves_png(self.run_dir, self.history)
         return state
-
-    def check_split(self):
-        """The run's split.json is the split of these data and ``--unlabeled`` images."""
-        saved_split = read_json(os.path.join(self.run_dir, "split.json"), error=checkpoint.CheckpointError)
-        saved_extra, extra = saved_split.get("extra_unlabeled"), self.split.get("extra_unlabeled")
-        if saved_extra != extra:  # the --unlabeled images, not the prepared data, differ
-            raise checkpoint.CheckpointError("cannot resume %s: %s"
-                                             % (self.run_dir, describe_change(saved_extra, extra)))
-        if saved_split != self.split:
-            raise checkpoint.CheckpointError("split.json of %s does not match the data in %s"
-                                             % (self.run_dir, self.opts.data))
 
     def dump_params(self, directory):
         """Both networks as ``rank<r>.{depth,conf}_net.params`` (to compare workers)."""
