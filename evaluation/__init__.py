@@ -7,7 +7,7 @@ runs           ``load_run``: a run's config, split, test set and networks, opene
 scoring        Table 2: ``Scorer`` and ``score_test_set`` / ``score_predictions`` (external maps)
 pseudo_labels  Table 1: pseudo-label rel and kept share per confidence threshold
 external       external predictions (.npy or 16-bit PNG folders) in test.h5 order
-inference      batched depth + confidence prediction over a dataset
+inference      batched depth + confidence prediction over a dataset; score_depth (training)
 confidence     sparsification curves (AUSE, AURG) and reliability of the confidence map
 figures        qualitative grid, sparsification and reliability PNGs
 report         ``python -m evaluation.report``: paper Tables 1-2 next to our runs
