@@ -245,7 +245,9 @@ class Trainer:
         stats = [(p, [a.copy() for a in p.list_data()]) for p in self.moving_stats]
         with autograd.record():
             per_device = self.compute_losses(labeled, unlabeled, epoch, phase, counts)
-        with self.phase("conf_bwd"):  # apart from the depth net's (process_labeled); the inputs both use stay
+        # two passes, timed apart by the bench (process_labeled); the first keeps the graph
+        # because both losses read the same recorded batch slices
+        with self.phase("conf_bwd"):
             autograd.backward([t["conf"] for t in per_device], retain_graph=True)
         with self.phase("depth_bwd"):
             autograd.backward([t["depth"] for t in per_device])
