@@ -160,22 +160,7 @@ def apply_augment(params, image, depth, size):
 def eigen_augment(rng, image, depth, size):
     """Randomly scale, translate, flip and colour an image/depth pair (Eigen et al. 2014).
 
-    Parameters
-    ----------
-    rng : np.random.RandomState
-        The only source of randomness.
-    image : np.ndarray
-        (H, W, 3) uint8 RGB.
-    depth : np.ndarray
-        (H, W) float metres, aligned with ``image``.
-    size : tuple of int
-        Output (width, height).
-
-    Returns
-    -------
-    image : np.ndarray
-        (height, width, 3) uint8.
-    depth : np.ndarray
-        (height, width) float32 metres.
+    ``apply_augment`` with parameters drawn by ``sample_params`` from ``rng``, the only
+    source of randomness; inputs and outputs as ``apply_augment``'s.
     """
     return apply_augment(sample_params(rng, size), image, depth, size)

@@ -222,7 +222,15 @@ class _LazyH5:
 
 
 class _Rows(_LazyH5, gluon.data.Dataset):
-    """A subset of the rows of a prepared file, in the given order."""
+    """A subset of the rows of a prepared file, in the given order.
+
+    Parameters
+    ----------
+    h5_path : str
+        A prepared ``train.h5``.
+    rows : array-like of int
+        Row indices (e.g. from ``rows_for_sources``); item ``i`` is row ``rows[i]``.
+    """
 
     def __init__(self, h5_path, rows):
         super().__init__(h5_path)
@@ -233,15 +241,7 @@ class _Rows(_LazyH5, gluon.data.Dataset):
 
 
 class LabeledDataset(_Rows):
-    """Labeled training rows of ``train.h5``.
-
-    Parameters
-    ----------
-    h5_path : str
-        A prepared ``train.h5``.
-    rows : array-like of int
-        Row indices (e.g. from ``rows_for_sources``).
-    """
+    """Labeled training rows of ``train.h5`` (parameters: see ``_Rows``)."""
 
     def __getitem__(self, i):
         """Row ``rows[i]``.
@@ -260,12 +260,7 @@ class LabeledDataset(_Rows):
 class UnlabeledDataset(_Rows):
     """Unlabeled training rows of ``train.h5``; reads images only, never ``depths``.
 
-    Parameters
-    ----------
-    h5_path : str
-        A prepared ``train.h5``.
-    rows : array-like of int
-        Row indices; position ``i`` in ``rows`` is the pseudo-label cache slot.
+    Position ``i`` in ``rows`` is the row's pseudo-label cache slot (parameters: see ``_Rows``).
     """
 
     def __getitem__(self, i):
