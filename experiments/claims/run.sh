@@ -141,6 +141,7 @@ done
 # Facts the runs do not record: the data, the pretraining, the machine and the wall time.
 CLAIMS_WALL=$(( $(date +%s) - $(cat "$OUT/started_at") )) CLAIMS_SETTINGS="$settings" "$PY" - "$OUT" <<'EOF'
 import json, os, sys
+from common.threads import set_omp_threads  # the rule every run applied (unless OMP_NUM_THREADS was set)
 out = sys.argv[1]
 syn = json.load(open(os.path.join(out, "data", "synthetic.json")))
 pre = json.load(open(os.path.join(out, "pretrain_data", "synthetic.json")))
@@ -151,7 +152,7 @@ setup = {"n_scenes": syn["n"], "n_train": syn["train"], "n_test": syn["test"], "
                       "epochs": int(settings["pre_epochs"]), "lr": float(settings["pre_lr"]),
                       "backbone": "pretrain/backbone.params"},
          "wall_seconds": int(os.environ["CLAIMS_WALL"]), "cpu": cpu, "cores": os.cpu_count(),
-         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "protocol": "eigen",
+         "omp_num_threads": set_omp_threads(), "protocol": "eigen",
          "settings": os.environ["CLAIMS_SETTINGS"]}
 json.dump(setup, open(os.path.join(out, "setup.json"), "w"), indent=1)
 EOF
