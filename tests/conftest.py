@@ -7,6 +7,16 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(scope="module")
+def official(tmp_path_factory):
+    """Six 48x64 synthetic scenes written as nyu_depth_v2_labeled.mat + splits.mat (train 0, 2, 3, 5; test 1, 4)."""
+    from data.synthetic import generate, write_official
+    images, depths = generate(6, seed=0, height=48, width=64)
+    out = tmp_path_factory.mktemp("official")
+    mat, splits = write_official(str(out), images, depths, [0, 2, 3, 5], [1, 4])
+    return {"mat": mat, "splits": splits, "images": images, "depths": depths}
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """A prepared data dir from the synthetic scenes: 8 train sources x 2 copies at 64x48, 4 test images."""

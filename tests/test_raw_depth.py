@@ -15,15 +15,6 @@ SIZE = (32, 24)  # prepared (width, height)
 
 
 @pytest.fixture(scope="module")
-def official(tmp_path_factory):
-    """Six synthetic scenes written as nyu_depth_v2_labeled.mat + splits.mat."""
-    images, depths = synthetic.generate(6, seed=0, height=HEIGHT, width=WIDTH)
-    out = tmp_path_factory.mktemp("official")
-    mat, splits = synthetic.write_official(str(out), images, depths, [0, 2, 3, 5], [1, 4])
-    return {"mat": mat, "splits": splits, "images": images, "depths": depths}
-
-
-@pytest.fixture(scope="module")
 def prepared(official, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("prepared"))
     prepare.prepare(official["mat"], official["splits"], out, seed=0, size=SIZE, copies=1, progress=False)
