@@ -16,8 +16,10 @@ measures in one run, on the same data and networks of the same kind (``--pretrai
   itself costs time: the instrumented total is larger than the plain step's;
 * the plain ``Trainer.train_step`` (no added syncs inside, data preloaded, each step
   timed to completion), hybridized and imperative (``hybridize(active=False)``);
-* a bare forward + backward of both networks on the same batch shapes (no losses,
-  cache or optimiser): the step's overhead is train_step / bare (target <= 1.05);
+* a bare step on the same batch shapes: forward + backward of both networks and
+  SGD + Adam updates by ``gluon.Trainer``s with MXNet's defaults, no losses, cache,
+  finite check or BatchNorm snapshot.  The step's overhead is train_step / bare
+  (target <= 1.03); the bare forward + backward alone is given as well;
 * a semi-supervised epoch against a supervised (lambda = 0) epoch on the same
   labeled images (target <= 1.10).  The semi epoch also passes every unlabeled
   image through both networks, which the supervised epoch never sees, so the
@@ -55,10 +57,10 @@ import config  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
 TARGET_EPOCH_RATIO = 1.10
-TARGET_STEP_OVERHEAD = 1.05
-PHASES = (("data", "data loading"), ("depth_fwd", "depth net forward"), ("depth_bwd", "depth net backward"),
-          ("conf_fwd", "confidence net forward (labeled + unlabeled)"), ("conf_bwd", "confidence net backward"),
-          ("cache", "pseudo-label cache read, write, flush"),
+TARGET_STEP_OVERHEAD = 1.03
+PHASES = (("data", "data loading"), ("depth_fwd", "depth net forward"),
+          ("conf_fwd", "confidence net forward (labeled + unlabeled)"),
+          ("backward", "backward of both nets (one pass)"), ("cache", "pseudo-label cache read, write, flush"),
           ("losses_other", "losses, sharding, read-back (rest of the step)"), ("optimiser", "optimiser steps (SGD + Adam)"))
 
 
@@ -78,6 +80,8 @@ def build_parser():
                         help="labeled share of the training images, in (0, 1). default: %(default)s")
     parser.add_argument("--repeats", type=int, default=2,
                         help="timed epochs of each kind; timed passes over the steps. default: %(default)s")
+    parser.add_argument("--no-imperative", action="store_true",
+                        help="skip the op-by-op train_step (5-6x slower than hybridized; minutes at 320x240)")
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -169,7 +173,7 @@ def plain_step(epoch):
     return step
 
 
-def bare_step(trainer, labeled, unlabeled):
+def bare_forward_backward(trainer, labeled, unlabeled):
     """Both networks forward + backward on the step's shapes, nothing else (no losses, cache, optimiser)."""
     image, u_image = labeled[0], unlabeled[0]
     n = image.shape[0]
@@ -179,6 +183,25 @@ def bare_step(trainer, labeled, unlabeled):
         with autograd.pause():  # as in the step: the unlabeled confidence is inference only
             trainer.conf_net(u_image, pred[n:].detach())
     autograd.backward([pred, conf])
+
+
+def bare_step(optimisers):
+    """``bare_forward_backward`` and then SGD + Adam updates as a plain MXNet script makes them:
+    ``gluon.Trainer``s of their own with MXNet's defaults, on the same parameters."""
+    def step(trainer, labeled, unlabeled):
+        bare_forward_backward(trainer, labeled, unlabeled)
+        for optimiser in optimisers:
+            optimiser.step(1)
+    return step
+
+
+def plain_optimisers(trainer):
+    """SGD (momentum, wd) for the depth net and Adam for the confidence net, MXNet's defaults otherwise."""
+    from mxnet import gluon
+    o = trainer.opts
+    return (gluon.Trainer(trainer.depth_net.collect_params(), "sgd",
+                          {"learning_rate": o.lr, "momentum": o.momentum, "wd": o.wd}, kvstore=None),
+            gluon.Trainer(trainer.conf_net.collect_params(), "adam", {"learning_rate": o.conf_lr}, kvstore=None))
 
 
 class PhaseClock:
@@ -237,8 +260,6 @@ def instrumented_epochs(trainer, first_epoch, repeats, bar):
     clock.total["losses_other"] = clock.total.pop("step")  # what no phase of the step claims
     steps = trainer.steps * repeats
     phases = {k: clock.total[k] / steps for k, _ in PHASES}
-    phases["depth_fwd_bwd"] = phases["depth_fwd"] + phases["depth_bwd"]
-    phases["conf_fwd_bwd"] = phases["conf_fwd"] + phases["conf_bwd"]
     phases["total"] = sum(phases[k] for k, _ in PHASES)
     return phases
 
@@ -288,7 +309,7 @@ def measure(args, root, bar):
     bar.set_description("build")
     semi = make_trainer(data, os.path.join(root, "semi"), args, config.LAMBDA_SEMI)
     n_l, n_u, steps, r = len(semi.labeled), len(semi.unlabeled), semi.steps, args.repeats
-    bar.total = steps * (3 + 6 * r) + 3
+    bar.total = steps * (3 + (6 if args.no_imperative else 7) * r) + (3 if args.no_imperative else 4)
     bar.refresh()
     bar.set_description("warm-up")
     semi.run_epoch(0)  # builds the graphs and fills the cache (phase "fill")
@@ -296,13 +317,11 @@ def measure(args, root, bar):
 
     batches = semi_batches(semi, 1)
     bar.set_description("train_step / bare")
-    hybrid = interleaved_steps(semi, batches, {"train_step": plain_step(1), "bare": bare_step}, r, bar)
+    kinds = {"train_step": plain_step(1), "bare": bare_step(plain_optimisers(semi)), "bare_fwd_bwd": bare_forward_backward}
+    hybrid = interleaved_steps(semi, batches, kinds, r, bar)
     bar.set_description("instrumented step")
     phases = instrumented_epochs(semi, 2, r, bar)
-    bar.set_description("train_step, imperative")
-    for net in (semi.depth_net, semi.conf_net):
-        net.hybridize(active=False)
-    imperative = interleaved_steps(semi, batches, {"train_step": plain_step(r + 2)}, r, bar)["train_step"]
+    imperative = None if args.no_imperative else imperative_step(semi, batches, r, bar)
     peak_rss = peak_rss_mib()
 
     bar.set_description("semi / supervised epochs")
@@ -321,8 +340,9 @@ def measure(args, root, bar):
                      "mxnet": mx.__version__, "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
         "instrumented_step_seconds": phases,
         "train_step_seconds": {"hybridized": hybrid["train_step"], "imperative": imperative},
-        "imperative_over_hybridized": imperative / hybrid["train_step"],
-        "bare_forward_backward_seconds": hybrid["bare"],
+        "imperative_over_hybridized": imperative and imperative / hybrid["train_step"],
+        "bare_forward_backward_seconds": hybrid["bare_fwd_bwd"],
+        "bare_step_seconds": hybrid["bare"],
         "step_overhead_ratio": hybrid["train_step"] / hybrid["bare"],
         "epoch_seconds": epochs,
         "epoch_ratio": epochs["semi"] / epochs["supervised"],
@@ -330,6 +350,14 @@ def measure(args, root, bar):
         "peak_rss_mib": peak_rss,
         "cache_bytes": semi.cache.nbytes(),
     }
+
+
+def imperative_step(trainer, batches, repeats, bar):
+    """Median seconds of ``train_step`` with both nets run op by op (``hybridize(active=False)``)."""
+    bar.set_description("train_step, imperative")
+    for net in (trainer.depth_net, trainer.conf_net):
+        net.hybridize(active=False)
+    return interleaved_steps(trainer, batches, {"train_step": plain_step(repeats + 2)}, repeats, bar)["train_step"]
 
 
 def report(r, stream=None):
@@ -344,15 +372,16 @@ def report(r, stream=None):
     p = r["instrumented_step_seconds"]
     for key, label in PHASES:
         w("  %-48s %8.3f s  %5.1f %%" % (label, p[key], 100 * p[key] / p["total"]))
-    w("  %-48s %8.3f s" % ("depth net forward + backward", p["depth_fwd_bwd"]))
-    w("  %-48s %8.3f s" % ("confidence net forward + backward", p["conf_fwd_bwd"]))
     w("  %-48s %8.3f s" % ("total, instrumented", p["total"]))
     w()
     t = r["train_step_seconds"]
     w("plain train_step (no added syncs inside, data preloaded; median of %d steps)" % (s["repeats"] * s["steps_per_epoch"]))
     w("  %-48s %8.3f s" % ("hybridized", t["hybridized"]))
-    w("  %-48s %8.3f s  (x%.2f)" % ("imperative (hybridize(active=False))", t["imperative"], r["imperative_over_hybridized"]))
+    if t["imperative"]:
+        w("  %-48s %8.3f s  (x%.2f)" % ("imperative (hybridize(active=False))", t["imperative"],
+                                       r["imperative_over_hybridized"]))
     w("  %-48s %8.3f s" % ("bare forward + backward of both nets", r["bare_forward_backward_seconds"]))
+    w("  %-48s %8.3f s" % ("bare step: the same + SGD / Adam (MXNet defaults)", r["bare_step_seconds"]))
     w("  %-48s %8.3f    %s (target <= %.2f)" % ("step overhead: train_step / bare", r["step_overhead_ratio"],
                                                   verdict(r["step_overhead_ratio"], TARGET_STEP_OVERHEAD), TARGET_STEP_OVERHEAD))
     w()

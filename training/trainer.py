@@ -47,6 +47,7 @@ from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS
 from symbols import check_input_size, get_confidence_net, get_depth_net
 
 from . import checkpoint, losses
+from .bn_snapshot import BatchNormSnapshot
 from .cache import PseudoLabelCache
 from .disk_cache import DiskPseudoLabelCache
 from .distributed import (OwnedSlots, World, epoch_batches, labeled_plan, owned_slots, unlabeled_batch_size,
@@ -56,6 +57,7 @@ from .run_files import check_split, curves_png, start_run, summary_line, write_m
 # Loss terms summed over workers each step (fixed order: one kvstore key holds them).
 LOSS_TERMS = ("sup", "conf", "semi", "coverage")
 NO_CLOCK = nullcontext()  # Trainer.phase when nothing times the step
+SGD_AGGREGATION = 60  # arrays per multi_sgd_mom_update; MXNet's largest (MXNET_OPTIMIZER_AGGREGATION_SIZE)
 
 
 # Test hook (tests/test_train.py): "EPOCH:ITERATION" makes the process SIGKILL itself right
@@ -111,8 +113,8 @@ class Trainer:
         self.conf_net.hybridize(static_alloc=True)
         self.net_params = [list(net.collect_params().values()) for net in (self.depth_net, self.conf_net)]
         # BatchNorm running statistics: moved by every forward pass unless frozen
-        self.moving_stats = [] if self.depth_net.freeze_bn else \
-            [p for params in self.net_params for p in params if p.grad_req == "null"]
+        self.bn_snapshot = BatchNormSnapshot([] if self.depth_net.freeze_bn else
+                                             [p for params in self.net_params for p in params if p.grad_req == "null"])
         self.depth_trainer, self.conf_trainer = self.make_optimisers()
         self.cache = self.make_cache()
         # a cache in files or spread over workers is checkpointed as shards beside the checkpoint
@@ -149,9 +151,10 @@ class Trainer:
             if o.epochs * self.steps > 1 else LRScheduler("constant", base_lr=o.lr, niters=1)  # poly: 1 - T / 0
         # distributed: the Trainers update locally after World.allreduce_grads (training/distributed.py)
         kv = None if self.world.distributed else o.kvstore
-        depth = gluon.Trainer(self.depth_net.collect_params(), "sgd",
-                              {"learning_rate": o.lr, "momentum": o.momentum, "wd": o.wd,
-                               "lr_scheduler": poly}, kvstore=kv)
+        sgd = mx.optimizer.SGD(learning_rate=o.lr, momentum=o.momentum, wd=o.wd, lr_scheduler=poly)
+        # the ~280 arrays of the depth net in a few multi-tensor updates (MXNet's default: 4 per call)
+        sgd.aggregate_num = SGD_AGGREGATION
+        depth = gluon.Trainer(self.depth_net.collect_params(), sgd, kvstore=kv)
         conf = gluon.Trainer(self.conf_net.collect_params(), "adam", {"learning_rate": o.conf_lr}, kvstore=kv)
         return depth, conf
 
@@ -175,7 +178,7 @@ class Trainer:
         """§4.1, §4.2.2: L_sup (eq. 4) and, on E treated as constant, L_conf (eqs. 1, 2)."""
         conf = self.conf_net(image, pred.detach())
         # E detached, not only held constant: L_conf's graph then does not reach the depth
-        # net, and train_step's two backward passes are apart (same values and gradients)
+        # net, so train_step backpropagates both losses in one pass
         target = losses.confidence_target(mx.nd, pred.detach(), depth, self.opts.alpha)
         return {"sup": losses.supervised_loss(mx.nd, pred, depth, num_pixels),
                 "conf": losses.confidence_loss(mx.nd, conf, target, depth, num_pixels)}
@@ -234,38 +237,38 @@ class Trainer:
         return per_device
 
     def train_step(self, labeled, unlabeled, epoch, phase, counts=None):
-        """Forward, backward, and both optimiser steps unless a loss is not finite.
+        """Forward, then backward and both optimiser steps unless a loss is not finite.
 
-        Distributed, the gradients and the loss terms are summed over the workers, so
-        all of them take the same decision and apply the same update.
+        The finite check reads the losses back right after the forward pass, so the
+        backward pass and the optimiser updates are queued in one go behind it (their
+        Python dispatch overlaps the backward computation) and a skipped step costs no
+        backward at all.  Distributed, the loss terms are summed over the workers before
+        the check and the gradients after the backward pass, so all of them take the same
+        decision and apply the same update.
         """
         if self.world.distributed:
             self.world.broadcast(self.net_params, len(LOSS_TERMS))
-        # a skipped step must not move the BatchNorm statistics either
-        stats = [(p, [a.copy() for a in p.list_data()]) for p in self.moving_stats]
+        self.bn_snapshot.take()  # a skipped step must not move the BatchNorm statistics either
         with autograd.record():
             per_device = self.compute_losses(labeled, unlabeled, epoch, phase, counts)
-        # two passes, timed apart by the bench (process_labeled); the first keeps the graph
-        # because both losses read the same recorded batch slices
-        with self.phase("conf_bwd"):
-            autograd.backward([t["conf"] for t in per_device], retain_graph=True)
-        with self.phase("depth_bwd"):
-            autograd.backward([t["depth"] for t in per_device])
         total = {k: sum(t[k].as_in_context(mx.cpu()) for t in per_device)
                  for k in per_device[0] if k in LOSS_TERMS}
         if self.world.distributed:
-            self.world.allreduce_grads(self.net_params)
             total = self.sum_over_workers(total, phase)
         # The one per-step read-back: a non-finite step must be skipped before it is applied.
         finite = bool(mx.nd.contrib.isfinite(total["sup"] + total["conf"] + total.get("semi", 0)).asscalar())
-        with self.phase("optimiser"):
-            if finite:
+        if finite:
+            # one pass for both losses: L_conf's graph starts at the detached E and does
+            # not reach the depth net, so each net gets the gradient of its own loss
+            with self.phase("backward"):
+                autograd.backward([t["conf"] for t in per_device] + [t["depth"] for t in per_device])
+            if self.world.distributed:
+                self.world.allreduce_grads(self.net_params)
+            with self.phase("optimiser"):
                 self.depth_trainer.step(1)
                 self.conf_trainer.step(1)
-            else:
-                for p, saved in stats:
-                    for value, target in zip(saved, p.list_data()):
-                        value.copyto(target)
+        else:
+            self.bn_snapshot.restore()
         with self.phase("cache"):
             self.cache.flush()
         return total, finite
