@@ -140,6 +140,12 @@ def add_scale_args(parser):
                    help="extra unlabeled images: a folder of .png/.jpg (recursive, sorted, as predict.py; "
                         "each checked before the first epoch) or an HDF5 file with images (N, h, w, 3) uint8; "
                         "resized to the input size, read lazily")
+    g.add_argument("--unlabeled-per-step", type=int, default=None, metavar="K",
+                   help="unlabeled images per step (and per worker): an epoch then visits steps x K of them, "
+                        "continuing through shuffled passes over the whole set, and a cached pseudo-label is "
+                        "used if written in any earlier epoch (README). Step memory and time do not grow "
+                        "with the number of unlabeled images. default: unset, the paper's epoch (every "
+                        "unlabeled image once, ceil(M / steps) per step; pseudo-labels of the previous epoch only)")
     g.add_argument("--cache-on", choices=("memory", "disk"), default="memory",
                    help="where the pseudo-label cache lives: in memory, or in files of the run directory "
                         "(constant memory for any number of unlabeled images). default: %(default)s")

@@ -96,6 +96,8 @@ def parse_args(argv=None):
         parser.error("--save-every and --num-workers must be >= 0")
     if any(g < 0 for g in args.gpus):
         parser.error("--gpus ids must be >= 0")
+    if args.unlabeled_per_step is not None and args.unlabeled_per_step < 1:
+        parser.error("--unlabeled-per-step must be >= 1, got %d" % args.unlabeled_per_step)
     return args
 
 
@@ -125,11 +127,13 @@ def resume_options(args):
                               % (args.resume, args.resume))
     stored = read_json(os.path.join(args.resume, "config.json"), error=CheckpointError)
     check_nets(stored, args.resume)
-    changed = [k for k in args.explicit if k not in RESUME_FREE and k in stored and stored[k] != getattr(args, k)]
+    # a flag newer than the run was, in effect, at its default (e.g. --unlabeled-per-step unset)
+    was = {k: stored[k] if k in stored else build_parser().get_default(k) for k in args.explicit}
+    changed = [k for k in args.explicit if k not in RESUME_FREE and was[k] != getattr(args, k)]
     if changed:
         raise CheckpointError("cannot resume %s with a different %s (stored: %s)" % (
             args.resume, ", ".join("--" + k.replace("_", "-") for k in changed),
-            ", ".join("%s=%s" % (k, stored[k]) for k in changed)))
+            ", ".join("%s=%s" % (k, was[k]) for k in changed)))
     # flags newer than the run take their defaults (the behaviour of the code it was started with)
     merged, notes = argparse.Namespace(**vars(args)), []
     for key, value in sorted(stored.items()):

@@ -8,9 +8,20 @@ unlabeled set): the depth prediction and the confidence at 1/4 resolution, and t
 epoch each slot was last written in.  We store the confidence, not the binary mask,
 so the mask B = C >= T can be taken at read time (and Table 1 can vary T).
 
-Entries are written in epoch e from the forward pass that computes the unlabeled
-loss and are used only in epoch e + 1: ``read`` masks out every slot whose
-``written`` epoch is not exactly e - 1, including slots never written (-1).
+Which entries ``read`` in epoch e uses ("the previous epoch's pseudo-label"):
+
+* ``rule="previous"`` (the paper, the default pairing where every epoch visits every
+  unlabeled image once): only entries written in epoch e - 1.  Every other slot is
+  masked out, including slots never written (``written`` = -1) and older entries.
+* ``rule="earlier"`` (``--unlabeled-per-step K``, where an epoch visits only steps x K
+  images and an image's previous visit may lie several epochs back, or in the same
+  epoch when a pass ends inside it): entries written at any earlier visit in an
+  earlier epoch, 0 <= written < e.  An entry written in epoch e itself is not used
+  (it comes from this epoch's networks, as in the paper), nor is a slot never written.
+  The age of a used entry is e - written epochs (1 under the paper's rule);
+  ``read(..., ages=True)`` returns it per slot, and the trainer records the mean age
+  of the kept pixels in metrics.jsonl (``pseudo_label_age``).
+
 All operations are asynchronous NDArray ops: no host synchronisation.
 
 ``dtype='float16'`` halves the memory of depth and confidence; reads return float32.
@@ -27,16 +38,35 @@ from .losses import confidence_mask
 
 NEVER = -1
 DTYPES = ("float32", "float16")
+RULES = ("previous", "earlier")  # which written epochs read() uses (module docstring)
 # The shard layout shared by the memory and the disk cache: one .npy file per quantity.
 SHARD_FILES = {"depth": "depth.npy", "conf": "conf.npy", "written": "written.npy"}
 
 
-def masked_pseudo_labels(depth, conf, written, epoch, threshold, ctx):
-    """D^ and B (eq. 5) from gathered cache rows; B = 0 where ``written != epoch - 1``."""
+def check_rule(rule):
+    if rule not in RULES:
+        raise ValueError("cache rule must be one of %s, got %r" % (", ".join(RULES), rule))
+    return rule
+
+
+def masked_pseudo_labels(depth, conf, written, epoch, threshold, ctx, rule="previous", ages=False):
+    """D^ and B (eq. 5) from gathered cache rows (float32 ``written``).
+
+    B = 0 where the entry is not usable in ``epoch`` under ``rule``: ``written != epoch - 1``
+    ("previous"), or not 0 <= written < epoch ("earlier").  With ``ages``, also the age
+    epoch - written of each row, shape (n, 1, 1, 1) (meaningful where B > 0).
+    """
     if depth.dtype != np.float32:
         depth, conf = depth.astype("float32"), conf.astype("float32")
-    fresh = (written == epoch - 1).reshape((-1, 1, 1, 1))
+    if rule == "previous":
+        fresh = (written == epoch - 1)
+    else:
+        fresh = (written >= 0) * (written < epoch)
+    fresh = fresh.reshape((-1, 1, 1, 1))
     mask = mx.nd.broadcast_mul(confidence_mask(mx.nd, conf, threshold), fresh)
+    if ages:
+        age = (epoch - written).reshape((-1, 1, 1, 1))
+        return depth.as_in_context(ctx), mask.as_in_context(ctx), age.as_in_context(ctx)
     return depth.as_in_context(ctx), mask.as_in_context(ctx)
 
 
@@ -71,13 +101,15 @@ class PseudoLabelCache:
         Where the arrays live (default CPU).
     dtype : {'float32', 'float16'}
         Storage type of depth and confidence.
+    rule : {'previous', 'earlier'}
+        Which entries ``read`` uses (module docstring).
     """
 
     KEYS = ("depth", "conf", "written")
 
-    def __init__(self, num_samples, height, width, ctx=None, dtype="float32"):
+    def __init__(self, num_samples, height, width, ctx=None, dtype="float32", rule="previous"):
         self.ctx = ctx or mx.cpu()
-        self.dtype = dtype
+        self.dtype, self.rule = dtype, check_rule(rule)
         shape = (max(num_samples, 1), 1, height, width)
         self.depth = mx.nd.zeros(shape, ctx=self.ctx, dtype=dtype)
         self.conf = mx.nd.zeros(shape, ctx=self.ctx, dtype=dtype)
@@ -94,14 +126,16 @@ class PseudoLabelCache:
     def flush(self):
         """Nothing to do: writes are engine ops (the disk cache applies queued writes here)."""
 
-    def read(self, ids, epoch, threshold, ctx=None):
+    def read(self, ids, epoch, threshold, ctx=None, ages=False):
         """Pseudo depth D^ and mask B (eq. 5) for slots ``ids`` in epoch ``epoch``, float32.
 
-        B is 0 for slots not written in epoch - 1.
+        B is 0 for slots whose entry ``self.rule`` does not allow (module docstring);
+        ``ages``: also each slot's age in epochs (``masked_pseudo_labels``).
         """
         ids = ids.as_in_context(self.ctx).astype("int64")
         return masked_pseudo_labels(mx.nd.take(self.depth, ids), mx.nd.take(self.conf, ids),
-                                    mx.nd.take(self.written, ids), epoch, threshold, ctx or self.ctx)
+                                    mx.nd.take(self.written, ids), epoch, threshold, ctx or self.ctx,
+                                    self.rule, ages)
 
     def shapes(self):
         return {key: getattr(self, key).shape for key in self.KEYS}

@@ -1,7 +1,8 @@
 """The pseudo-label cache in files (``--cache-on disk``).
 
 ``DiskPseudoLabelCache`` has the interface and the semantics of
-``training.cache.PseudoLabelCache`` (write in epoch e, read in e + 1 only), with the
+``training.cache.PseudoLabelCache`` (write in epoch e, read in e + 1 only, or in any
+later epoch with ``rule="earlier"``: both use ``cache.masked_pseudo_labels``), with the
 arrays in three ``.npy`` files of the run directory (``cache/rank<r>/{depth,conf,
 written}.npy``).  Slots are read and written with ``os.pread`` / ``os.pwrite`` at
 their offsets rather than through ``np.memmap``: mapped pages that were touched count
@@ -22,7 +23,7 @@ import shutil
 import mxnet as mx
 import numpy as np
 
-from .cache import NEVER, SHARD_FILES, check_shard, masked_pseudo_labels
+from .cache import NEVER, SHARD_FILES, check_rule, check_shard, masked_pseudo_labels
 
 
 def _fsync(path):
@@ -55,13 +56,15 @@ class DiskPseudoLabelCache:
     num_samples, height, width : int
     dtype : {'float32', 'float16'}
         Storage type of depth and confidence; reads return float32.
+    rule : {'previous', 'earlier'}
+        Which entries ``read`` uses (``training.cache``).
     """
 
     KEYS = ("depth", "conf", "written")
     CHUNK = 4096  # slots per bulk copy in load()
 
-    def __init__(self, directory, num_samples, height, width, dtype="float32"):
-        self.directory, self.dtype = directory, dtype
+    def __init__(self, directory, num_samples, height, width, dtype="float32", rule="previous"):
+        self.directory, self.dtype, self.rule = directory, dtype, check_rule(rule)
         self.num_samples = num_samples
         n = max(num_samples, 1)
         self.slot_shape = (1, height, width)
@@ -132,15 +135,16 @@ class DiskPseudoLabelCache:
             self._write_slots("conf", ids, conf.asnumpy())
             self._write_slots("written", ids, np.full(len(ids), epoch, np.int32))
 
-    def read(self, ids, epoch, threshold, ctx=None):
-        """Pseudo depth D^ and mask B (eq. 5) for slots ``ids`` in epoch ``epoch``, float32."""
+    def read(self, ids, epoch, threshold, ctx=None, ages=False):
+        """Pseudo depth D^ and mask B (eq. 5) for slots ``ids`` in epoch ``epoch``, float32
+        (and with ``ages`` each slot's age, as ``PseudoLabelCache.read``)."""
         self.flush()
         ctx = ctx or mx.cpu()
         ids = ids.asnumpy().astype(np.int64)
         rows = {key: self._read_slots(key, ids) for key in self.KEYS}
         nd = {key: mx.nd.array(value, dtype=value.dtype) for key, value in rows.items()}
         return masked_pseudo_labels(nd["depth"], nd["conf"], nd["written"].astype("float32"),
-                                    epoch, threshold, ctx)
+                                    epoch, threshold, ctx, self.rule, ages)
 
     def shapes(self):
         return dict(self._shapes)

@@ -11,6 +11,8 @@ Sharding.  With W workers of rank r and ``--batch-size`` b:
 * unlabeled: rank r owns the cache slots s with s mod W = r for the whole run (its
   part of the pseudo-label cache, which no other rank reads or writes), and shuffles
   them per epoch with its own stream.  For W = 1 this is the single-process order.
+  With ``--unlabeled-per-step K`` each rank takes K of its own slots per step (K per
+  worker, as ``--batch-size`` is): see ``unlabeled_plan``.
 
 Gradients.  Every loss is divided by the pixel count of the GLOBAL batch (all ranks),
 and the kvstore sums the gradients of all ranks and devices, so each step applies
@@ -63,13 +65,51 @@ def labeled_plan(n, batch_size, seed, epoch, rank=0, world=1):
     return plan
 
 
-def unlabeled_batch_size(num_owned, steps):
-    """Unlabeled images per step so that one epoch visits each owned slot once."""
+def unlabeled_batch_size(num_owned, steps, per_step=None):
+    """Unlabeled images per step: ``min(per_step, num_owned)`` if ``per_step`` (--unlabeled-per-step)
+    is set, else the paper's pairing, as many as visit each owned slot once per epoch."""
+    if per_step is not None:
+        return min(per_step, num_owned) if steps else 0
     return math.ceil(num_owned / steps) if steps else 0
 
 
-def unlabeled_plan(num_slots, steps, seed, epoch, rank=0, world=1):
+def pass_order(num_owned, seed, index, rank=0):
+    """Pass ``index`` over a rank's owned slots: a permutation, a pure function of (seed, index, rank).
+
+    The stream is the paper pairing's (``epoch_batches(..., stream=1 + 2 rank)``), so when
+    steps x K equals the owned count, pass e is exactly the default pairing's epoch e.
+    """
+    return np.random.RandomState([seed, index, 1 + 2 * rank]).permutation(num_owned)
+
+
+def bounded_batches(num_owned, steps, per_step, seed, epoch, rank=0):
+    """``steps`` batches of k = min(per_step, num_owned) local slots for epoch ``epoch``.
+
+    The slots of all epochs form one endless sequence: pass 0, pass 1, ... (``pass_order``),
+    of which epoch e takes positions [e steps k, (e + 1) steps k).  Every slot is visited once
+    per pass, all of them within ceil(num_owned / (steps k)) epochs, and the batches are a
+    pure function of (seed, epoch, rank): resuming needs no state beyond the epoch.  A batch
+    that straddles two passes may hold one slot twice (both copies read the same cache entry
+    and write the same prediction; only with num_owned < 2 k can this be frequent).
+    """
+    k = unlabeled_batch_size(num_owned, steps, per_step)
+    if k == 0:
+        return []
+    first, last = epoch * steps * k, (epoch + 1) * steps * k
+    slots = []
+    for index in range(first // num_owned, (last - 1) // num_owned + 1):
+        start = index * num_owned
+        order = pass_order(num_owned, seed, index, rank)
+        slots.extend(order[max(first - start, 0):min(last - start, num_owned)].tolist())
+    return [slots[i:i + k] for i in range(0, len(slots), k)]
+
+
+def unlabeled_plan(num_slots, steps, seed, epoch, rank=0, world=1, per_step=None):
     """This rank's unlabeled batches of an epoch, in local slot indices.
+
+    ``per_step`` None: the paper's epoch, every owned slot once, ceil(owned / steps) per
+    step (``epoch_batches``).  ``per_step`` K: exactly min(K, owned) slots in each of the
+    ``steps`` steps, from the sequence of passes of ``bounded_batches``.
 
     Returns
     -------
@@ -82,10 +122,15 @@ def unlabeled_plan(num_slots, steps, seed, epoch, rank=0, world=1):
     counts = [0] * steps
     for r in range(world):
         owned = len(owned_slots(num_slots, r, world))
-        size = unlabeled_batch_size(owned, steps)
+        size = unlabeled_batch_size(owned, steps, per_step)
+        if per_step is not None:
+            counts = [c + size for c in counts]
+            continue
         for k in range(math.ceil(owned / size) if size else 0):
             counts[k] += min(size, owned - k * size)
     mine = len(owned_slots(num_slots, rank, world))
+    if per_step is not None:
+        return bounded_batches(mine, steps, per_step, seed, epoch, rank), counts
     # stream 1 for rank 0: a single process keeps the order it always had
     batches = epoch_batches(mine, unlabeled_batch_size(mine, steps), seed, epoch, stream=1 + 2 * rank)
     return batches, counts

@@ -35,9 +35,11 @@ def versions():
             "numpy": numpy.__version__, "gluoncv": gluoncv.__version__}
 
 
-def run_config(opts):
-    """All flags + package versions + git commit (+ the prepared data's attributes)."""
+def run_config(opts, derived=None):
+    """All flags + package versions + git commit (+ the prepared data's attributes, + ``derived``:
+    figures the trainer computes from them, e.g. the unlabeled images per step)."""
     cfg = {k: v for k, v in vars(opts).items()}
+    cfg.update(derived or {})
     cfg["versions"] = versions()
     cfg["git_commit"] = git_commit()
     cfg["nets"] = NETS  # what the networks take; checkpoint.check_nets compares it
@@ -49,10 +51,10 @@ def run_config(opts):
     return cfg
 
 
-def start_run(run_dir, split, opts):
+def start_run(run_dir, split, opts, derived=None):
     """A new run's split.json, then config.json (which makes the directory a run)."""
     write_json_atomic(os.path.join(run_dir, "split.json"), split)
-    write_json_atomic(os.path.join(run_dir, "config.json"), run_config(opts))
+    write_json_atomic(os.path.join(run_dir, "config.json"), run_config(opts, derived))
 
 
 def check_split(run_dir, split, data):

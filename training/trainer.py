@@ -8,7 +8,10 @@ Pairing: one step = one labeled batch of ``--batch-size`` images + one unlabeled
 batch of ceil(M / steps) images, where steps = ceil(N / batch size) for N labeled
 and M unlabeled images, so that one epoch visits every labeled and every unlabeled
 image exactly once.  Both orders are shuffled per epoch from (seed, epoch), which is
-what makes resuming in the middle of an epoch exact.  With ``--kvstore dist_sync``
+what makes resuming in the middle of an epoch exact.  With ``--unlabeled-per-step K``
+the unlabeled batch is K images whatever M (``distributed.bounded_batches``): an epoch
+visits steps x K of them, the next epoch continues where it stopped, and the cache
+uses entries of any earlier epoch (``training.cache``, rule "earlier").  With ``--kvstore dist_sync``
 each of W workers processes its share of every step (``training.distributed``):
 together they train exactly as one process with batch W x ``--batch-size``.
 
@@ -56,6 +59,8 @@ from .run_files import check_split, curves_png, start_run, summary_line, write_m
 
 # Loss terms summed over workers each step (fixed order: one kvstore key holds them).
 LOSS_TERMS = ("sup", "conf", "semi", "coverage")
+# With --unlabeled-per-step: kept pseudo-label pixels and the sum of their ages (epochs)
+AGE_TERMS = ("kept", "age")
 NO_CLOCK = nullcontext()  # Trainer.phase when nothing times the step
 # SGD arrays per update call on CPU.  MXNet's default (4, MXNET_OPTIMIZER_AGGREGATION_SIZE) runs
 # the multi-tensor kernel, which on CPU is slower than one sgd_mom_update per array: the
@@ -106,7 +111,10 @@ class Trainer:
         self.unlabeled = unlabeled if self.world.size == 1 else \
             OwnedSlots(unlabeled, owned_slots(self.num_unlabeled, self.world.rank, self.world.size))
         self.steps = math.ceil(len(self.labeled) / (opts.batch_size * self.world.size))
-        self.unlabeled_batch = unlabeled_batch_size(len(self.unlabeled), self.steps) if self.uses_unlabeled() else 0
+        self.per_step = opts.unlabeled_per_step  # None: the paper's epoch
+        self.unlabeled_batch = unlabeled_batch_size(len(self.unlabeled), self.steps, self.per_step) \
+            if self.uses_unlabeled() else 0
+        self.loss_terms = LOSS_TERMS if self.per_step is None else LOSS_TERMS + AGE_TERMS
 
         mx.random.seed(opts.seed)
         self.depth_net = get_depth_net(opts.pretrained, opts.backbone_params, ctx=self.ctx,
@@ -144,8 +152,12 @@ class Trainer:
         shape = (len(self.unlabeled), self.height // config.OUTPUT_STRIDE, self.width // config.OUTPUT_STRIDE)
         if self.opts.cache_on == "disk":
             directory = os.path.join(self.run_dir, "cache", "rank%d" % self.world.rank)
-            return DiskPseudoLabelCache(directory, *shape, dtype=self.opts.cache_dtype)
-        return PseudoLabelCache(*shape, dtype=self.opts.cache_dtype)
+            return DiskPseudoLabelCache(directory, *shape, dtype=self.opts.cache_dtype, rule=self.cache_rule())
+        return PseudoLabelCache(*shape, dtype=self.opts.cache_dtype, rule=self.cache_rule())
+
+    def cache_rule(self):
+        """The paper's rule (previous epoch only) unless an epoch visits part of the unlabeled set."""
+        return "previous" if self.per_step is None else "earlier"
 
     def make_optimisers(self):
         """SGD + poly decay for the depth net, Adam for the confidence net (§5.1)."""
@@ -193,7 +205,12 @@ class Trainer:
         out = {}
         if phase == "semi":
             with self.phase("cache"):
-                pseudo, mask = self.cache.read(ids, epoch, self.opts.t_semi, ctx=image.context)
+                if self.per_step is None:
+                    pseudo, mask = self.cache.read(ids, epoch, self.opts.t_semi, ctx=image.context)
+                else:
+                    pseudo, mask, age = self.cache.read(ids, epoch, self.opts.t_semi, ctx=image.context, ages=True)
+                    out["kept"] = mask.sum()
+                    out["age"] = mx.nd.broadcast_mul(mask, age).sum()
             out["semi"] = losses.semi_supervised_loss(mx.nd, pred, pseudo, mask, num_pixels)
             out["coverage"] = mask.sum() / unlabeled_pixels
         with autograd.pause():  # the confidence net learns on labeled data only (§3)
@@ -250,12 +267,13 @@ class Trainer:
         decision and apply the same update.
         """
         if self.world.distributed:
-            self.world.broadcast(self.net_params, len(LOSS_TERMS))
+            self.world.broadcast(self.net_params, len(self.loss_terms))
         self.bn_snapshot.take()  # a skipped step must not move the BatchNorm statistics either
         with autograd.record():
             per_device = self.compute_losses(labeled, unlabeled, epoch, phase, counts)
-        total = {k: sum(t[k].as_in_context(mx.cpu()) for t in per_device)
-                 for k in per_device[0] if k in LOSS_TERMS}
+        # a device without unlabeled rows (fewer of them than devices) has no 'semi' term
+        total = {k: sum(t[k].as_in_context(mx.cpu()) for t in per_device if k in t)
+                 for k in per_device[0] if k in self.loss_terms}
         if self.world.distributed:
             total = self.sum_over_workers(total, phase)
         # The one per-step read-back: a non-finite step must be skipped before it is applied.
@@ -282,10 +300,11 @@ class Trainer:
 
     def sum_over_workers(self, total, phase):
         """The step's loss terms of all workers (a worker without unlabeled images adds 0)."""
-        vector = mx.nd.concat(*[total.get(k, mx.nd.zeros((1,))).reshape((1,)) for k in LOSS_TERMS], dim=0)
+        terms = self.loss_terms
+        vector = mx.nd.concat(*[total.get(k, mx.nd.zeros((1,))).reshape((1,)) for k in terms], dim=0)
         summed = self.world.allreduce_losses(vector)
-        keys = LOSS_TERMS if phase == "semi" else LOSS_TERMS[:2]
-        return {k: summed[i:i + 1] for i, k in enumerate(LOSS_TERMS) if k in keys}
+        keys = terms if phase == "semi" else terms[:2]
+        return {k: summed[i:i + 1] for i, k in enumerate(terms) if k in keys}
 
     # ---- epochs ------------------------------------------------------------------------
     def loader(self, dataset, batches):
@@ -298,8 +317,8 @@ class Trainer:
         phase = self.unlabeled_phase(epoch)
         rank, world = self.world.rank, self.world.size
         labeled = labeled_plan(len(self.labeled), o.batch_size, o.seed, epoch, rank, world)[start:]
-        unlabeled, u_counts = unlabeled_plan(self.num_unlabeled, self.steps, o.seed, epoch, rank, world) \
-            if phase else ([], [])
+        unlabeled, u_counts = unlabeled_plan(self.num_unlabeled, self.steps, o.seed, epoch, rank, world,
+                                             self.per_step) if phase else ([], [])
         unlabeled, u_counts = unlabeled[start:], u_counts[start:]
         u_iter = iter(self.loader(self.unlabeled, unlabeled)) if unlabeled else iter(())
         sums = {k: mx.nd.array([v]) for k, v in self.partial.get("sums", {}).items()}
@@ -327,7 +346,7 @@ class Trainer:
                                           "The last good checkpoint is in %s" % (
                                               self.bad_steps, epoch, it, os.path.join(self.run_dir, "checkpoints")))
             if ((it + 1) % o.log_every == 0 or it + 1 == self.steps) and good:
-                bar.set_postfix({k: "%.4f" % (v.asscalar() / good) for k, v in sums.items()})
+                bar.set_postfix({k: "%.4f" % (v.asscalar() / good) for k, v in sums.items() if k not in AGE_TERMS})
             bar.update(1)
             if o.save_every and (it + 1) % o.save_every == 0 and it + 1 < self.steps:
                 self.partial = {"sums": {k: float(v.asscalar()) for k, v in sums.items()}, "good": good,
@@ -336,11 +355,16 @@ class Trainer:
                 kill_if_asked(epoch, it + 1)
         bar.close()
         means = {k: float(v.asscalar()) / max(good, 1) for k, v in sums.items()}
-        return {"epoch": epoch, "phase": phase or "supervised", "sup": means.get("sup"),
-                "semi": means.get("semi"), "conf": means.get("conf"),
-                "mask_coverage_pct": 100 * means["coverage"] if "coverage" in means else None,
-                "lr": self.depth_trainer.learning_rate, "skipped_steps": self.skipped,
-                "seconds": round(time.time() - tic, 2)}
+        metrics = {"epoch": epoch, "phase": phase or "supervised", "sup": means.get("sup"),
+                   "semi": means.get("semi"), "conf": means.get("conf"),
+                   "mask_coverage_pct": 100 * means["coverage"] if "coverage" in means else None,
+                   "lr": self.depth_trainer.learning_rate, "skipped_steps": self.skipped,
+                   "seconds": round(time.time() - tic, 2)}
+        if self.per_step is not None:
+            # mean age (epochs) of the pseudo-label pixels L_semi used; None when none was kept
+            metrics["pseudo_label_age"] = means["age"] / means["kept"] if means.get("kept") else None
+            metrics["unlabeled_per_step"] = self.unlabeled_batch
+        return metrics
 
     def validate(self):
         """rel at 1/4 resolution on the held-out labeled images (picks ``best``)."""
@@ -384,7 +408,7 @@ class Trainer:
         os.makedirs(self.run_dir, exist_ok=True)
         if self.world.rank == 0:
             checkpoint.tidy(self.run_dir)
-            start_run(self.run_dir, self.split, self.opts)
+            start_run(self.run_dir, self.split, self.opts, {"unlabeled_batch": self.unlabeled_batch})
 
     def save(self, tag, epoch, iteration):
         """Checkpoint ``tag`` of the run at (epoch, iteration) (``checkpoint.Checkpoints.save``)."""
