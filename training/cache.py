@@ -13,11 +13,11 @@ Which entries ``read`` in epoch e uses ("the previous epoch's pseudo-label"):
 * ``rule="previous"`` (the paper, the default pairing where every epoch visits every
   unlabeled image once): only entries written in epoch e - 1.  Every other slot is
   masked out, including slots never written (``written`` = -1) and older entries.
-* ``rule="earlier"`` (``--unlabeled-per-step K``, where an epoch visits only steps x K
-  images and an image's previous visit may lie several epochs back, or in the same
-  epoch when a pass ends inside it): entries written at any earlier visit in an
-  earlier epoch, 0 <= written < e.  An entry written in epoch e itself is not used
-  (it comes from this epoch's networks, as in the paper), nor is a slot never written.
+* ``rule="earlier"`` (``--unlabeled-per-step K``, where an epoch visits steps x K
+  images, so an image's previous visit may lie several epochs back, or in the same
+  epoch when steps x K > M): the entry of the last visit in any earlier epoch,
+  0 <= written < e.  An entry written in epoch e itself is not used (it comes from
+  this epoch's networks, which the paper never uses as a target), nor a slot never written.
   The age of a used entry is e - written epochs (1 under the paper's rule);
   ``read(..., ages=True)`` returns it per slot, and the trainer records the mean age
   of the kept pixels in metrics.jsonl (``pseudo_label_age``).

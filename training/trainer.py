@@ -11,9 +11,10 @@ image exactly once.  Both orders are shuffled per epoch from (seed, epoch), whic
 what makes resuming in the middle of an epoch exact.  With ``--unlabeled-per-step K``
 the unlabeled batch is K images whatever M (``distributed.bounded_batches``): an epoch
 visits steps x K of them, the next epoch continues where it stopped, and the cache
-uses entries of any earlier epoch (``training.cache``, rule "earlier").  With ``--kvstore dist_sync``
-each of W workers processes its share of every step (``training.distributed``):
-together they train exactly as one process with batch W x ``--batch-size``.
+uses entries of any earlier epoch (``training.cache``, rule "earlier").
+With ``--kvstore dist_sync`` each of W workers processes its share of every step
+(``training.distributed``): together they train exactly as one process with batch
+W x ``--batch-size``.
 
 Schedule (§5.1): the confidence net learns on labeled data in every epoch.  The
 unlabeled images are untouched until epoch ``semi_start - 1``, whose forward pass
@@ -150,14 +151,12 @@ class Trainer:
     def make_cache(self):
         """This worker's pseudo-label cache, in memory or in ``<run>/cache/rank<r>/``."""
         shape = (len(self.unlabeled), self.height // config.OUTPUT_STRIDE, self.width // config.OUTPUT_STRIDE)
+        # the paper's rule (previous epoch only) unless an epoch visits a part of the unlabeled set
+        rule = "previous" if self.per_step is None else "earlier"
         if self.opts.cache_on == "disk":
             directory = os.path.join(self.run_dir, "cache", "rank%d" % self.world.rank)
-            return DiskPseudoLabelCache(directory, *shape, dtype=self.opts.cache_dtype, rule=self.cache_rule())
-        return PseudoLabelCache(*shape, dtype=self.opts.cache_dtype, rule=self.cache_rule())
-
-    def cache_rule(self):
-        """The paper's rule (previous epoch only) unless an epoch visits part of the unlabeled set."""
-        return "previous" if self.per_step is None else "earlier"
+            return DiskPseudoLabelCache(directory, *shape, dtype=self.opts.cache_dtype, rule=rule)
+        return PseudoLabelCache(*shape, dtype=self.opts.cache_dtype, rule=rule)
 
     def make_optimisers(self):
         """SGD + poly decay for the depth net, Adam for the confidence net (§5.1)."""
