@@ -204,12 +204,10 @@ class Trainer:
         out = {}
         if phase == "semi":
             with self.phase("cache"):
-                if self.per_step is None:
-                    pseudo, mask = self.cache.read(ids, epoch, self.opts.t_semi, ctx=image.context)
-                else:
-                    pseudo, mask, age = self.cache.read(ids, epoch, self.opts.t_semi, ctx=image.context, ages=True)
-                    out["kept"] = mask.sum()
-                    out["age"] = mx.nd.broadcast_mul(mask, age).sum()
+                read = self.cache.read(ids, epoch, self.opts.t_semi, ctx=image.context, ages=bool(self.per_step))
+                pseudo, mask = read[:2]
+                if self.per_step:  # kept pixels and their summed ages, for metrics.jsonl
+                    out["kept"], out["age"] = mask.sum(), mx.nd.broadcast_mul(mask, read[2]).sum()
             out["semi"] = losses.semi_supervised_loss(mx.nd, pred, pseudo, mask, num_pixels)
             out["coverage"] = mask.sum() / unlabeled_pixels
         with autograd.pause():  # the confidence net learns on labeled data only (§3)
