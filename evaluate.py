@@ -54,7 +54,11 @@ def build_parser():
     g.add_argument("--run", help="run directory made by train.py")
     g.add_argument("--checkpoint", default="last", help="last, best or a checkpoint directory. default: %(default)s")
     g.add_argument("--data", default=None, help="prepared data directory. default: the run's config.json 'data'")
-    g.add_argument("--batch-size", type=int, default=8, help="test images per forward pass. default: %(default)s")
+    g.add_argument("--batch-size", type=int, default=8,
+                   help="test images per forward pass (the last batch is padded to it). default: %(default)s")
+    g.add_argument("--num-workers", type=int, default=0,
+                   help="DataLoader worker processes (0: load in this process, overlapped with the forward pass). "
+                        "default: %(default)s")
     g.add_argument("--gpus", type=config.parse_gpus, default=[], help="comma-separated GPU ids; empty = CPU")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = parser.add_argument_group("EVALUATION")
@@ -110,6 +114,8 @@ def check_args(args):
         raise EvaluationError("--out is only for --predictions; a run writes into its own directory")
     if args.batch_size < 1 or args.figures < 0:
         raise EvaluationError("--batch-size must be >= 1 and --figures >= 0")
+    if args.num_workers < 0:
+        raise EvaluationError("--num-workers must be >= 0")
     if args.per_image and not args.per_image.lower().endswith(".csv"):
         raise EvaluationError("--per-image %s: give a .csv file name" % args.per_image)
     try:
@@ -131,7 +137,8 @@ def evaluate_run(args, protocol):
     """Every output requested for ``--run``; all scoring happens before the first file is written."""
     run = load_run(args.run, args.checkpoint, args.data, args.gpus, table1=args.table1, protocol=protocol)
     scorer = score_test_set(run, protocol, args.batch_size, confidence=args.confidence, figures=args.figures,
-                            per_image=bool(args.per_image), flip=args.flip_tta, progress=not args.no_progress)
+                            per_image=bool(args.per_image), flip=args.flip_tta, progress=not args.no_progress,
+                            num_workers=args.num_workers)
     result = scorer.metrics()
     result.update(checkpoint=run["checkpoint"], data=os.path.abspath(run["data"]), config=run["config"],
                   flip_tta=bool(args.flip_tta))

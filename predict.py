@@ -56,7 +56,11 @@ def build_parser():
     parser.add_argument("--run", required=True, help="run directory made by train.py")
     parser.add_argument("--out", required=True, help="output directory (created if needed)")
     parser.add_argument("--checkpoint", default="last", help="last, best or a checkpoint directory. default: %(default)s")
-    parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass. default: %(default)s")
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="images per forward pass (the last batch is padded to it). default: %(default)s")
+    parser.add_argument("--num-workers", type=int, default=0,
+                        help="image decoding processes (0: in this process, overlapped with the forward pass). "
+                             "default: %(default)s")
     parser.add_argument("--gpus", type=config.parse_gpus, default=[], help="comma-separated GPU ids; empty = CPU")
     parser.add_argument("--size", type=config.parse_size, default=None,
                         help="network input WIDTHxHEIGHT (multiples of 16). default: the run's training input_size")
@@ -161,12 +165,12 @@ def save_maps(out_dir, stem, depth, conf):
 
 def run(args):
     """Every check first, then the forward passes and the files; returns the number of images."""
-    from evaluation.inference import predict
-    from evaluation.metrics import upsample
     from evaluation.runs import load_networks
     from training.checkpoint import CheckpointError, checkpoint_dir
     if args.batch_size < 1:
         raise PredictError("--batch-size must be >= 1")
+    if args.num_workers < 0:
+        raise PredictError("--num-workers must be >= 0")
     paths, stems = find_images(args.inputs)
     if not os.path.isdir(args.run):
         raise PredictError("run directory %s does not exist" % args.run)
@@ -179,11 +183,21 @@ def run(args):
         os.makedirs(args.out, exist_ok=True)
     except OSError as err:
         raise PredictError("cannot create --out %s (%s)" % (args.out, err.strerror or err))
-    for ids, depth, conf in predict(depth_net, conf_net, ImageFiles(paths, size), args.batch_size, ctxs,
-                                    progress=not args.no_progress, desc="predict"):
-        for k, i in enumerate(ids):
-            save_maps(args.out, stems[i], upsample(depth[k], sizes[i]), upsample(conf[k], sizes[i]))
+    write_predictions(depth_net, conf_net, paths, stems, sizes, size, args.out, args.batch_size, ctxs,
+                      progress=not args.no_progress, num_workers=args.num_workers)
     return len(paths), size
+
+
+def write_predictions(depth_net, conf_net, paths, stems, sizes, size, out_dir, batch_size, ctxs, progress=True,
+                      num_workers=0):
+    """The four files of every image: ``paths[i]`` predicted at ``size`` and upsampled to ``sizes[i]``
+    into ``out_dir/stems[i]_*`` (bench/inference.py times this)."""
+    from evaluation.inference import predict
+    from evaluation.metrics import upsample
+    for ids, depth, conf in predict(depth_net, conf_net, ImageFiles(paths, size), batch_size, ctxs,
+                                    progress=progress, desc="predict", num_workers=num_workers):
+        for k, i in enumerate(ids):
+            save_maps(out_dir, stems[i], upsample(depth[k], sizes[i]), upsample(conf[k], sizes[i]))
 
 
 def main(argv=None):

@@ -16,6 +16,7 @@ from data.errors import one_line
 from training.checkpoint import CheckpointError, checkpoint_dir, load_nets
 
 from . import EvaluationError
+from .inference import inference_mode
 from .metrics import PROTOCOLS
 
 
@@ -61,7 +62,7 @@ def load_run(run_dir, checkpoint="last", data=None, gpus=(), table1=False, proto
     -------
     dict
         ``config``, ``split`` (None without ``table1``), ``data``, ``test`` (TestDataset),
-        ``ctxs``, ``nets`` (depth, confidence; hybridized) and ``checkpoint`` (its path).
+        ``ctxs``, ``nets`` (depth, confidence; ``inference_mode``) and ``checkpoint`` (its path).
     """
     if not os.path.isdir(run_dir):
         raise EvaluationError("run directory %s does not exist" % run_dir)
@@ -85,12 +86,13 @@ def load_run(run_dir, checkpoint="last", data=None, gpus=(), table1=False, proto
 
 
 def load_networks(run_dir, checkpoint, ctxs):
-    """Both networks of the run on every context of ``ctxs``, hybridized; and the checkpoint path."""
+    """Both networks of the run on every context of ``ctxs``, hybridized for inference
+    (``evaluation.inference.inference_mode``); and the checkpoint path."""
     try:
         depth_net, conf_net, _, path = load_nets(run_dir, checkpoint, ctxs[0])
     except (AssertionError, MXNetError) as err:
         raise EvaluationError("cannot load the checkpoint of %s: %s" % (run_dir, one_line(err)))
     for net in (depth_net, conf_net):
         net.collect_params().reset_ctx(ctxs)
-        net.hybridize()
+        inference_mode(net, ctxs)
     return depth_net, conf_net, path

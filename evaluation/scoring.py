@@ -116,11 +116,12 @@ def per_image_table(scorer, dataset):
 
 
 def score_test_set(run, protocol, batch_size=8, confidence=False, figures=0, per_image=False, flip=False,
-                   progress=True):
+                   progress=True, num_workers=0):
     """Table 2: every test image of ``run`` (``evaluation.runs.load_run``) scored at full resolution.
 
     ``figures`` evenly spaced images keep their maps for the qualitative grid; ``flip``
-    averages each prediction with that of the mirrored image.  Returns the ``Scorer``.
+    averages each prediction with that of the mirrored image; ``num_workers`` DataLoader
+    processes load the test images.  Returns the ``Scorer``.
     """
     dataset = run["test"]
     cfg = run["config"]
@@ -128,7 +129,7 @@ def score_test_set(run, protocol, batch_size=8, confidence=False, figures=0, per
     scorer = Scorer(protocol, gts, alpha=cfg.get("alpha", config.ALPHA), t_semi=cfg.get("t_semi", config.T_SEMI),
                     confidence=confidence, figure_ids=figure_indices(len(dataset), figures), per_image=per_image)
     for ids, depth, conf in predict(*run["nets"], dataset, batch_size, run["ctxs"], progress=progress, desc="test",
-                                    flip=flip):
+                                    flip=flip, num_workers=num_workers):
         for k, i in enumerate(ids):
             image = dataset.images_uint8(i) if i in scorer.figure_ids else None
             scorer.add(int(i), {g: dataset.depth_full(i, g) for g in gts}, depth[k], conf[k], image)
