@@ -22,9 +22,9 @@ every kind alike:
   scoring) with the fused oneDNN graph and without it (``static_shape`` only), and
   the data loading alone, to show where the rest of the time goes.
 
-A figure is images per second: the training forward from the median of ``repeats x
-3`` steps, every other kind from the fastest of ``repeats`` passes over the test set;
-each kind starts with an untimed pass (graphs are built on the first call).  Target:
+A figure is images per second in the fastest of ``repeats`` passes: 3 steps of the
+training forward, or the test set once for the other kinds; each kind starts with an
+untimed pass (graphs are built on the first call).  Target:
 both inference paths >= 2x the training forward per image.
 """
 import argparse
@@ -194,22 +194,18 @@ def measure(args, root, bar):
     }
     bar.total = (len(kinds) * n + TRAIN_STEPS_PER_REPEAT * train_images) * (args.repeats + 1)
     bar.refresh()
+    kinds = dict(training_forward=lambda: [train_step() for _ in range(TRAIN_STEPS_PER_REPEAT)], **kinds)
+    images = dict({name: n for name in kinds}, training_forward=TRAIN_STEPS_PER_REPEAT * train_images)
     times = {name: [] for name in kinds}
-    train_times = []
     for k in range(args.repeats + 1):  # pass 0: untimed warm-up of every kind
         bar.set_description("warm-up" if k == 0 else "pass %d of %d" % (k, args.repeats))
-        for _ in range(TRAIN_STEPS_PER_REPEAT):
-            elapsed = seconds(train_step)
-            bar.update(train_images)
-            if k:
-                train_times.append(elapsed / train_images)
         for name, fn in kinds.items():
             elapsed = seconds(fn)
-            bar.update(n)
+            bar.update(images[name])
             if k:
-                times[name].append(elapsed / n)
-    train_rate = 1 / float(np.median(train_times))
+                times[name].append(elapsed / images[name])
     rates = {name: 1 / min(t) for name, t in times.items()}
+    train_rate = rates.pop("training_forward")
     return {
         "settings": {"size": list(args.size), "frame": list(FRAME), "batch": b, "test_images": n,
                      "train_labeled_per_step": n_labeled, "train_unlabeled_per_step": trainer.unlabeled_batch,
