@@ -143,12 +143,13 @@ def unfused(run_dir, ctxs):
 
 # ---- timing -------------------------------------------------------------------------------
 def seconds(fn):
-    """Wall time of ``fn()`` until every queued MXNet operation has finished."""
+    """Wall and CPU time (this process, all threads) of ``fn()`` until every queued MXNet
+    operation has finished."""
     mx.nd.waitall()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
     mx.nd.waitall()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def consume(iterable):
@@ -163,6 +164,7 @@ def measure(args, root, bar):
     from evaluation.runs import load_run
     from evaluation.scoring import score_test_set
     from predict import ImageFiles, find_images, image_sizes, write_predictions
+    load_before = os.getloadavg()[0]  # other processes on the machine: the figures are not comparable without it
     n_labeled = args.train_batch
     n_train = max(n_labeled + 1, int(round(n_labeled / args.labeled_frac)))
     bar.set_description("synthetic data")
@@ -170,7 +172,7 @@ def measure(args, root, bar):
     run_dir = os.path.join(root, "run")
     trainer = make_trainer(data, run_dir, args)
     train_step, train_images = training_forward(trainer)
-    seconds(train_step)  # builds the training graph; BatchNorm statistics move as in training
+    train_step()  # builds the training graph; BatchNorm statistics move as in training
     trainer.save("last", 0, 0)
 
     protocol = PROTOCOLS[DEFAULT_PROTOCOL]
@@ -196,27 +198,33 @@ def measure(args, root, bar):
     bar.refresh()
     kinds = dict(training_forward=lambda: [train_step() for _ in range(TRAIN_STEPS_PER_REPEAT)], **kinds)
     images = dict({name: n for name in kinds}, training_forward=TRAIN_STEPS_PER_REPEAT * train_images)
-    times = {name: [] for name in kinds}
+    times, cpu_times = {name: [] for name in kinds}, {name: [] for name in kinds}
     for k in range(args.repeats + 1):  # pass 0: untimed warm-up of every kind
         bar.set_description("warm-up" if k == 0 else "pass %d of %d" % (k, args.repeats))
         for name, fn in kinds.items():
-            elapsed = seconds(fn)
+            elapsed, cpu = seconds(fn)
             bar.update(images[name])
             if k:
                 times[name].append(elapsed / images[name])
+                cpu_times[name].append(cpu / images[name])
     rates = {name: 1 / min(t) for name, t in times.items()}
     train_rate = rates.pop("training_forward")
+    # CPU seconds per image: the work, less disturbed by other processes than the wall time
+    # (OpenMP threads waiting at a barrier count too; a DataLoader worker process does not)
+    cpu_per_image = {name: min(t) for name, t in cpu_times.items()}
     return {
         "settings": {"size": list(args.size), "frame": list(FRAME), "batch": b, "test_images": n,
                      "train_labeled_per_step": n_labeled, "train_unlabeled_per_step": trainer.unlabeled_batch,
                      "repeats": args.repeats, "protocol": protocol.name, "cpu_count": os.cpu_count(),
                      "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "mxnet": mx.__version__,
-                     "onednn": Features().is_enabled("MKLDNN")},
+                     "onednn": Features().is_enabled("MKLDNN"),
+                     "load_average_1min_before_after": [load_before, os.getloadavg()[0]]},
         "training_forward_images_per_s": train_rate,
         "images_per_s": rates,
         "evaluate_over_training_forward": rates["evaluate"] / train_rate,
         "predict_over_training_forward": rates["predict"] / train_rate,
         "forward_fused_over_training_forward": rates["forward_fused"] / train_rate,
+        "cpu_seconds_per_image": cpu_per_image,
     }
 
 
@@ -232,19 +240,21 @@ def report(r, stream=None):
     w("inference benchmark: networks at %dx%d, frames %dx%d, batch %d, %d test images, OMP_NUM_THREADS=%s, "
       "%s CPUs, mxnet %s" % (s["size"][0], s["size"][1], s["frame"][0], s["frame"][1], s["batch"], s["test_images"],
                              s["omp_num_threads"], s["cpu_count"], s["mxnet"]))
+    w("load average (1 min) before / after: %.2f / %.2f" % tuple(s["load_average_1min_before_after"]))
     w()
-    w("  %-58s %8.2f img/s" % ("training forward (%d labeled + %d unlabeled, autograd.record)"
-                               % (s["train_labeled_per_step"], s["train_unlabeled_per_step"]),
-                               r["training_forward_images_per_s"]))
-    rows = (("evaluate", "evaluate.py path (score_test_set, protocol %s)" % s["protocol"]),
+    rows = (("training_forward", "training forward (%d labeled + %d unlabeled, autograd.record)"
+             % (s["train_labeled_per_step"], s["train_unlabeled_per_step"])),
+            ("evaluate", "evaluate.py path (score_test_set, protocol %s)" % s["protocol"]),
             ("predict", "predict.py path (write_predictions, 4 files per image)"),
             ("predict_1_worker", "predict.py path, --num-workers 1"),
             ("forward_fused", "networks alone, oneDNN fused (inference_mode)"),
             ("forward_static_shape", "networks alone, static_shape without fusion"),
             ("loading_test_set", "loading alone: test.h5 rows"),
             ("loading_photos", "loading alone: decode + resize %dx%d PNGs" % tuple(s["frame"])))
-    for key, label in rows:
-        w("  %-58s %8.2f img/s" % (label, rates[key]))
+    cpu = r["cpu_seconds_per_image"]
+    w("  %-58s %8.2f img/s  %6.3f CPU s/img" % (rows[0][1], r["training_forward_images_per_s"], cpu["training_forward"]))
+    for key, label in rows[1:]:
+        w("  %-58s %8.2f img/s  %6.3f CPU s/img" % (label, rates[key], cpu[key]))
     w()
     for key, label in (("evaluate_over_training_forward", "evaluate.py path / training forward"),
                        ("predict_over_training_forward", "predict.py path / training forward"),
