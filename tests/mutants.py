@@ -87,6 +87,20 @@ MUTANTS = {
                                           "first, last = epoch * steps * k, (epoch + 1) * steps * k",
                                           "first, last = 0, steps * k",
                                           ["tests/test_unlabeled_per_step.py", "-k", "whole_passes"]),
+    "inference_last_batch_not_padded": ("evaluation/inference.py",
+                                        "launch(padded(batch[0], batch_size))", "launch(batch[0])",
+                                        ["tests/test_inference.py", "-k", "padded_last_batch"]),
+    "inference_padded_outputs_kept": ("evaluation/inference.py",
+                                      "np.concatenate([d.asnumpy()[:, 0] for d, _ in outputs])[:n]",
+                                      "np.concatenate([d.asnumpy()[:, 0] for d, _ in outputs])",
+                                      ["tests/test_inference.py", "-k", "padded_last_batch"]),
+    "inference_read_back_before_next_launch": ("evaluation/inference.py",
+                                               "        current = (batch, batch[0].shape[0], launch(padded(batch[0], "
+                                               "batch_size)))\n        if pending is not None:\n            yield pending\n",
+                                               "        if pending is not None:\n            yield pending\n"
+                                               "        current = (batch, batch[0].shape[0], launch(padded(batch[0], "
+                                               "batch_size)))\n",
+                                               ["tests/test_inference.py", "-k", "launched_before"]),
     "table1_without_paper_t": ("evaluation/pseudo_labels.py", "PseudoLabelTable({config.T_SEMI, t_semi, 0.0})",
                                "PseudoLabelTable({t_semi, 0.0})", ["tests/test_claims.py"]),
     "claims_diff_reversed": ("experiments/claims/tables.py", "diffs = [s - b for b, s in zip(base, semi)]",
