@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= runs/demo
 DEMO_DATA ?= datasets/synthetic
 
-.PHONY: venv test demo claims reproduce clean
+.PHONY: venv test demo claims bench reproduce clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: venv
 
 claims: venv
 	bash experiments/claims/run.sh $(PY)
+
+# every benchmark, one after the other, on an idle machine (~25 min on 2 cores): runs/bench/summary.json
+bench: venv
+	$(PY) bench/all.py --out runs/bench
 
 reproduce: venv
 	bash scripts/reproduce_paper.sh
