@@ -123,6 +123,11 @@ def add_run_args(parser):
     g.add_argument("--out", default=None, help="run directory (default: runs/frac<f>_lambda<l>_seed<s>)")
     g.add_argument("--resume", default=None, help="run directory to continue exactly where it stopped")
     g.add_argument("--gpus", type=parse_gpus, default=[], help="comma-separated GPU ids; empty = CPU. default: CPU")
+    g.add_argument("--amp", choices=("off", "auto", "bf16", "fp16"), default="off",
+                   help="mixed precision (MXNet AMP; README 'Mixed precision'): fp16 = float16 with dynamic loss "
+                        "scaling on GPUs, bf16 = bfloat16 on CPUs (AVX512-BF16, AMX), auto = fp16 on GPUs, bf16 "
+                        "on a CPU that has it, else off. Weights, losses and the cache stay float32. "
+                        "default: %(default)s")
     g.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes. default: %(default)s")
     g.add_argument("--save-every", type=int, default=0,
                    help="also checkpoint every N iterations (0 = only at the end of each epoch). default: %(default)s")

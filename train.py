@@ -181,6 +181,20 @@ def check_writable(path):
         raise OSError("cannot write to --out %s (%s)" % (path, err.strerror or err))
 
 
+def amp_note(args, ctx):
+    """Refuse an --amp this machine cannot run; say when it falls back or now means another dtype."""
+    from training.precision import resolve
+    dtype, note = resolve(args.amp, ctx)
+    if note:
+        print(note)
+    stored = None
+    if args.resume:
+        from common.files import read_json
+        stored = read_json(os.path.join(args.resume, "config.json")).get("amp_dtype")
+    if stored and stored != (dtype or "float32"):  # e.g. --amp auto of a GPU run resumed on a CPU
+        print("resume: --amp %s now trains in %s (stored: %s)" % (args.amp, dtype or "float32", stored))
+
+
 def main(argv=None):
     args = parse_args(argv)
     from data.errors import edge_errors, one_line
@@ -206,7 +220,7 @@ def main(argv=None):
             refuse_existing_run(args.out)
             created = not os.path.isdir(args.out)
             check_writable(args.out)
-        contexts(args.gpus)  # every GPU id exists, before any work
+        amp_note(args, contexts(args.gpus))  # every GPU id exists and --amp can run there, before any work
         trainer = Trainer(args, claim=claim)
         if args.resume:
             state = trainer.resume()

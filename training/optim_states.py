@@ -110,10 +110,13 @@ def load(trainer, path, record):
         raise CheckpointError("%s: unknown optimiser state format" % path)
     updaters = _updaters(trainer)
     opt = updaters[0].optimizer
+    stored = record.get("hyper") if isinstance(record.get("hyper"), dict) else {}
+    # not a setting: Trainer.step sets rescale_grad at every step (1 / the loss scale with --amp)
+    if isinstance(stored.get("rescale_grad"), float):
+        opt.rescale_grad = stored["rescale_grad"]
     hyper = hyper_parameters(opt)
-    if not _same(hyper, record.get("hyper")):
-        diff = sorted(k for k in set(hyper) | set(record.get("hyper") or {})
-                      if not _same(hyper.get(k), (record.get("hyper") or {}).get(k)))
+    if not _same(hyper, stored):
+        diff = sorted(k for k in set(hyper) | set(stored) if not _same(hyper.get(k), stored.get(k)))
         raise CheckpointError("%s: the stored optimiser differs from the run's flags in %s" % (path, ", ".join(diff)))
     try:
         arrays = mx.nd.load(path)

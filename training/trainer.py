@@ -50,7 +50,7 @@ from evaluation.inference import score_depth
 from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS
 from symbols import check_input_size, get_confidence_net, get_depth_net
 
-from . import checkpoint, losses
+from . import checkpoint, losses, precision
 from .bn_snapshot import BatchNormSnapshot
 from .cache import PseudoLabelCache
 from .disk_cache import DiskPseudoLabelCache
@@ -117,6 +117,7 @@ class Trainer:
             if self.uses_unlabeled() else 0
         self.loss_terms = LOSS_TERMS if self.per_step is None else LOSS_TERMS + AGE_TERMS
 
+        self.precision = precision.for_run(opts, self.ctx)  # --amp: amp.init before the networks are built
         mx.random.seed(opts.seed)
         self.depth_net = get_depth_net(opts.pretrained, opts.backbone_params, ctx=self.ctx,
                                        freeze_bn=opts.freeze_bn)
@@ -128,6 +129,7 @@ class Trainer:
         self.bn_snapshot = BatchNormSnapshot([] if self.depth_net.freeze_bn else
                                              [p for params in self.net_params for p in params if p.grad_req == "null"])
         self.depth_trainer, self.conf_trainer = self.make_optimisers()
+        self.precision.attach((self.depth_trainer, self.conf_trainer))  # loss scalers (--amp)
         self.cache = self.make_cache()
         # a cache in files or spread over workers is checkpointed as shards beside the checkpoint
         self.checkpoints = checkpoint.Checkpoints(
@@ -278,15 +280,19 @@ class Trainer:
         if finite:
             # one pass for both losses: L_conf's graph starts at the detached E and does
             # not reach the depth net, so each net gets the gradient of its own loss
-            with self.phase("backward"):
-                autograd.backward([t["conf"] for t in per_device] + [t["depth"] for t in per_device])
+            with self.phase("backward"):  # --amp: each loss times its optimiser's loss scale
+                autograd.backward(self.precision.scaled([t["conf"] for t in per_device], self.conf_trainer) +
+                                  self.precision.scaled([t["depth"] for t in per_device], self.depth_trainer))
             if self.world.distributed:
                 self.world.allreduce_grads(self.net_params)
+            finite = self.precision.grads_finite(self.net_params)  # --amp: did the scaled gradients overflow?
+        if finite:
             with self.phase("optimiser"):
                 self.depth_trainer.step(1)
                 self.conf_trainer.step(1)
         else:
             self.bn_snapshot.restore()
+            self.precision.skipped()  # --amp: the loss scalers learn of the skip
         with self.phase("cache"):
             self.cache.flush()
         return total, finite
@@ -335,7 +341,8 @@ class Trainer:
                 for k, v in total.items():
                     sums[k] = sums[k] + v if k in sums else v
             else:
-                self.bad_steps += 1
+                # --amp: an overflow of the scaled gradients (finite losses) only lowers the loss scale
+                self.bad_steps += 0 if self.precision.overflow_only(total) else 1
                 self.skipped += 1
                 if self.bad_steps >= o.max_bad_steps:
                     bar.close()
@@ -411,7 +418,7 @@ class Trainer:
         """Checkpoint ``tag`` of the run at (epoch, iteration) (``checkpoint.Checkpoints.save``)."""
         self.checkpoints.save(tag, {"epoch": epoch, "iteration": iteration, "seed": self.opts.seed,
                                     "bad_steps": self.bad_steps, "skipped": self.skipped, "best_val": self.best_val,
-                                    "history": self.history, "partial": self.partial})
+                                    "history": self.history, "partial": self.partial, "amp": self.precision.state()})
 
     def resume(self):
         """Continue exactly from ``checkpoints/last`` of the run directory; returns its state.
@@ -436,6 +443,7 @@ class Trainer:
             self.bad_steps, self.skipped = state["bad_steps"], state["skipped"]
             self.history, self.partial = state["history"], state["partial"]
             _, self.best_val = checkpoint.best_epoch(self.history)
+            self.precision.load_state(state.get("amp"))  # the loss scales (--amp), for an exact resume
         if lead:
             note = path and checkpoint.repair_best(self.run_dir, self.history, path, state)
             if note:
