@@ -122,13 +122,23 @@ PROBE = textwrap.dedent("""
     t = Trainer(train.parse_args(sys.argv[1:]))
     t.start()
     t.train(stop_at=1)
+    # the same epoch at loss scale 1: scaling by a power of 2 is exact, so the unscaled updates are
+    # bit-identical (a missing or doubled unscale would make them 2^16 times too large or small)
+    one = Trainer(train.parse_args(sys.argv[1:] + ["--out", sys.argv[sys.argv.index("--out") + 1] + "_one"]))
+    one.start()
+    for trainer in (one.depth_trainer, one.conf_trainer):
+        trainer._amp_loss_scaler._loss_scale = trainer._amp_loss_scaler._next_loss_scale = 1.0
+    one.train(stop_at=1)
+    same_at_scale_1 = all(np.array_equal(a.data().asnumpy(), b.data().asnumpy()) for n, m in
+                          ((t.depth_net, one.depth_net), (t.conf_net, one.conf_net))
+                          for a, b in zip(n.collect_params().values(), m.collect_params().values()))
     out = {"casts": [graph_casts(t.depth_net), graph_casts(t.conf_net)],
            "params": sorted({np.dtype(p.data().dtype).name for n in (t.depth_net, t.conf_net)
                              for p in n.collect_params().values()}),
            "grads": sorted({np.dtype(p.grad().dtype).name for n in (t.depth_net, t.conf_net)
                             for p in n.collect_params().values() if p.grad_req != "null"}),
            "cache": [np.dtype(t.cache.depth.dtype).name, np.dtype(t.cache.conf.dtype).name],
-           "scales": t.precision.loss_scales()}
+           "scales": t.precision.loss_scales(), "same_at_scale_1": same_at_scale_1}
     # a finite loss whose scaled gradients overflow float32: 1e34 x 2^16 > 3.4e38
     batch = next(iter(t.loader(t.labeled, [[0, 1]])))
     before = {k: v.data().asnumpy().copy() for k, v in t.depth_net.collect_params().items()}
@@ -166,6 +176,7 @@ def test_bf16_training_casts_inside_keeps_float32_outside_and_skips_an_overflow(
     assert out["params"] == out["grads"] == ["float32"]   # master weights and their gradients
     assert out["cache"] == ["float32", "float32"]
     assert out["scales"] == [2.0 ** 16, 2.0 ** 16]
+    assert out["same_at_scale_1"]
     assert out["overflow"] == {"finite": False, "loss_finite": True, "unchanged": True, "next": True}
     assert out["scales_after"] == [2.0 ** 15, 2.0 ** 15]
     assert out["epoch"]["bad_steps"] == 0 and 1 <= out["epoch"]["skipped"] <= out["epoch"]["steps"] == 4
@@ -184,8 +195,11 @@ def test_bf16_resume_is_exact_and_config_records_amp(tiny_data, tmp_path):
     refused = run("train.py", "--resume", str(stopped), "--amp", "off")
     assert refused.returncode == 2
     assert "cannot resume %s with a different --amp (stored: amp=bf16)" % stopped in refused.stderr
+    # as if the run had started with --amp auto on a GPU: the dtype it trains in now is reported
+    (stopped / "config.json").write_text(json.dumps(dict(cfg, amp_dtype="float16")))
     resumed = run("train.py", "--resume", str(stopped), "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
+    assert "resume: --amp bf16 now trains in bfloat16 (stored: float16)" in resumed.stdout
     assert "resuming %s at epoch 1, iteration 0" % stopped in resumed.stdout
 
     a, b = (checkpoint_of(run_dir) for run_dir in (stopped, straight))

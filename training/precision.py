@@ -7,7 +7,8 @@ on a CPU with bfloat16 instructions, else float32 with a note).
 What AMP does here: ``amp.init`` wraps MXNet's operators so that the graphs built
 afterwards cast the inputs of convolutions (and fully connected layers) to the low
 precision and keep the operators of AMP's float32 lists (softplus = ``softrelu``,
-sigmoid, transposed convolutions; BatchNorm's parameters and statistics) in float32.
+sigmoid; BatchNorm's parameters and statistics; under bf16 also the transposed
+convolutions, ``_float32_deconvolution``) in float32.
 The parameters themselves stay float32 (the master copies the optimisers update and
 checkpoints store); both networks end in float32 operators, so the losses, the
 pseudo-label cache, the metrics and evaluation are float32.
@@ -17,10 +18,10 @@ Loss scaling: ``amp.init_trainer`` sets each optimiser up for a dynamic loss sca
 backward pass (the gradients are divided back in ``Trainer.step``).  A step whose
 gradients overflow is skipped as a whole by the trainer's non-finite logic
 (``grads_finite``, a second read-back after the backward pass), and both scalers then
-halve their scale; such a
-step counts in ``skipped_steps`` but not towards ``--max-bad-steps`` (``overflow_only``).  bf16
-has float32's exponent range and does not overflow, but takes the same path, so the
-CPU runs test the code the GPU float16 runs use.  The scalers' state is part of every
+halve their scale; such a step counts in ``skipped_steps`` but not towards
+``--max-bad-steps`` (``overflow_only``).  bf16 has float32's exponent range and does
+not overflow, but takes the same path, so the CPU runs test the code the GPU float16
+runs use.  The scalers' state is part of every
 checkpoint (``state`` / ``load_state``), which keeps resuming exact.
 
 ``amp.init`` cannot be undone and applies to every graph built later in the process:
@@ -30,8 +31,6 @@ import mxnet as mx
 import numpy as np
 from mxnet.contrib.amp.loss_scaler import LossScaler
 
-MODES = ("off", "auto", "bf16", "fp16")
-DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CHUNK = 200  # arrays per multi-array operator call
 _initialised = []  # the target dtype amp.init was called with in this process
