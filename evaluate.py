@@ -13,6 +13,12 @@
 so that scoring ``best`` keeps the files of ``last``: eval_best.json, table1_best.json,
 confidence_best.json, sparsification_best.png, reliability_best.png, qualitative_best.png.
 
+``--int8`` runs both networks quantized to INT8 by oneDNN (CPU only; calibrated on
+``--calib-images`` of the run's labeled training rows, evaluation/quantize.py): faster,
+numbers slightly different from float32.  Its files end in ``_int8`` (eval_int8.json,
+eval_best_int8.json, ...), they record the calibration under ``int8``, and the printed
+table says INT8, so they are never read as the float32 results.
+
 Predictions are made at 1/4 of the input resolution and upsampled bilinearly
 to the full-resolution ground truth of ``test.h5`` with the pixel convention
 of ``data.grid`` that the training targets use.  A protocol is a preset
@@ -39,6 +45,7 @@ from evaluation.external import MATCHES  # noqa: E402
 from evaluation.metrics import (ALIGN_SPACES, ALIGNMENTS, AVERAGES, CROPS, DEFAULT_PROTOCOL, GT_CHOICES,  # noqa: E402
                                 PROTOCOLS, make_protocol)
 from evaluation.pseudo_labels import score_pseudo_labels  # noqa: E402
+from evaluation.quantize import DEFAULT_CALIB_IMAGES, INT8_CPU_ONLY, int8_nets  # noqa: E402
 from evaluation.report import checkpoint_file  # noqa: E402
 from evaluation.runs import load_run  # noqa: E402
 from evaluation.scoring import per_image_table, score_predictions, score_test_set  # noqa: E402
@@ -61,6 +68,11 @@ def build_parser():
                         "default: %(default)s")
     g.add_argument("--gpus", type=config.parse_gpus, default=[], help="comma-separated GPU ids; empty = CPU")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--int8", action="store_true",
+                   help="run both networks in INT8 (oneDNN, CPU only), calibrated on the run's labeled training "
+                        "images; writes *_int8 files")
+    g.add_argument("--calib-images", type=int, default=None, metavar="N",
+                   help="labeled training images for the --int8 calibration. default: %d" % DEFAULT_CALIB_IMAGES)
     g = parser.add_argument_group("EVALUATION")
     g.add_argument("--protocol", choices=sorted(PROTOCOLS), default=DEFAULT_PROTOCOL,
                    help="preset of the headline numbers (evaluation/metrics.py): eigen = raw gt, eigen crop, "
@@ -108,6 +120,8 @@ def check_args(args):
             raise EvaluationError("--flip-tta runs the networks on mirrored images: it needs --run")
         if args.match and not os.path.isdir(args.predictions):
             raise EvaluationError("--match is for a folder of PNGs; %s is not a folder" % args.predictions)
+        if args.int8 or args.calib_images is not None:
+            raise EvaluationError("--int8 and --calib-images run the networks: they need --run")
     elif args.match:
         raise EvaluationError("--match is for --predictions DIR (a folder of PNGs)")
     elif args.out:
@@ -116,6 +130,12 @@ def check_args(args):
         raise EvaluationError("--batch-size must be >= 1 and --figures >= 0")
     if args.num_workers < 0:
         raise EvaluationError("--num-workers must be >= 0")
+    if args.int8 and args.gpus:
+        raise EvaluationError(INT8_CPU_ONLY)
+    if args.calib_images is not None and not args.int8:
+        raise EvaluationError("--calib-images is for --int8")
+    if args.calib_images is not None and args.calib_images < 1:
+        raise EvaluationError("--calib-images must be >= 1")
     if args.per_image and not args.per_image.lower().endswith(".csv"):
         raise EvaluationError("--per-image %s: give a .csv file name" % args.per_image)
     try:
@@ -126,8 +146,11 @@ def check_args(args):
         raise EvaluationError(str(err))
 
 
-def print_table(metrics, protocol, stream=sys.stdout):
+def print_table(metrics, protocol, stream=sys.stdout, int8=None):
     names = [m for m in TABLE_ORDER if m in metrics]
+    if int8:
+        print("INT8 inference (oneDNN, %s calibration on %d labeled training images): not the float32 numbers"
+              % (int8["calibration"], int8["calib_images"]), file=stream)
     print("protocol %s, %d images, %d pixels" % (protocol, metrics["n_images"], metrics["n_pixels"]), file=stream)
     print("  ".join("%8s" % m for m in names), file=stream)
     print("  ".join("%8.4f" % metrics[m] for m in names), file=stream)
@@ -136,21 +159,27 @@ def print_table(metrics, protocol, stream=sys.stdout):
 def evaluate_run(args, protocol):
     """Every output requested for ``--run``; all scoring happens before the first file is written."""
     run = load_run(args.run, args.checkpoint, args.data, args.gpus, table1=args.table1, protocol=protocol)
+    int8 = None
+    if args.int8:  # the float32 networks are not used after this
+        run["nets"], int8 = int8_nets(run, args.run, args.calib_images or DEFAULT_CALIB_IMAGES)
     scorer = score_test_set(run, protocol, args.batch_size, confidence=args.confidence, figures=args.figures,
                             per_image=bool(args.per_image), flip=args.flip_tta, progress=not args.no_progress,
                             num_workers=args.num_workers)
     result = scorer.metrics()
     result.update(checkpoint=run["checkpoint"], data=os.path.abspath(run["data"]), config=run["config"],
-                  flip_tta=bool(args.flip_tta))
+                  flip_tta=bool(args.flip_tta), int8=int8 or False)
     table = per_image_table(scorer, run["test"])
     table1 = score_pseudo_labels(run, args.batch_size, progress=not args.no_progress) if args.table1 else None
     confidence = None
     if args.confidence:
-        confidence = dict(scorer.confidence(), protocol=protocol.name, checkpoint=run["checkpoint"])
-    print_table(result["metrics"], protocol.name)
+        confidence = dict(scorer.confidence(), protocol=protocol.name, checkpoint=run["checkpoint"], int8=int8 or False)
+    if table1:
+        table1["int8"] = int8 or False
+    print_table(result["metrics"], protocol.name, int8=int8)
 
-    def out(name):  # eval.json for last, eval_best.json for best, ...
-        return os.path.join(args.run, checkpoint_file(name, args.checkpoint))
+    def out(name):  # eval.json for last, eval_best.json for best, ...; eval_int8.json, eval_best_int8.json
+        stem, ext = os.path.splitext(checkpoint_file(name, args.checkpoint))
+        return os.path.join(args.run, stem + ("_int8" if int8 else "") + ext)
     written = [write_json_atomic(out("eval.json"), result)]
     if table:
         written.append(write_text_atomic(args.per_image, table))

@@ -21,7 +21,10 @@ at the INPUT image's resolution H x W.  Each image is resized (aspect ratio not
 kept) to the network size, the run's training ``input_size`` or ``--size``; the
 networks predict at 1/4 of that, and both maps are upsampled bilinearly back to
 H x W with the pixel convention of ``data.grid`` that the training targets use.  The forward passes are those of ``evaluation.inference.predict``, the
-same code that scores the test set.  Bad input prints one ``error: ...`` line and
+same code that scores the test set.  ``--int8`` runs both networks quantized to INT8
+by oneDNN (CPU only), calibrated on ``--calib-images`` of the run's labeled training
+rows (train.h5 of ``--data``; evaluation/quantize.py): faster, maps slightly different
+from float32.  Bad input prints one ``error: ...`` line and
 exits with status 2 before anything is written.
 """
 import argparse
@@ -65,6 +68,14 @@ def build_parser():
     parser.add_argument("--size", type=config.parse_size, default=None,
                         help="network input WIDTHxHEIGHT (multiples of 16). default: the run's training input_size")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--int8", action="store_true",
+                        help="run both networks in INT8 (oneDNN, CPU only), calibrated on the run's labeled training "
+                             "images")
+    parser.add_argument("--calib-images", type=int, default=None, metavar="N",
+                        help="labeled training images for the --int8 calibration. default: 32")
+    parser.add_argument("--data", default=None,
+                        help="prepared data directory whose train.h5 calibrates --int8. "
+                             "default: the run's config.json 'data'")
     return parser
 
 
@@ -173,14 +184,29 @@ def run(args):
         raise PredictError("--batch-size must be >= 1")
     if args.num_workers < 0:
         raise PredictError("--num-workers must be >= 0")
+    if (args.calib_images is not None or args.data) and not args.int8:
+        raise PredictError("--calib-images and --data are for --int8")
+    if args.calib_images is not None and args.calib_images < 1:
+        raise PredictError("--calib-images must be >= 1")
+    if args.int8 and args.gpus:
+        from evaluation.quantize import INT8_CPU_ONLY
+        raise PredictError(INT8_CPU_ONLY)
     paths, stems = find_images(args.inputs)
     if not os.path.isdir(args.run):
         raise PredictError("run directory %s does not exist" % args.run)
-    size = network_size(args, read_json(os.path.join(args.run, "config.json"), error=CheckpointError))
+    run_config = read_json(os.path.join(args.run, "config.json"), error=CheckpointError)
+    size = network_size(args, run_config)
     checkpoint_dir(args.run, args.checkpoint)  # fails before the slow parts if there is none
-    sizes = image_sizes(paths, progress=not args.no_progress)
     ctxs = contexts(args.gpus)
+    if args.int8:
+        from evaluation.quantize import check_int8
+        check_int8(ctxs)
+    sizes = image_sizes(paths, progress=not args.no_progress)
     depth_net, conf_net, _ = load_networks(args.run, args.checkpoint, ctxs)
+    if args.int8:
+        from evaluation.quantize import DEFAULT_CALIB_IMAGES, int8_nets
+        run = {"ctxs": ctxs, "nets": (depth_net, conf_net), "data": args.data or run_config.get("data") or "."}
+        (depth_net, conf_net), _ = int8_nets(run, args.run, args.calib_images or DEFAULT_CALIB_IMAGES)
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as err:
@@ -213,8 +239,8 @@ def main(argv=None):
     except (PredictError, EvaluationError, CheckpointError) + edge_errors() as err:
         print("error: %s" % one_line(err), file=sys.stderr)
         return 2
-    print("%d image(s) predicted at %dx%d -> %s (NAME_depth.npy/.png, NAME_conf.npy/.png)"
-          % (count, size[0], size[1], args.out))
+    print("%d image(s) predicted at %dx%d%s -> %s (NAME_depth.npy/.png, NAME_conf.npy/.png)"
+          % (count, size[0], size[1], " in INT8" if args.int8 else "", args.out))
     return 0
 
 
