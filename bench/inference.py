@@ -20,7 +20,10 @@ every kind alike:
   0 and with 1 DataLoader worker process;
 * the networks alone: ``evaluation.inference.predict`` (forward + read-back, no
   scoring) with the fused oneDNN graph and without it (``static_shape`` only), and
-  the data loading alone, to show where the rest of the time goes.
+  the data loading alone, to show where the rest of the time goes;
+* with oneDNN: the evaluate.py, predict.py and networks-alone paths again with both
+  networks in INT8 (``--int8``, ``evaluation.quantize``, calibrated on the run's
+  labeled training rows; building the INT8 graphs is not timed).
 
 A figure is images per second in the fastest of ``repeats`` passes: 3 steps of the
 training forward, or the test set once for the other kinds; each kind starts with an
@@ -161,6 +164,7 @@ def measure(args, root, bar):
     """Every figure of the report, as a dict."""
     from evaluation.inference import predict
     from evaluation.metrics import DEFAULT_PROTOCOL, PROTOCOLS
+    from evaluation.quantize import DEFAULT_CALIB_IMAGES, int8_nets
     from evaluation.runs import load_run
     from evaluation.scoring import score_test_set
     from predict import ImageFiles, find_images, image_sizes, write_predictions
@@ -194,6 +198,17 @@ def measure(args, root, bar):
         "loading_photos": lambda: consume(gluon.data.DataLoader(ImageFiles(paths, args.size), batch_size=b,
                                                                  last_batch="keep")),
     }
+    int8 = None
+    if Features().is_enabled("MKLDNN"):  # INT8 kernels exist only there
+        run8 = load_run(run_dir, "last", protocol=protocol)
+        run8["nets"], int8 = int8_nets(run8, run_dir, DEFAULT_CALIB_IMAGES)
+        nets8 = run8["nets"]
+        kinds.update({
+            "evaluate_int8": lambda: score_test_set(run8, protocol, b, progress=False),
+            "predict_int8": lambda: write_predictions(*nets8, paths, stems, sizes, args.size, out, b, ctxs,
+                                                      progress=False),
+            "forward_int8": lambda: consume(predict(*nets8, test, b, ctxs, progress=False)),
+        })
     bar.total = (len(kinds) * n + TRAIN_STEPS_PER_REPEAT * train_images) * (args.repeats + 1)
     bar.refresh()
     kinds = dict(training_forward=lambda: [train_step() for _ in range(TRAIN_STEPS_PER_REPEAT)], **kinds)
@@ -212,7 +227,7 @@ def measure(args, root, bar):
     # CPU seconds per image: the work, less disturbed by other processes than the wall time
     # (OpenMP threads waiting at a barrier count too; a DataLoader worker process does not)
     cpu_per_image = {name: min(t) for name, t in cpu_times.items()}
-    return {
+    result = {
         "settings": {"size": list(args.size), "frame": list(FRAME), "batch": b, "test_images": n,
                      "train_labeled_per_step": n_labeled, "train_unlabeled_per_step": trainer.unlabeled_batch,
                      "repeats": args.repeats, "protocol": protocol.name, "cpu_count": os.cpu_count(),
@@ -225,7 +240,12 @@ def measure(args, root, bar):
         "predict_over_training_forward": rates["predict"] / train_rate,
         "forward_fused_over_training_forward": rates["forward_fused"] / train_rate,
         "cpu_seconds_per_image": cpu_per_image,
+        "int8": int8 and {"calib_images": int8["calib_images"], "calibration": int8["calibration"]},
     }
+    if int8:
+        for kind in ("evaluate_int8", "predict_int8", "forward_int8"):
+            result[kind + "_over_training_forward"] = rates[kind] / train_rate
+    return result
 
 
 def verdict(ratio):
@@ -241,6 +261,9 @@ def report(r, stream=None):
       "%s CPUs, mxnet %s" % (s["size"][0], s["size"][1], s["frame"][0], s["frame"][1], s["batch"], s["test_images"],
                              s["omp_num_threads"], s["cpu_count"], s["mxnet"]))
     w("load average (1 min) before / after: %.2f / %.2f" % tuple(s["load_average_1min_before_after"]))
+    w("INT8: %s" % ("%s calibration on %d labeled training images" % (r["int8"]["calibration"],
+                                                                     r["int8"]["calib_images"])
+                    if r.get("int8") else "not measured (this MXNet has no oneDNN)"))
     w()
     rows = (("training_forward", "training forward (%d labeled + %d unlabeled, autograd.record)"
              % (s["train_labeled_per_step"], s["train_unlabeled_per_step"])),
@@ -250,15 +273,25 @@ def report(r, stream=None):
             ("forward_fused", "networks alone, oneDNN fused (inference_mode)"),
             ("forward_static_shape", "networks alone, static_shape without fusion"),
             ("loading_test_set", "loading alone: test.h5 rows"),
-            ("loading_photos", "loading alone: decode + resize %dx%d PNGs" % tuple(s["frame"])))
+            ("loading_photos", "loading alone: decode + resize %dx%d PNGs" % tuple(s["frame"])),
+            ("evaluate_int8", "INT8 (--int8): evaluate.py path"),
+            ("predict_int8", "INT8 (--int8): predict.py path"),
+            ("forward_int8", "INT8 (--int8): networks alone"))
     cpu = r["cpu_seconds_per_image"]
     w("  %-58s %8.2f img/s  %6.3f CPU s/img" % (rows[0][1], r["training_forward_images_per_s"], cpu["training_forward"]))
     for key, label in rows[1:]:
+        if key not in rates:
+            continue
         w("  %-58s %8.2f img/s  %6.3f CPU s/img" % (label, rates[key], cpu[key]))
     w()
     for key, label in (("evaluate_over_training_forward", "evaluate.py path / training forward"),
                        ("predict_over_training_forward", "predict.py path / training forward"),
-                       ("forward_fused_over_training_forward", "networks alone / training forward")):
+                       ("forward_fused_over_training_forward", "networks alone / training forward"),
+                       ("evaluate_int8_over_training_forward", "INT8 evaluate.py path / training forward"),
+                       ("predict_int8_over_training_forward", "INT8 predict.py path / training forward"),
+                       ("forward_int8_over_training_forward", "INT8 networks alone / training forward")):
+        if key not in r:
+            continue
         w("  %-58s %8.2f    %s (target >= %.1f)" % (label, r[key], verdict(r[key]), TARGET_RATIO))
 
 
