@@ -146,7 +146,8 @@ def check_args(args):
         raise EvaluationError(str(err))
 
 
-def print_table(metrics, protocol, stream=sys.stdout, int8=None):
+def print_table(metrics, protocol, stream=None, int8=None):
+    stream = stream or sys.stdout  # looked up at call time (a default argument would freeze it)
     names = [m for m in TABLE_ORDER if m in metrics]
     if int8:
         print("INT8 inference (oneDNN, %s calibration on %d labeled training images): not the float32 numbers"
