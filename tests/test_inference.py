@@ -169,11 +169,22 @@ def test_bench_reports_every_figure(tmp_path, capsys):
     # 2 labeled at 1/4 labeled: 8 training images, 6 unlabeled, all in the one step
     assert (s["train_labeled_per_step"], s["train_unlabeled_per_step"], s["test_images"]) == (2, 6, 3)
     assert s["omp_num_threads"] and s["cpu_count"] >= 1 and s["mxnet"] == mx.__version__
+    int8 = mx.runtime.Features().is_enabled("MKLDNN")  # INT8 figures only where oneDNN has the kernels
+    int8_kinds = {"evaluate_int8", "predict_int8", "forward_int8"} if int8 else set()
     assert set(result["images_per_s"]) == {"evaluate", "predict", "predict_1_worker", "forward_fused",
-                                           "forward_static_shape", "loading_test_set", "loading_photos"}
+                                           "forward_static_shape", "loading_test_set", "loading_photos"} | int8_kinds
     assert all(v > 0 for v in result["images_per_s"].values())
     train = result["training_forward_images_per_s"]
     assert result["evaluate_over_training_forward"] == pytest.approx(result["images_per_s"]["evaluate"] / train)
     assert result["predict_over_training_forward"] == pytest.approx(result["images_per_s"]["predict"] / train)
+    for kind in int8_kinds:
+        assert result[kind + "_over_training_forward"] == pytest.approx(result["images_per_s"][kind] / train)
     table = capsys.readouterr().out
     assert "evaluate.py path / training forward" in table and "(target >= 2.0)" in table
+    if int8:
+        # the bench's split: 2 labeled rows, both calibrate
+        assert result["int8"] == {"calib_images": 2, "calibration": "naive"}
+        assert "INT8: naive calibration on 2 labeled training images" in table
+        assert "INT8 evaluate.py path / training forward" in table and "INT8 predict.py path" in table
+    else:
+        assert result["int8"] is None and "INT8: not measured (this MXNet has no oneDNN)" in table
