@@ -4,6 +4,7 @@
     python evaluate.py --run runs/NAME --table1              # + RUN/table1.json
     python evaluate.py --run runs/NAME --confidence          # + confidence.json, sparsification.png, reliability.png
     python evaluate.py --run runs/NAME --figures 6           # + qualitative.png
+    python evaluate.py --run runs/NAME --int8                # INT8 on CPU -> RUN/eval_int8.json
     python evaluate.py --predictions pred.npy --data datasets/nyu   # score external (M, H', W') depth maps
     python evaluate.py --predictions bts_pngs/ --data datasets/nyu  # 16-bit mm PNGs (BTS / AdaBins dumps)
     python evaluate.py ... --protocol full --crop eigen --average pixel --gt filled --align median \

@@ -2,6 +2,7 @@
 
     python predict.py --run runs/NAME photo.jpg more/*.png --out predictions/
     python predict.py --run runs/NAME images_dir/ --out predictions/ --checkpoint best
+    python predict.py --run runs/NAME images_dir/ --out predictions/ --int8 --calib-images 64
 
 A folder is searched recursively by the finder of ``train.py --unlabeled``
 (``data/images.py``: .png/.jpg/.jpeg in any case, hidden names skipped, sorted),

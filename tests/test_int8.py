@@ -184,3 +184,20 @@ def test_int8_without_labeled_rows_or_train_h5(tiny, tmp_path):
         quantize.int8_nets(dict(run, data=str(tmp_path)), tiny["run"], 4)
     assert str(info.value) == ("--int8 calibrates on the run's labeled training images: %s has no train.h5"
                                % tmp_path)
+
+
+@needs_onednn
+def test_predict_int8_writes_maps_close_to_float32(tiny, tmp_path, capsys):
+    import cv2
+    photo = tmp_path / "photo.png"
+    rng = np.random.RandomState(3)
+    cv2.imwrite(str(photo), rng.randint(0, 256, size=(40, 56, 3), dtype=np.uint8))
+    argv = ["--run", tiny["run"], str(photo), "--no-progress"]
+    assert predict_cli.main(argv + ["--out", str(tmp_path / "f32")]) == 0
+    assert predict_cli.main(argv + ["--out", str(tmp_path / "i8"), "--int8", "--calib-images", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "1 image(s) predicted at 32x32 in INT8 -> %s (NAME_depth.npy/.png, NAME_conf.npy/.png)" % (
+        tmp_path / "i8")
+    want, got = (np.load(tmp_path / d / "photo_depth.npy") for d in ("f32", "i8"))
+    assert got.shape == want.shape == (40, 56)
+    assert np.mean(np.abs(got - want) / want) < 0.05  # the tolerance of the test above
