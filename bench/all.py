@@ -105,6 +105,9 @@ def summarise(results):
                 "predict_images_per_s": r["images_per_s"]["predict"],
                 "evaluate_over_training_forward": r["evaluate_over_training_forward"],
                 "predict_over_training_forward": r["predict_over_training_forward"],
+                # --int8 (None without oneDNN)
+                "evaluate_int8_over_training_forward": r.get("evaluate_int8_over_training_forward"),
+                "predict_int8_over_training_forward": r.get("predict_int8_over_training_forward"),
                 "omp_num_threads": s["omp_num_threads"]}
         elif name == "amp":
             out["amp"] = {"dtype": r["settings"]["amp_dtype"], "amp_over_float32": r["amp_over_float32"],
@@ -128,8 +131,12 @@ def report(summary, stream=None):
         a = summary["amp"]
         w("amp (%s) / float32: %s" % (a["dtype"], ", ".join("%s %.3f" % kv for kv in sorted(a["amp_over_float32"].items()))))
     for key, r in summary["inference"].items():
-        w("inference %-8s evaluate %.2f x, predict %.2f x the training forward (target >= 2)"
-          % (key, r["evaluate_over_training_forward"], r["predict_over_training_forward"]))
+        int8 = ""
+        if r.get("evaluate_int8_over_training_forward") is not None:
+            int8 = "; INT8 evaluate %.2f x, predict %.2f x" % (r["evaluate_int8_over_training_forward"],
+                                                             r["predict_int8_over_training_forward"])
+        w("inference %-8s evaluate %.2f x, predict %.2f x the training forward%s (target >= 2)"
+          % (key, r["evaluate_over_training_forward"], r["predict_over_training_forward"], int8))
     for r in summary["unlabeled_scale"] or []:
         w("unlabeled %8d: step %.3f s, peak RSS %.0f MiB" % (r["unlabeled_slots"], r["step_seconds_median"],
                                                             r["peak_rss_mib"]))

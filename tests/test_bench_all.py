@@ -22,6 +22,11 @@ def test_summary_keys_every_figure_by_size_and_fraction(capsys):
                               "training_forward_images_per_s": 10.0,
                               "images_per_s": {"evaluate": 12.0, "predict": 9.0},
                               "evaluate_over_training_forward": 1.2, "predict_over_training_forward": 0.9},
+        "inference_320x240": {"settings": {"size": [320, 240], "omp_num_threads": "2"},
+                              "training_forward_images_per_s": 2.0,
+                              "images_per_s": {"evaluate": 4.0, "predict": 3.0},
+                              "evaluate_over_training_forward": 2.0, "predict_over_training_forward": 1.5,
+                              "evaluate_int8_over_training_forward": 4.25, "predict_int8_over_training_forward": 3.5},
         "unlabeled_scale": {"sizes": [{"unlabeled_slots": 10000, "step_seconds_median": 0.4, "peak_rss_mib": 1000.0,
                                        "other": 1}]},
     }
@@ -31,11 +36,16 @@ def test_summary_keys_every_figure_by_size_and_fraction(capsys):
     assert summary["step"]["160x128 labeled 0.25"]["epoch_ratio_per_image"] == 0.7
     assert summary["amp"]["amp_over_float32"] == {"train_step": 1.25, "bare": 1.2}
     assert summary["inference"]["160x128"]["predict_over_training_forward"] == 0.9
+    assert summary["inference"]["160x128"]["evaluate_int8_over_training_forward"] is None  # no oneDNN there
+    assert summary["inference"]["320x240"]["predict_int8_over_training_forward"] == 3.5
     assert summary["unlabeled_scale"] == [{"unlabeled_slots": 10000, "step_seconds_median": 0.4,
                                            "peak_rss_mib": 1000.0}]
     bench_all.report(dict(summary, machine={"cpu": "X", "cpu_count": 2, "omp_num_threads": "2", "date": "d"}))
     out = capsys.readouterr().out
-    assert "3.900 s / bare  3.800 s = 1.026" in out and "evaluate 1.20 x, predict 0.90 x" in out
+    assert "3.900 s / bare  3.800 s = 1.026" in out
+    assert "160x128  evaluate 1.20 x, predict 0.90 x the training forward (target >= 2)" in out
+    assert ("320x240  evaluate 2.00 x, predict 1.50 x the training forward; INT8 evaluate 4.25 x, predict 3.50 x "
+            "(target >= 2)") in out
     json.dumps(summary)  # what summary.json holds
 
 
