@@ -23,13 +23,13 @@ The thread count every benchmark ran with (``common/threads.py``, or your
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from bench import output  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 from common.threads import set_omp_threads  # noqa: E402
 
@@ -75,15 +75,7 @@ def run_bench(name, out_dir):
 
 
 def machine():
-    model = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
-    except OSError:
-        pass
-    return {"cpu": model or platform.processor(), "cpu_count": os.cpu_count(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d")}
+    return dict(output.machine(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"), date=time.strftime("%Y-%m-%d"))
 
 
 def summarise(results):

@@ -25,7 +25,6 @@ hold (0 for float32: the float32 worker is really float32) and that the paramete
 both stay float32 (the master copies).
 """
 import argparse
-import json
 import multiprocessing
 import os
 import sys
@@ -39,6 +38,7 @@ set_omp_threads()  # before mxnet loads (common/threads.py)
 import numpy as np  # noqa: E402
 
 import config  # noqa: E402
+from bench.output import cpu_model, finish  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
 KINDS = ("train_step", "bare")
@@ -173,14 +173,6 @@ def measure(args, root, dtype):
     }
 
 
-def cpu_model(path="/proc/cpuinfo"):
-    try:
-        with open(path) as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
-    except OSError:
-        return None
-
-
 def report(r, stream=None):
     """The figures as a readable table (on stdout by default)."""
     stream = stream or sys.stdout
@@ -215,11 +207,7 @@ def main(argv=None):
         print(note, file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="bench_amp_") as root:
         result = measure(args, root, dtype)
-    report(result)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1, sort_keys=True)
-    return 0
+    return finish(result, report, args.json)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ untimed pass (graphs are built on the first call).  Target:
 both inference paths >= 2x the training forward per image.
 """
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from mxnet.runtime import Features  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import config  # noqa: E402
+from bench.output import finish  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
 TARGET_RATIO = 2.0
@@ -306,11 +306,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="bench_inference_") as root, \
             tqdm(total=None, unit="img", disable=args.no_progress, file=sys.stderr, leave=False) as bar:
         result = measure(args, root, bar)
-    report(result)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1, sort_keys=True)
-    return 0
+    return finish(result, report, args.json)
 
 
 if __name__ == "__main__":

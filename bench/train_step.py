@@ -35,7 +35,6 @@ a step figure is the median of ``repeats x steps`` steps, an epoch figure the
 fastest of ``repeats`` epochs.
 """
 import argparse
-import json
 import os
 import resource
 import sys
@@ -54,6 +53,7 @@ from mxnet import autograd  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import config  # noqa: E402
+from bench.output import finish  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
 TARGET_EPOCH_RATIO = 1.10
@@ -415,11 +415,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="bench_train_step_") as root, \
             tqdm(total=None, unit="step", disable=args.no_progress, file=sys.stderr, leave=False) as bar:
         result = measure(args, root, bar)
-    report(result)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1, sort_keys=True)
-    return 0
+    return finish(result, report, args.json)
 
 
 if __name__ == "__main__":

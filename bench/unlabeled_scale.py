@@ -23,7 +23,6 @@ no assertions; other processes on a shared CPU move the seconds by 10-20 %.
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -36,6 +35,7 @@ sys.path.insert(0, REPO)
 from common.threads import set_omp_threads  # noqa: E402
 
 set_omp_threads()  # before mxnet loads (common/threads.py); the measuring processes inherit it
+from bench.output import finish, machine  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
 
@@ -170,16 +170,6 @@ def measure(count, data, work, args):
 
 
 # ---- the whole run ---------------------------------------------------------------------------
-def machine():
-    model = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
-    except OSError:
-        pass
-    return {"cpu": model or platform.processor(), "cpu_count": os.cpu_count(), "python": platform.python_version()}
-
-
 def report(result):
     s = result["settings"]
     print("unlabeled scale: %dx%d, %d labeled + K = %d unlabeled images per step, --cache-on disk, %d timed steps"
@@ -230,11 +220,7 @@ def main(argv=None):
                            "date": time.strftime("%Y-%m-%d"), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                            "machine": machine()},
               "sizes": results}
-    report(result)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1, sort_keys=True)
-    return 0
+    return finish(result, report, args.json)
 
 
 if __name__ == "__main__":
