@@ -14,23 +14,14 @@ from training.disk_cache import DiskPseudoLabelCache
 from training.distributed import owned_slots, unlabeled_plan
 from training.trainer import Trainer
 
+from test_train import assert_same_params  # tests/ is on sys.path (no __init__.py)
+
 BASE = ["--pretrained", "0", "--batch-size", "2", "--labeled-frac", "0.5", "--no-progress", "--lr", "1e-3",
         "--semi-start", "1", "--t-semi", "0"]
 
 
 def options(data, out, *extra):
     return train.parse_args(BASE + ["--data", data, "--out", str(out)] + list(extra))
-
-
-def params_of(net):
-    return {k: v.data().asnumpy() for k, v in net._collect_params_with_prefix().items()}
-
-
-def assert_same_params(a, b):
-    pa, pb = params_of(a), params_of(b)
-    assert pa.keys() == pb.keys()
-    for key in pa:
-        np.testing.assert_array_equal(pa[key], pb[key], err_msg=key)
 
 
 # ---- the plan ---------------------------------------------------------------------------------
