@@ -33,7 +33,6 @@ both inference paths >= 2x the training forward per image.
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,10 +43,9 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from mxnet import autograd, gluon  # noqa: E402
 from mxnet.runtime import Features  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 import config  # noqa: E402
-from bench.output import finish  # noqa: E402
+from bench.output import bench_main  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
 TARGET_RATIO = 2.0
@@ -297,16 +295,7 @@ def report(r, stream=None):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad settings)."""
-    args = build_parser().parse_args(argv)
-    try:
-        check_args(args)
-    except (BenchError, ValueError) as err:
-        print("error: %s" % err, file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="bench_inference_") as root, \
-            tqdm(total=None, unit="img", disable=args.no_progress, file=sys.stderr, leave=False) as bar:
-        result = measure(args, root, bar)
-    return finish(result, report, args.json)
+    return bench_main(argv, build_parser, check_args, measure, report, (BenchError, ValueError), "inference", "img")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 import json
 import os
 import platform
+import sys
+import tempfile
+
+from tqdm import tqdm
 
 
 def cpu_model(path="/proc/cpuinfo"):
@@ -25,3 +29,18 @@ def finish(result, report, json_path=None):
         with open(json_path, "w") as f:
             json.dump(result, f, indent=1, sort_keys=True)
     return 0
+
+
+def bench_main(argv, build_parser, check_args, measure, report, errors, name, unit):
+    """A benchmark's command line: parse, check (one-line ``error:`` and exit status 2 on
+    ``errors``), ``measure(args, temporary_dir, progress_bar)``, then ``finish``."""
+    args = build_parser().parse_args(argv)
+    try:
+        check_args(args)
+    except errors as err:
+        print("error: %s" % err, file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bench_%s_" % name) as root, \
+            tqdm(total=None, unit=unit, disable=args.no_progress, file=sys.stderr, leave=False) as bar:
+        result = measure(args, root, bar)
+    return finish(result, report, args.json)

@@ -38,7 +38,6 @@ import argparse
 import os
 import resource
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -50,10 +49,9 @@ set_omp_threads()  # before mxnet loads (common/threads.py)
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from mxnet import autograd  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 import config  # noqa: E402
-from bench.output import finish  # noqa: E402
+from bench.output import bench_main  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
 TARGET_EPOCH_RATIO = 1.10
@@ -406,16 +404,7 @@ def verdict(value, target):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad settings)."""
-    args = build_parser().parse_args(argv)
-    try:
-        check_args(args)
-    except (BenchError, ValueError) as err:
-        print("error: %s" % err, file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="bench_train_step_") as root, \
-            tqdm(total=None, unit="step", disable=args.no_progress, file=sys.stderr, leave=False) as bar:
-        result = measure(args, root, bar)
-    return finish(result, report, args.json)
+    return bench_main(argv, build_parser, check_args, measure, report, (BenchError, ValueError), "train_step", "step")
 
 
 if __name__ == "__main__":
