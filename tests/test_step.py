@@ -50,7 +50,7 @@ def trainer(tiny_data, out):
 
 
 def test_train_step_equals_a_hand_written_step(tiny_data, tmp_path):
-    """train_step (one backward pass of both losses, aggregated SGD, Adam) against two backward
+    """train_step (one backward pass of both losses, SGD with momentum, Adam) against two backward
     passes and the SGD-momentum / Adam formulas written out, from the same initial weights."""
     got, ref = trainer(tiny_data, tmp_path / "a"), trainer(tiny_data, tmp_path / "b")
     image, depth = (mx.nd.array(np.stack(a)) for a in zip(*[got.labeled[i] for i in range(2)]))
