@@ -27,7 +27,7 @@ demo: venv
 claims: venv
 	bash experiments/claims/run.sh $(PY)
 
-# every benchmark, one after the other, on an idle machine (~25 min on 2 cores): runs/bench/summary.json
+# every benchmark, one after the other, on an idle machine (~10 min on 2 cores): runs/bench/summary.json
 bench: venv
 	$(PY) bench/all.py --out runs/bench
 
