@@ -29,7 +29,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from bench import output  # noqa: E402
+from bench import shared  # noqa: E402
+from bench.shared import BenchError  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 from common.threads import set_omp_threads  # noqa: E402
 
@@ -45,10 +46,6 @@ BENCHES = {
     "inference_320x240": ["bench/inference.py", "--size", "320x240"],
     "unlabeled_scale": ["bench/unlabeled_scale.py"],
 }
-
-
-class BenchError(Exception):
-    """Bad settings or a benchmark that failed (one-line message)."""
 
 
 def build_parser():
@@ -75,7 +72,7 @@ def run_bench(name, out_dir):
 
 
 def machine():
-    return dict(output.machine(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"), date=time.strftime("%Y-%m-%d"))
+    return dict(shared.machine(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"), date=time.strftime("%Y-%m-%d"))
 
 
 def summarise(results):

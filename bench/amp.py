@@ -38,14 +38,10 @@ set_omp_threads()  # before mxnet loads (common/threads.py)
 import numpy as np  # noqa: E402
 
 import config  # noqa: E402
-from bench.output import cpu_model, finish  # noqa: E402
+from bench.shared import BenchError, add_json_arg, check_json_folder, cpu_model, finish  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
 KINDS = ("train_step", "bare")
-
-
-class BenchError(Exception):
-    """Bad settings (one-line message)."""
 
 
 def build_parser():
@@ -63,7 +59,7 @@ def build_parser():
                         help="the mixed precision to compare with float32 (train.py --amp). default: %(default)s")
     parser.add_argument("--gpus", type=config.parse_gpus, default=[],
                         help="GPU ids (train.py --gpus); empty = CPU. default: CPU")
-    parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
+    add_json_arg(parser)
     return parser
 
 
@@ -76,8 +72,7 @@ def check_args(args):
     if not 0 < args.labeled_frac < 1:
         raise BenchError("--labeled-frac must be in (0, 1): the semi-supervised step needs unlabeled images")
     check_input_size(args.size[1], args.size[0])
-    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        raise BenchError("the folder of --json %s does not exist" % args.json)
+    check_json_folder(args.json)
     dtype, note = resolve(args.amp, contexts(args.gpus))
     if dtype is None:
         raise BenchError("nothing to compare: %s" % note)
@@ -88,16 +83,12 @@ def check_args(args):
 def worker(conn, data, run_dir, args, amp):
     """Serve ``("train_step" | "bare", i)`` with the seconds of that step on batch i; ``None`` ends it."""
     import mxnet as mx
-    import train
+    from bench.shared import new_trainer
     from bench.train_step import bare_forward_backward, semi_batches
     from training.precision import graph_casts
-    from training.trainer import Trainer
-    opts = train.parse_args(["--pretrained", "0", "--batch-size", str(args.batch), "--labeled-frac",
-                             str(args.labeled_frac), "--semi-start", "1", "--epochs", "100", "--no-progress",
-                             "--log-every", "1000000", "--data", data, "--out", run_dir, "--amp", amp,
-                             "--gpus", ",".join(map(str, args.gpus))])
-    trainer = Trainer(opts)
-    trainer.start()
+    trainer = new_trainer(data, run_dir, ["--batch-size", str(args.batch), "--labeled-frac", str(args.labeled_frac),
+                                          "--epochs", "100", "--log-every", "1000000", "--amp", amp,
+                                          "--gpus", ",".join(map(str, args.gpus))])
     trainer.run_epoch(0)  # the fill epoch: builds the graphs, fills the cache
     batches = semi_batches(trainer, 1)
     kinds = {"train_step": lambda labeled, unlabeled: trainer.train_step(labeled, unlabeled, 1, "semi"),

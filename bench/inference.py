@@ -45,16 +45,12 @@ from mxnet import autograd, gluon  # noqa: E402
 from mxnet.runtime import Features  # noqa: E402
 
 import config  # noqa: E402
-from bench.output import bench_main  # noqa: E402
+from bench.shared import BenchError, add_json_arg, bench_main, check_json_folder, new_trainer  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
 TARGET_RATIO = 2.0
 FRAME = (640, 480)  # NYU's frames: what evaluate.py scores against and predict.py typically reads
 TRAIN_STEPS_PER_REPEAT = 3
-
-
-class BenchError(Exception):
-    """Bad settings (one-line message)."""
 
 
 def build_parser():
@@ -72,7 +68,7 @@ def build_parser():
                              "in (0, 1). default: %(default)s")
     parser.add_argument("--images", type=int, default=24, help="test images per inference pass. default: %(default)s")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes of each kind. default: %(default)s")
-    parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
+    add_json_arg(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -84,8 +80,7 @@ def check_args(args):
     if not 0 < args.labeled_frac < 1:
         raise BenchError("--labeled-frac must be in (0, 1): the training step needs unlabeled images")
     check_input_size(args.size[1], args.size[0])
-    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        raise BenchError("the folder of --json %s does not exist" % args.json)
+    check_json_folder(args.json)
 
 
 # ---- data, run, networks -------------------------------------------------------------------
@@ -108,14 +103,8 @@ def build_data(root, size, n_train, n_test):
 
 def make_trainer(data, run_dir, args):
     """A Trainer as train.py builds it, its run directory started."""
-    import train
-    from training.trainer import Trainer
-    opts = train.parse_args(["--pretrained", "0", "--batch-size", str(args.train_batch), "--labeled-frac",
-                             str(args.labeled_frac), "--val-frac", "0", "--semi-start", "1", "--epochs", "10",
-                             "--no-progress", "--data", data, "--out", run_dir])
-    trainer = Trainer(opts)
-    trainer.start()
-    return trainer
+    return new_trainer(data, run_dir, ["--batch-size", str(args.train_batch), "--labeled-frac", str(args.labeled_frac),
+                                       "--val-frac", "0", "--epochs", "10"])
 
 
 def training_forward(trainer):

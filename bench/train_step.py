@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 from mxnet import autograd  # noqa: E402
 
 import config  # noqa: E402
-from bench.output import bench_main  # noqa: E402
+from bench.shared import BenchError, add_json_arg, bench_main, check_json_folder, new_trainer  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
 TARGET_EPOCH_RATIO = 1.10
@@ -60,10 +60,6 @@ PHASES = (("data", "data loading"), ("depth_fwd", "depth net forward"),
           ("conf_fwd", "confidence net forward (labeled + unlabeled)"),
           ("backward", "backward of both nets (one pass)"), ("cache", "pseudo-label cache read, write, flush"),
           ("losses_other", "losses, sharding, read-back (rest of the step)"), ("optimiser", "optimiser steps (SGD + Adam)"))
-
-
-class BenchError(Exception):
-    """Bad settings (one-line message)."""
 
 
 def build_parser():
@@ -80,7 +76,7 @@ def build_parser():
                         help="timed epochs of each kind; timed passes over the steps. default: %(default)s")
     parser.add_argument("--no-imperative", action="store_true",
                         help="skip the op-by-op train_step (5-6x slower than hybridized; minutes at 320x240)")
-    parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
+    add_json_arg(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -92,8 +88,7 @@ def check_args(args):
     if not 0 < args.labeled_frac < 1:
         raise BenchError("--labeled-frac must be in (0, 1): the semi-supervised step needs unlabeled images")
     check_input_size(args.size[1], args.size[0])
-    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        raise BenchError("the folder of --json %s does not exist" % args.json)
+    check_json_folder(args.json)
 
 
 # ---- data and trainers ------------------------------------------------------------------
@@ -111,15 +106,8 @@ def build_data(root, size, n_labeled, labeled_frac):
 
 def make_trainer(data, run_dir, args, lambda_semi):
     """A Trainer as train.py builds it; semi_start 1: epoch 0 fills the cache, epoch 1 is semi-supervised."""
-    import train
-    from training.trainer import Trainer
-    opts = train.parse_args(["--pretrained", "0", "--batch-size", str(args.batch), "--labeled-frac",
-                             str(args.labeled_frac), "--lambda-semi", str(lambda_semi), "--semi-start", "1",
-                             "--epochs", "100", "--no-progress", "--log-every", "1000000",
-                             "--data", data, "--out", run_dir])
-    trainer = Trainer(opts)
-    trainer.start()
-    return trainer
+    return new_trainer(data, run_dir, ["--batch-size", str(args.batch), "--labeled-frac", str(args.labeled_frac),
+                                       "--lambda-semi", str(lambda_semi), "--epochs", "100", "--log-every", "1000000"])
 
 
 def semi_batches(trainer, epoch):

@@ -35,7 +35,7 @@ sys.path.insert(0, REPO)
 from common.threads import set_omp_threads  # noqa: E402
 
 set_omp_threads()  # before mxnet loads (common/threads.py); the measuring processes inherit it
-from bench.output import finish, machine  # noqa: E402
+from bench.shared import add_json_arg, check_json_folder, finish, machine  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def build_parser():
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first. default: %(default)s")
     parser.add_argument("--dir", default=None,
                         help="where the data and the disk caches go (removed afterwards). default: a temporary dir")
-    parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
+    add_json_arg(parser)
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", default=None, help=argparse.SUPPRESS)
     return parser
@@ -68,8 +68,7 @@ def check_args(args):
     except argparse.ArgumentTypeError as err:
         raise ValueError(str(err))
     check_input_size(args.size[1], args.size[0])
-    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        raise ValueError("the folder of --json %s does not exist" % args.json)
+    check_json_folder(args.json)
     if args.dir and not os.path.isdir(args.dir):
         raise ValueError("--dir %s is not a directory" % args.dir)
 

@@ -1,4 +1,5 @@
-"""What the benchmarks share in their output: the machine they ran on, and printing and saving a result."""
+"""What the benchmarks share: their error, the --json flag, a Trainer as train.py builds it, the
+machine they ran on, and printing and saving a result."""
 import json
 import os
 import platform
@@ -6,6 +7,32 @@ import sys
 import tempfile
 
 from tqdm import tqdm
+
+
+class BenchError(ValueError):
+    """Bad settings (one-line message)."""
+
+
+def add_json_arg(parser):
+    parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
+
+
+def check_json_folder(path):
+    """BenchError unless ``--json``'s folder exists (checked before minutes of measuring)."""
+    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise BenchError("the folder of --json %s does not exist" % path)
+
+
+def new_trainer(data, run_dir, flags):
+    """A started ``Trainer`` as train.py builds it from ``flags``, from scratch (``--pretrained 0``);
+    semi_start 1: epoch 0 fills the cache, epoch 1 is semi-supervised."""
+    import train
+    from training.trainer import Trainer
+    opts = train.parse_args(["--pretrained", "0", "--semi-start", "1", "--no-progress", "--data", data,
+                             "--out", run_dir] + list(flags))
+    trainer = Trainer(opts)
+    trainer.start()
+    return trainer
 
 
 def cpu_model(path="/proc/cpuinfo"):
