@@ -187,7 +187,7 @@ def evaluate_run(args, protocol):
         written.append(write_text_atomic(args.per_image, table))
     if table1:
         for row in table1["rows"]:
-            rel = "-" if row["rel"] is None else "%.4f" % row["rel"]
+            rel = "n/a (no pixel reaches T)" if row["rel"] is None else "%.4f" % row["rel"]
             print("Table 1  T=%.2f  rel %s  pixels kept %.3f" % (row["t_semi"], rel, row["kept_fraction"]))
         written.append(write_json_atomic(out("table1.json"), table1))
     if confidence:

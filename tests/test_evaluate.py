@@ -227,10 +227,13 @@ def test_table1_on_unlabeled_rows(tiny, capsys):
     depth, conf = reference_maps(tiny, "train.h5", rows)
     t_semi = float(np.median(conf))     # a threshold that keeps about half of the pixels
     run = make_run(tiny, "table1", t_semi=t_semi, labeled_frac=0.25, lambda_semi=0.0)
-    code, _, err = run_main(["--run", run, "--table1", "--no-progress"], capsys)
+    code, out, err = run_main(["--run", run, "--table1", "--no-progress"], capsys)
     assert code == 0, err
     with open(os.path.join(run, "table1.json")) as f:
         table = json.load(f)
+    for row in table["rows"]:  # the printed table says what table1.json holds; no kept pixel is said in words
+        shown = "n/a (no pixel reaches T)" if row["rel"] is None else "%.4f" % row["rel"]
+        assert "Table 1  T=%.2f  rel %s  pixels kept %.3f" % (row["t_semi"], shown, row["kept_fraction"]) in out
     at_paper, at_t, at_0 = table["rows"]  # the paper's 0.9, the run's own T, every pixel
     assert at_paper["t_semi"] == 0.9 and at_paper["kept_fraction"] == pytest.approx(np.mean(conf >= 0.9),
                                                                                      abs=2 / conf.size)
