@@ -316,3 +316,10 @@ def test_predict_walks_sub_folders_and_fits_the_confidence_png(run_dir, nested, 
     assert float(png.text["vmax"]) == pytest.approx(high, rel=1e-5)
     depth = np.load(str(out / "a_depth.npy"))
     assert float(Image.open(str(out / "a_depth.png")).text["vmax"]) == pytest.approx(depth.max(), rel=1e-5)
+
+
+def test_the_suite_keeps_no_checkpoints_of_passed_tests(request):
+    """A training test writes 0.3-1.3 GB and the suite ~20 GB: a CI runner keeping the default
+    3 sessions of everything ran out of disk.  Only a failed test's files may stay."""
+    assert request.config.getini("tmp_path_retention_policy") == "failed"
+    assert int(request.config.getini("tmp_path_retention_count")) <= 1
