@@ -14,7 +14,10 @@ so int8 would save nothing there, and on the demo run it cut the confidence net'
 deviation from float32 ten-fold (mean 1e-3 -> 7e-5).  log, softplus and sigmoid have
 no int8 kernels and stay float32 anyway.  Every other convolution (backbone with its
 BatchNorm and ReLU folded in, top-down pathway, confidence body) runs in int8, with
-VNNI where the CPU has it.  The graph is built once per process and is not saved.
+VNNI where the CPU has it.  The quantizer has no INT8 deconvolution, so the confidence
+net is quantized in its ``symbols.subpixel_copy`` form, where each deconv is a
+convolution and a pixel shuffle computing the same function.  The graph is built once
+per process and is not saved.
 """
 import os
 import warnings
@@ -82,14 +85,17 @@ def _quantized(net, arrays, excluded):
 
 
 def quantize_nets(depth_net, conf_net, images):
-    """INT8 ``(depth_net, conf_net)`` calibrated on ``images`` (NDArray (k, 3, h, w)); call them as the
-    float32 ones.  The float32 nets are re-hybridized by MXNet's quantizer: use the returned ones."""
+    """INT8 ``(depth_net, conf_net)`` calibrated on ``images`` (NDArray (k, 3, h, w)), and the names
+    of the layers kept in float32; call the nets as the float32 ones.  The float32 depth net is
+    re-hybridized by MXNet's quantizer: use the returned ones."""
+    from symbols import subpixel_copy
     depths = mx.nd.concat(*[depth_net(images[i:i + CALIB_BATCH]) for i in range(0, images.shape[0], CALIB_BATCH)],
                           dim=0)
-    depth_excluded, conf_excluded = float32_layers(depth_net, conf_net)
-    qdepth = _quantized(depth_net, [images], depth_excluded)
-    qconf = _quantized(conf_net, [images, depths], conf_excluded)
-    return qdepth, qconf
+    conf_net = subpixel_copy(conf_net)
+    excluded = float32_layers(depth_net, conf_net)
+    qdepth = _quantized(depth_net, [images], excluded[0])
+    qconf = _quantized(conf_net, [images, depths], excluded[1])
+    return (qdepth, qconf), excluded
 
 
 def int8_nets(run, run_dir, n_images):
@@ -106,8 +112,7 @@ def int8_nets(run, run_dir, n_images):
                               % run["data"])
     split = run.get("split") or read_json(os.path.join(run_dir, "split.json"), error=CheckpointError)
     images, rows = calibration_images(train_h5, split.get("labeled_rows") or [], n_images)
-    depth_excluded, conf_excluded = float32_layers(*run["nets"])
-    nets = quantize_nets(*run["nets"], images)
+    nets, (depth_excluded, conf_excluded) = quantize_nets(*run["nets"], images)
     return nets, {"calibration": CALIB_MODE, "calib_images": len(rows), "calib_rows": [int(r) for r in rows],
                   "calib_source": "labeled_rows of split.json in train.h5",
                   "float32_layers": {"depth_net": depth_excluded, "conf_net": conf_excluded}}

@@ -4,7 +4,7 @@ from common.threads import set_omp_threads
 set_omp_threads()  # before mxnet loads (common/threads.py)
 
 from .depth_net import DepthNet, get_depth_net, check_input_size, WeightsError
-from .confidence_net import INPUT_TRANSFORM, ConfidenceNet, get_confidence_net, confidence_input
+from .confidence_net import INPUT_TRANSFORM, ConfidenceNet, get_confidence_net, confidence_input, subpixel_copy
 
 # What the two networks take and give; each run records it in config.json ("nets") and
 # training.checkpoint.load_nets refuses a run recorded for other networks.
@@ -13,4 +13,4 @@ NETS = {"depth_net": "depth_net(image (N, 3, H, W) normalised RGB) -> depth (N, 
                     "in (0, 1); its input: " + INPUT_TRANSFORM}
 
 __all__ = ["NETS", "DepthNet", "get_depth_net", "ConfidenceNet", "get_confidence_net",
-           "confidence_input", "check_input_size", "WeightsError"]
+           "confidence_input", "subpixel_copy", "check_input_size", "WeightsError"]

@@ -33,6 +33,7 @@ from mxnet.gluon import nn
 import config
 
 from .depth_net import check_input_size
+from .subpixel_deconv import SubPixelDeconv
 
 # (kind, channels, kernel, stride, padding), in the order of §4.1.2
 LAYERS = (
@@ -58,16 +59,23 @@ def confidence_input(F, image, depth):
 
 
 class ConfidenceNet(gluon.HybridBlock):
-    """(image 3 x H x W, depth 1 x H/4 x W/4) -> confidence 1 x H/4 x W/4 in (0, 1)."""
+    """(image 3 x H x W, depth 1 x H/4 x W/4) -> confidence 1 x H/4 x W/4 in (0, 1).
 
-    def __init__(self, **kwargs):
+    ``subpixel=True`` builds each deconv as ``SubPixelDeconv`` (the same function, for INT8;
+    see ``subpixel_copy``)."""
+
+    def __init__(self, subpixel=False, **kwargs):
         super().__init__(**kwargs)
         with self.name_scope():
             self.body = nn.HybridSequential(prefix="")
             in_ch = IN_CHANNELS
             for kind, ch, k, s, p in LAYERS:
-                layer = nn.Conv2D if kind == "conv" else nn.Conv2DTranspose
-                self.body.add(layer(ch, k, strides=s, padding=p, in_channels=in_ch))
+                if kind == "conv":
+                    self.body.add(nn.Conv2D(ch, k, strides=s, padding=p, in_channels=in_ch))
+                elif subpixel:
+                    self.body.add(SubPixelDeconv(ch, in_ch))
+                else:
+                    self.body.add(nn.Conv2DTranspose(ch, k, strides=s, padding=p, in_channels=in_ch))
                 self.body.add(nn.LeakyReLU(LEAKY_SLOPE))
                 in_ch = ch
             self.last = nn.Conv2D(1, LAST_KERNEL, padding=LAST_KERNEL // 2, in_channels=in_ch,
@@ -84,6 +92,23 @@ class ConfidenceNet(gluon.HybridBlock):
 
     def hybrid_forward(self, F, image, depth):
         return F.sigmoid(self.last(self.body(confidence_input(F, image, depth))))
+
+
+def subpixel_copy(conf_net):
+    """A new ConfidenceNet computing what ``conf_net`` computes, its deconvs as ``SubPixelDeconv``
+    (convolutions, which MXNet's oneDNN quantizer turns into INT8 kernels; deconvolutions it leaves
+    in float32).  The weights are copied: later changes to ``conf_net`` do not reach it."""
+    ctx = conf_net.last.weight.list_ctx()
+    copy = ConfidenceNet(subpixel=True)
+    copy.initialize(ctx=ctx)
+    layers = [conf_net.body[i] for i in range(len(conf_net.body))] + [conf_net.last]
+    for src, dst in zip(layers, [copy.body[i] for i in range(len(copy.body))] + [copy.last]):
+        if isinstance(dst, SubPixelDeconv):
+            dst.load_transposed(src)
+        else:
+            for p, q in zip(src.collect_params().values(), dst.collect_params().values()):
+                q.set_data(p.data())
+    return copy
 
 
 def get_confidence_net(ctx=None):

@@ -96,6 +96,11 @@ def test_int8_depth_is_close_to_float32_and_calibrated_on_labeled_rows_only(tiny
     assert "_contrib_quantize_v2" in ops and "_contrib_dequantize" in ops
     convs = [n["name"] for n in nodes if n["op"] == "_sg_mkldnn_conv"]  # oneDNN's fused convolutions, in order
     assert convs[-1].startswith("sg_") and all(c.startswith("quantized_sg_") for c in convs[:-1])
+    # the confidence net too, its deconvs included (as SubPixelDeconv convolutions): 5 INT8, the last float32
+    nodes = json.loads(qconf._cached_graph[1].tojson())["nodes"]
+    assert "Deconvolution" not in [n["op"] for n in nodes]
+    convs = [n["name"] for n in nodes if n["op"] == "_sg_mkldnn_conv"]
+    assert len(convs) == 6 and convs[-1].startswith("sg_") and all(c.startswith("quantized_sg_") for c in convs[:-1])
     # Tolerance: 8-bit tensors keep ~1/127 of each calibrated range per layer; over the ~60
     # layers of the depth net that compounds to the 2.2 % mean (37 cm worst pixel) seen on the
     # trained demo run, whose validation rel then moved by 0.001.  A missed calibration, wrong

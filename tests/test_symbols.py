@@ -187,3 +187,68 @@ def test_layer_list_matches_paper():
         ("conv", 128, 3, 1), ("conv", 256, 4, 2), ("conv", 512, 4, 2),
         ("deconv", 512, 4, 2), ("deconv", 256, 4, 2)]
     assert isinstance(ConfidenceNet(), gluon.HybridBlock)
+
+
+# ---- SubPixelDeconv: the confidence net's deconvs as conv + pixel shuffle (INT8 inference) ------
+def numpy_transposed_conv(x, weight, bias):
+    """Scatter form of a stride-2, padding-1 transposed convolution: input pixel (i, j) adds
+    x[i, j] * K to the output window whose corner is (2i - 1, 2j - 1); the padding crops one row
+    and column on each side.  x (C_in, H, W), weight (C_in, C_out, 4, 4)."""
+    c_in, h, w = x.shape
+    out = np.zeros((weight.shape[1], 2 * h + 2, 2 * w + 2))
+    for i in range(h):
+        for j in range(w):
+            out[:, 2 * i:2 * i + 4, 2 * j:2 * j + 4] += np.einsum("c,cokl->okl", x[:, i, j], weight)
+    return out[:, 1:-1, 1:-1] + bias[:, None, None]
+
+
+@pytest.mark.parametrize("c_in,c_out,h,w", [(3, 2, 3, 5), (4, 5, 4, 4), (2, 3, 1, 2)])
+def test_subpixel_deconv_is_the_transposed_convolution(c_in, c_out, h, w):
+    from symbols.subpixel_deconv import SubPixelDeconv
+    rng = np.random.RandomState(c_in + h)
+    deconv = gluon.nn.Conv2DTranspose(c_out, 4, strides=2, padding=1, in_channels=c_in)
+    deconv.initialize()
+    deconv.weight.set_data(mx.nd.array(rng.normal(size=(c_in, c_out, 4, 4))))
+    deconv.bias.set_data(mx.nd.array(rng.normal(size=c_out)))
+    block = SubPixelDeconv(c_out, c_in)
+    block.initialize()
+    block.load_transposed(deconv)
+    x = rng.normal(size=(2, c_in, h, w)).astype(np.float32)
+    want = np.stack([numpy_transposed_conv(xi, deconv.weight.data().asnumpy(), deconv.bias.data().asnumpy())
+                     for xi in x])
+    np.testing.assert_allclose(deconv(mx.nd.array(x)).asnumpy(), want, atol=1e-4)  # the reference is right
+    got = block(mx.nd.array(x)).asnumpy()
+    assert got.shape == (2, c_out, 2 * h, 2 * w)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    block.hybridize()
+    np.testing.assert_allclose(block(mx.nd.array(x)).asnumpy(), want, atol=1e-4)
+
+
+def test_subpixel_deconv_refuses_other_transposed_convolutions():
+    from symbols.subpixel_deconv import SubPixelDeconv
+    block = SubPixelDeconv(2, 3)
+    block.initialize()
+    for deconv, message in ((gluon.nn.Conv2DTranspose(2, 3, strides=2, padding=1, in_channels=3), "got kernel"),
+                            (gluon.nn.Conv2DTranspose(4, 4, strides=2, padding=1, in_channels=3),
+                             "4 output channels, this block has 2")):
+        deconv.initialize()
+        with pytest.raises(ValueError, match=message):
+            block.load_transposed(deconv)
+
+
+def test_subpixel_copy_of_the_confidence_net_computes_the_same_and_has_no_deconvolution():
+    from symbols import subpixel_copy
+    mx.random.seed(1)
+    net = get_confidence_net()
+    net.last.weight.set_data(mx.nd.random.normal(0, 1, shape=net.last.weight.shape))
+    image = mx.nd.random.normal(shape=(2, 3, 64, 48))
+    depth = mx.nd.random.uniform(0.5, 8, shape=(2, 1, 16, 12))
+    want = net(image, depth).asnumpy()
+    copy = subpixel_copy(net)
+    copy.hybridize()
+    np.testing.assert_allclose(copy(image, depth).asnumpy(), want, atol=1e-5)
+    assert np.std(want) > 0.01  # not a constant map that any copy would match
+    ops = [n["op"] for n in __import__("json").loads(copy._cached_graph[1].tojson())["nodes"]]
+    assert "Deconvolution" not in ops and ops.count("Convolution") == 6
+    net.body[0].weight.set_data(mx.nd.zeros(net.body[0].weight.shape))  # a copy, not shared weights
+    np.testing.assert_allclose(copy(image, depth).asnumpy(), want, atol=1e-5)
