@@ -138,23 +138,32 @@ def network_size(args, run_config):
     return width, height
 
 
-def write_png(path, bgr, vmin, vmax):
-    """``bgr`` as a PNG whose text fields ``vmin`` / ``vmax`` give the values of the colour scale's ends."""
+def write_png(path, indices, cmap, vmin, vmax):
+    """A palette PNG: ``indices`` (H, W) uint8 into the 256 colours of the matplotlib colormap ``cmap``,
+    with text fields ``vmin`` / ``vmax`` giving the values of the colour scale's ends."""
     from PIL import Image, PngImagePlugin
     info = PngImagePlugin.PngInfo()
     info.add_text("vmin", "%.6g" % vmin)
     info.add_text("vmax", "%.6g" % vmax)
-    # zlib level 1: PIL's default (6) took 4x as long for files ~20 % smaller, and PNG
-    # encoding was most of predict.py's time per image (bench/inference.py)
-    Image.fromarray(np.ascontiguousarray(bgr[..., ::-1])).save(path, format="PNG", pnginfo=info, compress_level=1)
+    image = Image.fromarray(indices)
+    image.putpalette(palette(cmap).ravel().tolist())
+    # one byte per pixel instead of three, and zlib level 1 (PIL's default 6 took 4x as long
+    # for files ~20 % smaller): PNG encoding was most of predict.py's time per image
+    image.save(path, format="PNG", pnginfo=info, compress_level=1)
 
 
-def colour_map(values, cmap, vmin, vmax):
-    """(H, W) floats -> (H, W, 3) uint8 BGR (for cv2.imwrite) through a matplotlib colormap."""
+def palette(cmap):
+    """(256, 3) uint8 RGB: the colours of the matplotlib colormap ``cmap``."""
     from matplotlib import colormaps
+    return colormaps[cmap](np.arange(256), bytes=True)[:, :3]
+
+
+def colour_indices(values, vmin, vmax):
+    """(H, W) floats -> (H, W) uint8 colour indices, as a 256-colour matplotlib colormap picks
+    them: x = (value - vmin) / (vmax - vmin) clipped to [0, 1], index floor(256 x), 1 -> 255."""
     span = max(float(vmax) - float(vmin), 1e-12)
-    rgba = colormaps[cmap](np.clip((values - vmin) / span, 0, 1), bytes=True)
-    return np.ascontiguousarray(rgba[..., 2::-1])
+    scaled = (values - np.float32(vmin)) * np.float32(256 / span)
+    return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
 def write_atomic(path, write):
@@ -174,7 +183,7 @@ def save_maps(out_dir, stem, depth, conf):
     write_atomic(prefix + "_conf.npy", lambda p: np.save(p, conf.astype(np.float32)))
     for suffix, values, cmap, (low, high) in (("_depth.png", depth, DEPTH_CMAP, (depth.min(), depth.max())),
                                               ("_conf.png", conf, CONF_CMAP, robust_limits(conf))):
-        write_atomic(prefix + suffix, lambda p: write_png(p, colour_map(values, cmap, low, high), low, high))
+        write_atomic(prefix + suffix, lambda p: write_png(p, colour_indices(values, low, high), cmap, low, high))
 
 
 def run(args):

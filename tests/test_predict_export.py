@@ -71,6 +71,22 @@ def test_predict_writes_depth_and_confidence_at_the_input_resolution(run_dir, im
         np.testing.assert_allclose(conf, want_conf, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("cmap", [predict.DEPTH_CMAP, predict.CONF_CMAP])
+def test_colour_png_shows_matplotlibs_colours_and_records_its_scale(cmap, tmp_path):
+    from matplotlib import colormaps
+    from PIL import Image
+    low, high = 1.5, 4.0
+    # the centre of each of the 256 colour bins, then below, above and at the ends of the scale
+    x = np.concatenate([(np.arange(256) + 0.5) / 256, [-0.3, 1.7, 0.0, 1.0]])
+    values = (low + x * (high - low)).astype(np.float32).reshape(4, 65)
+    path = str(tmp_path / "m.png")
+    predict.write_png(path, predict.colour_indices(values, low, high), cmap, low, high)
+    png = Image.open(path)
+    assert png.mode == "P" and png.text == {"vmin": "1.5", "vmax": "4"}
+    want = colormaps[cmap](np.clip(x, 0, 1), bytes=True)[:, :3].reshape(4, 65, 3)
+    np.testing.assert_array_equal(np.asarray(png.convert("RGB")), want)
+
+
 def test_predict_takes_files_and_a_network_size(run_dir, image_dir, tmp_path):
     out = tmp_path / "pred"
     one = image_dir / "scene0.png"
