@@ -16,8 +16,10 @@ no int8 kernels and stay float32 anyway.  Every other convolution (backbone with
 BatchNorm and ReLU folded in, top-down pathway, confidence body) runs in int8, with
 VNNI where the CPU has it.  The quantizer has no INT8 deconvolution, so the confidence
 net is quantized in its ``symbols.subpixel_copy`` form, where each deconv is a
-convolution and a pixel shuffle computing the same function.  The graph is built once
-per process and is not saved.
+convolution and a pixel shuffle computing the same function: its INT8 time at 320x240
+fell from 0.026 to 0.015 s per image, and on the demo run its mean deviation from
+float32 rose from 7e-5 to 7e-4 (max 2e-3 -> 4e-3; ``scripts/int8_validation.py``).
+The graph is built once per process and is not saved.
 """
 import os
 import warnings

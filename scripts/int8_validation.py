@@ -4,7 +4,9 @@
 
 Scores the depth net as training's validation does (``evaluation.inference.score_depth``,
 protocol ``full``, at the prediction's 1/4 resolution), once in float32 and once quantized
-as ``evaluate.py --int8`` quantizes it, and prints both rows and their differences.
+as ``evaluate.py --int8`` quantizes it, and prints both rows and their differences; then
+how far the INT8 confidence (on the INT8 depth, as ``--int8`` runs them) is from float32,
+and which pixels each keeps at the run's threshold T.
 """
 import argparse
 import os
@@ -18,6 +20,26 @@ from common.cli import OneLineParser  # noqa: E402
 from common.files import read_json  # noqa: E402
 
 NAMES = ("rel", "log10", "rms", "d1", "d2", "d3")
+
+
+def confidences(nets, dataset, batch_size):
+    """(n, h, w) confidence of ``nets`` (depth net, conf net) on the images of ``dataset``."""
+    import mxnet as mx
+    import numpy as np
+    out = []
+    for start in range(0, len(dataset), batch_size):
+        images = mx.nd.array(np.stack([dataset[i][0] for i in range(start, min(start + batch_size, len(dataset)))]))
+        out.append(nets[1](images, nets[0](images)).asnumpy()[:, 0])
+    return np.concatenate(out)
+
+
+def confidence_lines(conf32, conf8, t):
+    """The printed comparison of two confidence maps at threshold ``t``."""
+    diff = abs(conf8 - conf32)
+    kept32, kept8 = conf32 >= t, conf8 >= t
+    return ["confidence |int8 - f32|: mean %.2e, max %.2e over %d pixels" % (diff.mean(), diff.max(), diff.size),
+            "kept at T = %g: float32 %.2f %%, int8 %.2f %%, same decision on %.2f %% of pixels"
+            % (t, 100 * kept32.mean(), 100 * kept8.mean(), 100 * (kept32 == kept8).mean())]
 
 
 def main(argv=None):
@@ -43,8 +65,10 @@ def main(argv=None):
         run = load_run(args.run, args.checkpoint, args.data, protocol=PROTOCOLS["full"])
         val = LabeledDataset(os.path.join(run["data"], "train.h5"), split["val_rows"])
         rows = {"float32": score_depth(run["nets"][0], val, PROTOCOLS["full"], args.batch_size)}
+        conf32 = confidences(run["nets"], val, args.batch_size)
         nets, record = int8_nets(run, args.run, args.calib_images or DEFAULT_CALIB_IMAGES)
         rows["int8"] = score_depth(nets[0], val, PROTOCOLS["full"], args.batch_size)
+        conf8 = confidences(nets, val, args.batch_size)
     except (EvaluationError, CheckpointError) as err:
         print("error: %s" % err, file=sys.stderr)
         return 2
@@ -54,6 +78,8 @@ def main(argv=None):
     for name, metrics in rows.items():
         print("%-8s" % name + "".join("%9.4f" % metrics[n] for n in NAMES))
     print("%-8s" % "int8-f32" + "".join("%+9.4f" % (rows["int8"][n] - rows["float32"][n]) for n in NAMES))
+    t = read_json(os.path.join(args.run, "config.json"), error=CheckpointError).get("t_semi", 0.9)
+    print("\n".join(confidence_lines(conf32, conf8, t)))
     return 0
 
 
