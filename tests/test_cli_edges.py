@@ -1,5 +1,4 @@
 """The edges of evaluate.py, predict.py, symbols.export and data.prepare: one error line, never a traceback."""
-import os
 
 import cv2
 import numpy as np

@@ -54,7 +54,7 @@ from . import checkpoint, losses, precision
 from .bn_snapshot import BatchNormSnapshot
 from .cache import PseudoLabelCache
 from .disk_cache import DiskPseudoLabelCache
-from .distributed import (OwnedSlots, World, epoch_batches, labeled_plan, owned_slots, unlabeled_batch_size,
+from .distributed import (OwnedSlots, World, labeled_plan, owned_slots, unlabeled_batch_size,
                           unlabeled_plan)
 from .run_files import check_split, curves_png, start_run, summary_line, write_metrics
 
