@@ -105,6 +105,13 @@ MUTANTS = {
                                "PseudoLabelTable({t_semi, 0.0})", ["tests/test_claims.py"]),
     "claims_diff_reversed": ("experiments/claims/tables.py", "diffs = [s - b for b, s in zip(base, semi)]",
                              "diffs = [b - s for b, s in zip(base, semi)]", ["tests/test_claims.py", "-k", "paired"]),
+    "subpixel_phases_swapped": ("symbols/subpixel_deconv.py", "F.stack(phase[2 * a], phase[2 * a + 1], axis=-1)",
+                                "F.stack(phase[2 * a + 1], phase[2 * a], axis=-1)",
+                                ["tests/test_symbols.py", "-k", "subpixel"]),
+    "subpixel_weights_not_transposed": ("symbols/subpixel_deconv.py", "= weight[:, :, ku, kv].T",
+                                        "= weight[:, :, kv, ku].T", ["tests/test_symbols.py", "-k", "subpixel"]),
+    "colour_scale_over_255": ("predict.py", "np.float32(256 / span)", "np.float32(255 / span)",
+                              ["tests/test_predict_export.py", "-k", "colour_png"]),
 }
 
 
