@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= runs/demo
 DEMO_DATA ?= datasets/synthetic
 
-.PHONY: venv test demo claims bench reproduce clean
+.PHONY: venv test demo claims claims-extra claims-depth bench reproduce clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,20 @@ test: venv
 demo: venv
 	bash scripts/demo.sh $(PY) $(DEMO_DATA) $(DEMO_DIR)
 
+# the paper's claims with the depth-free stand-in: lambda 0 and 0.1 on 6 seeds (experiments/claims/run.sh)
+CLAIMS_REGIMES ?= depth=docs/claims/depth_pretrained/claims.json
 claims: venv
+	CLAIMS_REGIMES="$(CLAIMS_REGIMES)" bash experiments/claims/run.sh $(PY)
+
+# the same plus the reference arms on 3 seeds: oracle pseudo-labels and lambda 0 at 1/2 labeled (headroom)
+claims-extra: venv
+	CLAIMS_REGIMES="$(CLAIMS_REGIMES)" \
+	CLAIMS_EXTRA_ARMS="oracle:--pseudo-labels+oracle;headroom:--lambda-semi+0+--labeled-frac+0.5" \
+	bash experiments/claims/run.sh $(PY)
+
+# the second regime again: a backbone pretrained on depth (3 seeds), report in runs/claims_depth
+claims-depth: venv
+	CLAIMS_PRETRAIN_TASK=depth CLAIMS_OUT=runs/claims_depth CLAIMS_DOCS= CLAIMS_SEEDS=3 CLAIMS_REGIMES= \
 	bash experiments/claims/run.sh $(PY)
 
 # every benchmark, one after the other, on an idle machine (~10 min on 2 cores): runs/bench/summary.json

@@ -41,6 +41,9 @@ OUTPUT_STRIDE = 4
 # §5.3: labeled fractions of Tables 1 and 2.
 LABELED_FRACS = (0.5, 0.25)
 
+# What the pseudo-label cache stores: the prediction (§4.2.3) or, as a research bound, the ground truth.
+PSEUDO_LABELS = ("model", "oracle")
+
 # Not in the paper (it does not give a batch size); 4 fits a 12 GB GPU at 320x240.
 BATCH_SIZE = 4
 
@@ -113,6 +116,11 @@ def add_train_args(parser):
                    help="fraction of the labeled source images held out to pick the `best` checkpoint; "
                         "0 trains on all labeled images as the paper does (then `best` is not written). default: %(default)s")
     g.add_argument("--seed", type=int, default=0, help="seed of the split, shuffling and initialisation. default: %(default)s")
+    g.add_argument("--pseudo-labels", choices=PSEUDO_LABELS, default="model",
+                   help="what the pseudo-label cache stores for an unlabeled image: model = the depth net's "
+                        "prediction (§4.2.3, the paper's method); oracle = its ground truth instead (NOT the "
+                        "paper's method: a research bound on what L_semi can give with the same confidence "
+                        "mask and lambda; needs ground truth, so not with --unlabeled). default: %(default)s")
     return g
 
 

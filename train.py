@@ -5,6 +5,7 @@
     python train.py @configs/table2_frac0.25_lambda0.1.txt
     python train.py --preset demo                        # data: datasets/synthetic/prepared (make demo)
     python train.py --resume runs/NAME                   # continue exactly where it stopped
+    python train.py --fork-from runs/L0 --lambda-semi 0.1 --out runs/L01 ...   # share L0's supervised epochs
     python train.py --unlabeled photos/ --cache-on disk  # more unlabeled images, cache in files
     scripts/launch_dist.sh 2 1 -- train.py --kvstore dist_sync   # several workers
 
@@ -26,9 +27,12 @@ import config  # noqa: E402
 # Flags that may differ when resuming: they change where or how fast, not what is computed.
 # All others must match the stored config.json.  Every stored flag is restored unless given again.
 RESUME_FREE = {"resume", "gpus", "num_workers", "no_progress", "log_every", "save_every", "cache_on",
-               "max_bad_steps", "out", "preset", "stop_at", "track_test", "dump_params", "trust_pickled_states"}
+               "max_bad_steps", "out", "preset", "stop_at", "track_test", "dump_params", "trust_pickled_states",
+               "fork_from"}
 # Flags of one invocation, never taken from the stored run.
-NOT_RESTORED = {"resume", "out", "stop_at", "explicit", "dump_params", "trust_pickled_states"}
+NOT_RESTORED = {"resume", "out", "stop_at", "explicit", "dump_params", "trust_pickled_states", "fork_from"}
+# --fork-from: flags that act only from the first epoch that visits unlabeled images (semi_start - 1)
+FORK_FREE = RESUME_FREE | NOT_RESTORED | {"lambda_semi", "t_semi", "pseudo_labels"}
 FINITE = ("lr", "conf_lr", "momentum", "wd", "poly_power", "alpha", "lambda_semi", "t_semi")
 
 # --preset demo: the embedded synthetic default on 2 CPU cores in a few minutes, with the
@@ -64,6 +68,13 @@ def build_parser():
     parser.add_argument("--track-test", action="store_true",
                         help="score the test images after every epoch into metrics.jsonl (learning curves "
                              "only; nothing is ever selected on them)")
+    parser.add_argument("--fork-from", default=None, metavar="RUN",
+                        help="start this new run from RUN's last checkpoint instead of from scratch. RUN must "
+                             "agree on every flag but --lambda-semi, --t-semi, --pseudo-labels (and those free on "
+                             "--resume) and have stopped (--stop-at) no later than this run's epoch semi_start - 1, "
+                             "the first that visits unlabeled images: until then both are the same computation, "
+                             "so the result equals training from scratch, bit for bit (e.g. a lambda = 0.1 arm "
+                             "from its lambda = 0 twin)")
     parser.add_argument("--trust-pickled-states", action="store_true",
                         help="with --resume: load a checkpoint written before optimiser states left pickle "
                              "(*_trainer.states; loading a pickle can run code) and convert it. Only for runs "
@@ -96,6 +107,8 @@ def parse_args(argv=None):
         parser.error("--save-every and --num-workers must be >= 0")
     if any(g < 0 for g in args.gpus):
         parser.error("--gpus ids must be >= 0")
+    if args.fork_from and args.resume:
+        parser.error("--fork-from starts a new run; it cannot be combined with --resume")
     if args.unlabeled_per_step is not None and args.unlabeled_per_step < 1:
         parser.error("--unlabeled-per-step must be >= 1, got %d" % args.unlabeled_per_step)
     return args
@@ -146,6 +159,36 @@ def resume_options(args):
     merged.out = args.resume
     merged.explicit = args.explicit
     return merged, notes
+
+
+def check_fork(args):
+    """Refuse ``--fork-from RUN`` unless RUN's last checkpoint is a point of this run's own training;
+    returns the epoch it continues from."""
+    from common.files import read_json
+    from training.checkpoint import CheckpointError, check_nets, checkpoint_dir
+    source = args.fork_from
+    if not os.path.isfile(os.path.join(source, "config.json")):
+        raise CheckpointError("--fork-from %s: no run there (no config.json)" % source)
+    stored = read_json(os.path.join(source, "config.json"), error=CheckpointError)
+    check_nets(stored, source)
+    parser = build_parser()
+    differ = [k for k in sorted(vars(args)) if k not in FORK_FREE | {"explicit"}
+              and stored.get(k, parser.get_default(k)) != getattr(args, k)]
+    if differ:
+        raise CheckpointError("cannot fork from %s: it differs in %s (stored: %s)" % (
+            source, ", ".join("--" + k.replace("_", "-") for k in differ),
+            ", ".join("%s=%s" % (k, stored.get(k, parser.get_default(k))) for k in differ)))
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if stored.get("omp_num_threads") != threads:  # the numbers depend on it (common/threads.py)
+        raise CheckpointError("cannot fork from %s: it trained with OMP_NUM_THREADS=%s, this run has %s"
+                              % (source, stored.get("omp_num_threads"), threads))
+    state = read_json(os.path.join(checkpoint_dir(source, "last"), "state.json"), error=CheckpointError)
+    first_unlabeled = max(args.semi_start - 1, 0)
+    if state["iteration"] != 0 or state["epoch"] > first_unlabeled:
+        raise CheckpointError("cannot fork from %s: its last checkpoint is at epoch %d, iteration %d; a fork needs "
+                              "one at the end of an epoch <= %d (semi_start - 1; train it with --stop-at %d)"
+                              % (source, state["epoch"], state["iteration"], first_unlabeled, first_unlabeled))
+    return state["epoch"]
 
 
 def is_run(path):
@@ -218,6 +261,7 @@ def main(argv=None):
                 print("resume: %s" % note)
         else:
             refuse_existing_run(args.out)
+            fork_epoch = check_fork(args) if args.fork_from else None
             created = not os.path.isdir(args.out)
             check_writable(args.out)
         amp_note(args, contexts(args.gpus))  # every GPU id exists and --amp can run there, before any work
@@ -227,6 +271,9 @@ def main(argv=None):
             print("resuming %s at epoch %d, iteration %d" % (args.out, state["epoch"], state["iteration"]))
         else:
             trainer.start()
+            if args.fork_from:
+                trainer.fork(args.fork_from)
+                print("forked from %s at epoch %d" % (args.fork_from, fork_epoch))
         trainer.train(stop_at=args.stop_at)
         if args.dump_params:
             trainer.dump_params(args.dump_params)

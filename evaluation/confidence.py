@@ -160,3 +160,53 @@ class ReliabilityAccumulator:
             "mean_target": [float(v) if f else None for v, f in zip(mean_target, filled)],
             "calibration_error": float(np.sum(gap * self.count[filled]) / total) if total else None,
         }
+
+
+def pooled_sparsification(errors, conf, fractions=FRACTIONS):
+    """Sparsification of one pool of pixels (e.g. Table 1's unlabeled pixels), ties averaged.
+
+    Unlike ``SparsificationAccumulator`` (per image, ties in input order), the pixels are
+    pooled, so the curve at f = 0 is the pooled mean, Table 1's rel at T = 0.  Pixels whose
+    confidence ties are removed in a random order, in expectation: removing k of a tied group
+    removes k times the group's mean error.  So a constant confidence gives exactly the random
+    curve (AURG 0), and a confidence that orders the errors exactly gives the oracle (AUSE 0).
+
+    Parameters
+    ----------
+    errors : np.ndarray
+        (n,) per-pixel error, e.g. ``pixel_errors(gt, pred)["rel"]``; n >= 1.
+    conf : np.ndarray
+        (n,) confidence: the lowest is removed first.
+    fractions : np.ndarray
+        Removed fractions in [0, 1), increasing.
+
+    Returns
+    -------
+    dict
+        ``fractions``, ``curves`` {model, oracle, random} (mean error of the pixels left),
+        ``ause`` = area(model - oracle), ``aurg`` = area(random - model) (trapezoid over
+        ``fractions``, not normalised; AURG > 0: the confidence ranks errors better than
+        chance), ``n_pixels`` and ``mean`` (the random curve's level).
+    """
+    errors = np.asarray(errors, np.float64).ravel()
+    conf = np.asarray(conf, np.float64).ravel()
+    if errors.size == 0 or errors.size != conf.size:
+        raise ValueError("need as many confidences as errors, at least one (got %d and %d)" % (errors.size, conf.size))
+    fractions = np.asarray(fractions, np.float64)
+    n = errors.size
+    removed = np.minimum(np.floor(fractions * n + 1e-9).astype(np.int64), n - 1)  # at least one pixel is left
+
+    def curve(key):
+        order = np.argsort(key, kind="stable")
+        k, v = key[order], errors[order]
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])      # first index of each tied group
+        group = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, n]))
+        v = (np.add.reduceat(v, starts) / np.diff(np.r_[starts, n]))[group]  # each pixel: its group's mean
+        removed_sum = np.r_[0.0, np.cumsum(v)][removed]
+        return (errors.sum() - removed_sum) / (n - removed)
+
+    curves = {"model": curve(conf), "oracle": curve(-errors), "random": np.full(fractions.size, errors.mean())}
+    return {"fractions": fractions.tolist(), "curves": {c: v.tolist() for c, v in curves.items()},
+            "ause": area(curves["model"] - curves["oracle"], fractions),
+            "aurg": area(curves["random"] - curves["model"], fractions),
+            "n_pixels": int(n), "mean": float(errors.mean())}

@@ -1,5 +1,6 @@
-"""experiments/claims/run.sh end to end at tiny sizes: the chain of `make claims` (pretrain -> backbone file ->
-claims runs with --backbone-params -> evaluation -> report), 1 seed, 2 epochs, one extra arm."""
+"""experiments/claims/run.sh end to end at tiny sizes: the chain of `make claims-extra` (rotation pretraining ->
+backbone file -> claims runs with --backbone-params, forked from a lambda = 0 prefix where they can -> evaluation
+-> report), 1 seed, 3 epochs, the oracle and headroom arms and one more extra arm."""
 import json
 import math
 import os
@@ -10,9 +11,13 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ("rel", "log10", "rms", "d1", "d2", "d3")
-ARMS = ("lambda0", "lambda0.1", "t0.5")
-TINY = dict(CLAIMS_N="12", CLAIMS_SIZE="64x48", CLAIMS_RAW_SIZE="128x96", CLAIMS_COPIES="2", CLAIMS_EPOCHS="2",
-            CLAIMS_SEEDS="1", CLAIMS_PRE_N="8", CLAIMS_PRE_EPOCHS="1", CLAIMS_EXTRA_ARMS="t0.5:--t-semi+0.5")
+ARMS = ("lambda0", "lambda0.1", "headroom", "oracle", "t0.5")  # claims.json's order: the paper's, then by name
+PLAN = ("lambda0", "lambda0.1", "t0.5", "oracle", "headroom")  # run.sh's order
+FORKED = {"lambda0", "lambda0.1", "t0.5", "oracle"}  # differ from the lambda = 0 prefix only from epoch 1 on
+TINY = dict(CLAIMS_N="12", CLAIMS_SIZE="64x48", CLAIMS_RAW_SIZE="128x96", CLAIMS_COPIES="2", CLAIMS_EPOCHS="3",
+            CLAIMS_SEMI_START="2", CLAIMS_SEEDS="1", CLAIMS_EXTRA_SEEDS="1", CLAIMS_PRE_N="8", CLAIMS_PRE_EPOCHS="1",
+            CLAIMS_EXTRA_ARMS="t0.5:--t-semi+0.5;oracle:--pseudo-labels+oracle;headroom:--lambda-semi+0+--labeled-frac+0.5",
+            CLAIMS_REGIMES="")
 
 
 def run_claims(out, **extra):
@@ -36,18 +41,26 @@ def read(path):
 
 def test_pretraining_then_runs_on_its_backbone(claims_out):
     out, stdout = claims_out
-    assert "== pretraining: supervised, from scratch, 1 epochs" in stdout
-    for k, arm in enumerate(ARMS, 1):
-        assert "== run %d/3  seed 0  %s " % (k, arm) in stdout
+    assert "== pretraining (rotation), from scratch, 1 epochs" in stdout
+    for k, arm in enumerate(PLAN, 1):
+        assert "== run %d/5  seed 0  %s " % (k, arm) in stdout
     backbone = out / "pretrain" / "backbone.params"
     assert backbone.stat().st_size > 90e6  # a whole ResNet-50 in float32
-    pre = read(out / "pretrain" / "config.json")
-    assert (pre["pretrained"], pre["lambda_semi"], pre["labeled_frac"], pre["lr"]) == (0, 0.0, 1.0, 3e-3)
-    for arm, t in zip(ARMS, (0.9, 0.9, 0.5)):
+    pretext = read(out / "pretrain" / "backbone.json")
+    assert (pretext["task"], pretext["classes"], pretext["epochs"]) == ("rotation", 4, 1)
+    assert not (out / "pretrain" / "config.json").exists()  # no depth net was trained to pretrain
+    prefix = read(out / "seed0_prefix" / "config.json")
+    assert (prefix["lambda_semi"], prefix["stop_at"]) == (0.0, 1)
+    for arm in PLAN:
         cfg = read(out / ("seed0_" + arm) / "config.json")
         assert cfg["backbone_params"] == str(backbone)
-        assert (cfg["t_semi"], cfg["alpha"], cfg["lr"], cfg["conf_lr"]) == (t, 5.0, 1e-3, 2e-4)
-        assert cfg["lambda_semi"] == (0.0 if arm == "lambda0" else 0.1)
+        assert (cfg["t_semi"], cfg["alpha"], cfg["lr"], cfg["conf_lr"]) == (0.5 if arm == "t0.5" else 0.9, 5.0, 1e-3, 2e-4)
+        assert cfg["lambda_semi"] == (0.0 if arm in ("lambda0", "headroom") else 0.1)
+        assert cfg["labeled_frac"] == (0.5 if arm == "headroom" else 0.25)
+        assert cfg["pseudo_labels"] == ("oracle" if arm == "oracle" else "model")
+        assert cfg["fork_from"] == (str(out / "seed0_prefix") if arm in FORKED else None)
+        history = [json.loads(line) for line in (out / ("seed0_" + arm) / "metrics.jsonl").read_text().splitlines()]
+        assert [m["epoch"] for m in history] == [0, 1, 2]
     # the pretraining scenes come from another generator seed than the claims' scenes
     assert read(out / "pretrain_data" / "synthetic.json")["seed"] == 1
     assert read(out / "data" / "synthetic.json")["seed"] == 0
@@ -56,19 +69,26 @@ def test_pretraining_then_runs_on_its_backbone(claims_out):
 def test_tables_are_the_runs_numbers(claims_out):
     out, _ = claims_out
     c = read(out / "claims.json")
-    assert c["setup"]["seeds"] == [0] and c["setup"]["arms"] == list(ARMS) and c["setup"]["extra_arms"] == ["t0.5"]
+    assert c["setup"]["seeds"] == [0] and c["setup"]["arms"] == list(ARMS)
+    assert c["setup"]["extra_arms"] == ["headroom", "oracle", "t0.5"]
     assert c["setup"]["freeze_bn"] is True and c["setup"]["t_semi"] == 0.9 and c["setup"]["pretrain"]["epochs"] == 1
+    assert c["setup"]["pretrain"]["task"] == "rotation" and c["regime"] == "rotation"
     evals = {arm: read(out / ("seed0_" + arm) / "eval.json")["metrics"] for arm in ARMS}
     for m in METRICS:
         r = c["table2"][m]
         assert r["base"][0] == evals["lambda0"][m] and r["semi"][0] == evals["lambda0.1"][m]
         assert r["diff_mean"] == pytest.approx(evals["lambda0.1"][m] - evals["lambda0"][m])
+        assert r["delta"] == pytest.approx(r["diff_mean"]) and r["ci95"] is None  # one seed: no interval
+        assert r["verdict"] == "inconclusive"
+        for arm in ("headroom", "oracle"):
+            assert r["extra"][arm]["delta"] == pytest.approx(evals[arm][m] - evals["lambda0"][m])
         better = evals["lambda0.1"][m] < evals["lambda0"][m] if m in ("rel", "log10", "rms") else \
             evals["lambda0.1"][m] > evals["lambda0"][m]
         assert (r["improved"], r["n"]) == (int(better), 1)
         assert r["extra"]["t0.5"]["diff_mean"] == pytest.approx(evals["t0.5"][m] - evals["lambda0"][m])
     assert [(p["arm"], p["metrics"]) for p in c["per_seed"]] == [(a, {m: evals[a][m] for m in METRICS}) for a in ARMS]
-    for key, arm in (("0", "lambda0"), ("0.1", "lambda0.1"), ("t0.5", "t0.5")):
+    assert [p["labeled_frac"] for p in c["per_seed"]] == [0.25, 0.25, 0.5, 0.25, 0.25]
+    for key, arm in (("0", "lambda0"), ("0.1", "lambda0.1"), ("t0.5", "t0.5"), ("oracle", "oracle")):
         rows = {"%g" % r["t_semi"]: r for r in read(out / ("seed0_" + arm) / "table1.json")["rows"]}
         summary = c["table1"]["summary"][key]
         assert set(summary) >= set(rows) and "0.9" in summary and "0" in summary
@@ -76,11 +96,11 @@ def test_tables_are_the_runs_numbers(claims_out):
             assert summary[t]["rel"][0] == row["rel"] and summary[t]["kept_fraction"][0] == row["kept_fraction"]
         assert summary["0"]["kept_fraction"][0] == 1.0
     split = read(out / "seed0_lambda0" / "split.json")
-    steps = math.ceil(len(split["labeled_rows"]) / 4) * 2
+    steps = math.ceil(len(split["labeled_rows"]) / 4) * 3
     assert c["diagnosis"]["confidence_steps"]["lambda0"] == steps
-    assert [e["phase"] for e in c["diagnosis"]["coverage"]["lambda0.1"]] == ["fill", "semi"]
-    assert [e["epoch"] for e in c["diagnosis"]["coverage"]["lambda0.1"]] == [0, 1]
-    assert c["curves"]["lambda0"]["epoch"] == [0, 1]
+    assert [e["phase"] for e in c["diagnosis"]["coverage"]["lambda0.1"]] == ["supervised", "fill", "semi"]
+    assert [e["epoch"] for e in c["diagnosis"]["coverage"]["lambda0.1"]] == [0, 1, 2]
+    assert c["curves"]["lambda0"]["epoch"] == [0, 1, 2]
 
 
 def test_table1_rows_agree_with_evaluate(claims_out):
@@ -131,11 +151,12 @@ def test_markdown_tables_print_the_json_numbers(claims_out):
     out, _ = claims_out
     md = (out / "claims.md").read_text()
     c = read(out / "claims.json")
-    for m in METRICS:  # Table 2: one seed, so no std, t or p
+    paper = {"rel": "−0.003", "log10": "−0.005", "rms": "−0.001", "d1": "+0.024", "d2": "+0.013", "d3": "+0.001"}
+    for m in METRICS:  # Table 2: one seed, so no interval
         r = c["table2"][m]
         first = "%s %s" % (m, "↓" if m in ("rel", "log10", "rms") else "↑")
-        assert md_row(md, first) == [first, "%.3f" % r["base"][0], "%.3f" % r["semi"][0], "%.4f" % r["diff_mean"],
-                                     "—", "—", "%d/1" % r["improved"]]
+        assert md_row(md, first) == [first, "%.3f" % r["base"][0], "%.3f" % r["semi"][0],
+                                     ("%+.4f" % r["delta"]).replace("-", "−"), "n < 2", r["verdict"], "1", paper[m]]
     for key, rows in c["table1"]["summary"].items():  # Table 1: arm, T, rel, kept, ordered
         assert set(rows) >= {"0.9", "0"}
         for t, r in rows.items():
@@ -148,12 +169,16 @@ def test_markdown_tables_print_the_json_numbers(claims_out):
 def test_markdown_sections_and_appendix(claims_out):
     out, _ = claims_out
     md = (out / "claims.md").read_text()
-    for text in ("Table 2 analogue", "Table 1 analogue", "paired t", "seeds improved", "little power",
+    for text in ("Table 2 analogue, protocol `eigen`", "Table 2 analogue, protocol `full`", "95 % CI",
+                 "Table 1 analogue: pseudo-labels of the unlabeled training images, protocol `full`",
+                 "paper (NYU)", "share of oracle", "share of headroom", "AURG", "AUSE", "rotation (0/90/180/270°)",
                  "| 0.1 | 0.9 |", "| 0 | 0 |", "| t0.5 | 0.5 |", "claims_rel.png", "LAST checkpoint", "Backbone:",
                  "Extra arms", "Diagnosis", "Adam steps", "Calibration", "Epoch lag", "## Verdict",
                  "## The earlier experiment: from scratch"):
         assert text in md, text
-    assert md.index("## Verdict") < md.index("## The earlier experiment")
+    assert "close" not in md.lower()  # the paper's numbers sit in their own columns, never "close"
+    assert md.index("## Seed rule") < md.index("## Verdict") < md.index("### Table 2 analogue") \
+        < md.index("## The earlier experiment")
     for name in ("claims.md", "claims.json", "claims_rel.png"):
         assert (out / "docs" / name).read_bytes() == (out / name).read_bytes()
 

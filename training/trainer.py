@@ -44,7 +44,8 @@ from tqdm import tqdm
 
 import config
 from common.devices import contexts
-from data.dataset import LabeledDataset, TestDataset, UnlabeledDataset, read_prepared, rows_for_sources, split_sources
+from data.dataset import (LabeledDataset, TestDataset, UnlabeledDataset, read_depths, read_prepared, rows_for_sources,
+                          split_sources)
 from data.unlabeled_dir import ConcatUnlabeled, ExtraUnlabeledDataset
 from evaluation.inference import score_depth
 from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS
@@ -131,6 +132,7 @@ class Trainer:
         self.depth_trainer, self.conf_trainer = self.make_optimisers()
         self.precision.attach((self.depth_trainer, self.conf_trainer))  # loss scalers (--amp)
         self.cache = self.make_cache()
+        self.oracle = self.oracle_depths(train_h5) if opts.pseudo_labels == "oracle" else None
         # a cache in files or spread over workers is checkpointed as shards beside the checkpoint
         self.checkpoints = checkpoint.Checkpoints(
             self.run_dir, (self.depth_net, self.conf_net), (self.depth_trainer, self.conf_trainer), self.cache,
@@ -159,6 +161,23 @@ class Trainer:
             directory = os.path.join(self.run_dir, "cache", "rank%d" % self.world.rank)
             return DiskPseudoLabelCache(directory, *shape, dtype=self.opts.cache_dtype, rule=rule)
         return PseudoLabelCache(*shape, dtype=self.opts.cache_dtype, rule=rule)
+
+    def oracle_depths(self, train_h5):
+        """--pseudo-labels oracle: the ground truth at 1/4 resolution of this worker's cache slots (NaN = invalid)."""
+        if self.opts.unlabeled:
+            raise checkpoint.CheckpointError("--pseudo-labels oracle needs the ground truth of every unlabeled image; "
+                                  "the --unlabeled images have none")
+        depths = read_depths(train_h5, self.split["unlabeled_rows"], quarter=True)
+        slots = self.unlabeled.slots if isinstance(self.unlabeled, OwnedSlots) else np.arange(len(depths))
+        return mx.nd.array(depths[slots], ctx=mx.cpu())
+
+    def pseudo_labels(self, ids, pred):
+        """What the cache stores for these slots: the prediction (§4.2.3) or, with --pseudo-labels
+        oracle, the ground truth where it is valid (the prediction elsewhere, as the model would)."""
+        if self.oracle is None:
+            return pred
+        gt = self.oracle.take(ids.as_in_context(mx.cpu()).astype("int64")).expand_dims(1).as_in_context(pred.context)
+        return mx.nd.where(gt > 0, gt, pred)  # NaN > 0 is false
 
     def make_optimisers(self):
         """SGD + poly decay for the depth net, Adam for the confidence net (§5.1)."""
@@ -215,7 +234,7 @@ class Trainer:
         with autograd.pause():  # the confidence net learns on labeled data only (§3)
             conf = self.conf_net(image, pred.detach())
         with self.phase("cache"):
-            self.cache.write(ids, pred.detach(), conf, epoch)
+            self.cache.write(ids, self.pseudo_labels(ids, pred.detach()), conf, epoch)
         return out
 
     def compute_losses(self, labeled, unlabeled, epoch, phase, counts=None):
@@ -438,12 +457,7 @@ class Trainer:
             path = None
         state = {"epoch": 0, "iteration": 0}
         if path is not None:
-            state = self.checkpoints.restore(path, self.opts.trust_pickled_states)
-            self.epoch, self.start_iter = state["epoch"], state["iteration"]
-            self.bad_steps, self.skipped = state["bad_steps"], state["skipped"]
-            self.history, self.partial = state["history"], state["partial"]
-            _, self.best_val = checkpoint.best_epoch(self.history)
-            self.precision.load_state(state.get("amp"))  # the loss scales (--amp), for an exact resume
+            state = self.restore(path, self.opts.trust_pickled_states)
         if lead:
             note = path and checkpoint.repair_best(self.run_dir, self.history, path, state)
             if note:
@@ -451,6 +465,33 @@ class Trainer:
             write_metrics(self.run_dir, self.history)
             if self.history:
                 curves_png(self.run_dir, self.history)
+        return state
+
+    def restore(self, path, trust_pickles=False):
+        """Networks, optimisers, cache and counters from checkpoint ``path``; returns its state."""
+        state = self.checkpoints.restore(path, trust_pickles)
+        self.epoch, self.start_iter = state["epoch"], state["iteration"]
+        self.bad_steps, self.skipped = state["bad_steps"], state["skipped"]
+        self.history, self.partial = state["history"], state["partial"]
+        _, self.best_val = checkpoint.best_epoch(self.history)
+        self.precision.load_state(state.get("amp"))  # the loss scales (--amp), for an exact resume
+        return state
+
+    def fork(self, source):
+        """Continue a new run from ``checkpoints/last`` of run ``source`` (``train.py --fork-from``).
+
+        ``train.py`` has checked that the two runs agree on every flag that acts before this
+        run first visits its unlabeled images (epoch ``semi_start - 1``) and that ``source``
+        stopped no later; up to there the two trainings are the same computation, so this
+        equals training the new run from scratch (tests/test_fork.py checks it bit for bit).
+        """
+        if self.checkpoints.sharded:
+            raise checkpoint.CheckpointError("--fork-from works with the cache in memory of one process, "
+                                             "not with --cache-on disk or several workers")
+        check_split(source, self.split, self.opts.data)
+        state = self.restore(checkpoint.checkpoint_dir(source, "last"))
+        self.save("last", self.epoch, self.start_iter)  # the new run now resumes on its own
+        write_metrics(self.run_dir, self.history)
         return state
 
     def dump_params(self, directory):

@@ -3,20 +3,29 @@
     bash experiments/claims/run.sh [PYTHON]                 # make claims: everything below
     python -m experiments.claims pseudo RUN                 # RUN/pseudo_sweep.json (per run, after training)
     python -m experiments.claims report OUT [--docs D]      # OUT/claims.{md,json}, OUT/claims_rel.png
+        [--setup S] [--regime NAME=OUT2|claims.json ...]    # other regimes beside OUT's, under other_regimes
 
 ``run.sh`` trains seeds x arms into ``OUT/seed<S>_<ARM>``: the paper's arms ``lambda0`` and
 ``lambda0.1`` and any extra, named arm (a variant that departs from the paper, reported beside
-it, never in its place), runs ``evaluate.py --table1`` and ``pseudo`` on each, then ``report``.
+it, never in its place: ``headroom``, λ = 0 at 1/2 labeled; ``oracle``, ground truth as the
+pseudo-labels), runs ``evaluate.py --table1`` and ``pseudo`` on each, then ``report``.  Every arm
+is paired with ``lambda0`` on the seeds both have.
 
 Modules
 -------
 sweep    ``pseudo``: the final networks' pseudo-labels at many thresholds, with the Table 1
          scoring of ``evaluation.pseudo_labels`` (so it also gives T = 0.9 when a run trained
          with another T), calibration per confidence bin, the eq. 1 target on the labeled
-         rows and the pseudo-labels cached by the last epoch
-tables   ``report``'s numbers: the runs of ``OUT`` paired by seed, Table 1 and Table 2, curves
-         and the diagnosis, as one JSON-able dict (claims.json)
-report   claims.md (tables, diagnosis, a verdict computed from the numbers), claims_rel.png
+         rows, the pseudo-labels cached by the last epoch, AUSE/AURG of the confidence on
+         Table 1's pixels and the test metrics under the ``full`` protocol
+stats    the seed rule (constants fixed before the results, power of the paired t-test),
+         95 % t-intervals, the verdicts shown / reversed / excluded / inconclusive, shares,
+         the paper's deltas (NYU)
+tables   ``report``'s numbers: the runs of ``OUT`` paired by seed, Table 1 and Table 2 under
+         ``eigen`` and ``full``, shares of oracle and headroom, curves and the diagnosis, as
+         one JSON-able dict (claims.json; an old claims.json is recomputed from its per_seed)
+report   claims.md (the seed rule first, then per regime the tables with CIs and verdicts,
+         one sentence per claim, the diagnosis), claims_rel.png
 
 Nothing is selected on the test set: eval.json scores the LAST checkpoint, the per-epoch test
 curves are for display.

@@ -1,4 +1,4 @@
-"""python -m experiments.claims pseudo RUN | report OUT [--setup S] [--docs D] [--appendix A]"""
+"""python -m experiments.claims pseudo RUN | report OUT [--setup S] [--regime NAME=PATH ...] [--docs D] [--appendix A]"""
 import argparse
 import os
 import sys
@@ -12,6 +12,16 @@ from .report import fmt, write_report
 from .sweep import pseudo_sweep
 
 
+def regime_arg(text):
+    """NAME=PATH of --regime, PATH an existing directory or file."""
+    name, sep, path = text.partition("=")
+    if not (sep and name and path):
+        raise argparse.ArgumentTypeError("expected NAME=PATH, got %r" % text)
+    if not os.path.exists(path):
+        raise argparse.ArgumentTypeError("%s does not exist" % path)
+    return name, path
+
+
 def main(argv=None):
     parser = OneLineParser(prog="python -m experiments.claims", description=DOC,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,6 +33,9 @@ def main(argv=None):
     p.add_argument("--setup", default=None, help="JSON file of facts the runs do not record (data size, time, machine)")
     p.add_argument("--docs", default=None, help="also copy the three outputs into this directory")
     p.add_argument("--appendix", default=None, help="a markdown file appended to claims.md as its last section")
+    p.add_argument("--regime", action="append", default=[], type=regime_arg, metavar="NAME=PATH",
+                   help="another regime beside OUT's (repeatable): a claims OUT directory or a claims.json written "
+                        "earlier; OUT's own regime is named after its stand-in's pretraining task")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "pseudo":
@@ -30,10 +43,14 @@ def main(argv=None):
             path = write_json_atomic(os.path.join(args.run, "pseudo_sweep.json"), result)
             for r in result["rows"]:
                 print("T=%.2f  rel %s  kept %.3f" % (r["t"], fmt(r["rel"], 4), r["kept_fraction"]))
+            if result["sparsification"]:
+                print("sparsification of rel by C: AURG %.4f  AUSE %.4f" % (
+                    result["sparsification"]["aurg"], result["sparsification"]["ause"]))
+            print("test, protocol full: rel %.4f" % result["test_full"]["metrics"]["rel"])
             print(path)
         else:
             setup = read_json(args.setup, error=EvaluationError) if args.setup else None
-            print("\n".join(write_report(args.out, setup, args.docs, args.appendix)))
+            print("\n".join(write_report(args.out, setup, args.docs, args.appendix, args.regime)))
     except (EvaluationError, OSError, KeyError, ValueError) as err:
         print("error: %s" % err, file=sys.stderr)
         return 2

@@ -6,16 +6,23 @@ the run's own T.  Beside them, what a diagnosis needs: calibration per confidenc
 against the mean eq. 1 target), the eq. 1 target and the confidence on the LABELED rows (what
 the confidence net learned from), and the pseudo-labels actually cached by the last epoch (what
 L_semi pulled towards) next to the final model on the same pixels.
+
+Two more entries let both tables be read under one protocol and Table 1's ordering be weighed:
+``sparsification``, AUSE and AURG of the final confidence on exactly Table 1's pixels (pooled,
+per-pixel rel; ``evaluation.confidence.pooled_sparsification``: its random curve is Table 1's
+rel at T = 0), and ``test_full``, the final depth net's test-set metrics under the ``full``
+protocol, the one Table 1's pooled rel uses (filled GT, no crop, pixel average).
 """
 import os
 
 import numpy as np
 
 from config import T_SEMI as PAPER_T  # the paper's threshold (§5.1)
-from evaluation.confidence import ReliabilityAccumulator, confidence_target, pixel_errors
+from evaluation.confidence import ReliabilityAccumulator, confidence_target, pixel_errors, pooled_sparsification
 from evaluation.metrics import ErrorAccumulator, select_pixels, valid_mask
 from evaluation.pseudo_labels import FULL, PseudoLabelTable, pooled_rel, training_row_predictions
 from evaluation.runs import load_run
+from evaluation.scoring import score_test_set
 from training.checkpoint import checkpoint_dir, load_state
 
 SWEEP = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -54,10 +61,14 @@ def pseudo_sweep(run_dir, batch_size=8):
     table = PseudoLabelTable(set(SWEEP) | {t_run})
     calibration = Calibration(alpha)
     lag = {t: (ErrorAccumulator(FULL), ErrorAccumulator(FULL)) for t in (t_run, PAPER_T)}
+    rels, confs = [], []  # Table 1's pixels (valid, prediction clipped as its rel clips it), for sparsification
     for ids, gt, depth, conf in training_row_predictions(run, rows, batch_size):
         table.add(gt, depth, conf)
         for k, i in enumerate(ids):
-            calibration.add(*select_pixels(gt[k], depth[k], FULL), conf[k][valid_mask(gt[k], FULL)])
+            gt_px, pred_px, conf_px = table1_pixels(gt[k], depth[k], conf[k])
+            calibration.add(gt_px, pred_px, conf_px)
+            rels.append(pixel_errors(gt_px, pred_px)["rel"])
+            confs.append(conf_px)
             if cached[i]:  # the pseudo-label of the last epoch vs the final model, same pixels
                 for t, (old, new) in lag.items():
                     mask = cache_conf[i] >= t
@@ -72,7 +83,34 @@ def pseudo_sweep(run_dir, batch_size=8):
             "cache": {"written_fraction": float(cached.mean()) if cached.size else 0.0,
                       "rows": [{"t": t, "cached_rel": pooled_rel(old), "final_rel": pooled_rel(new),
                                 "n_pixels": old.n_pixels}
-                               for t, (old, new) in sorted(lag.items())]}}
+                               for t, (old, new) in sorted(lag.items())]},
+            "sparsification": table1_sparsification(rels, confs),
+            "test_full": full_protocol_test(run, batch_size)}
+
+
+def table1_pixels(gt, depth, conf):
+    """One image's pixels as Table 1 scores them (valid ground truth under ``full``, prediction
+    clipped as ``select_pixels`` clips it), with their confidence: 1-D (gt, pred, conf)."""
+    gt_px, pred_px = select_pixels(gt, depth, FULL)
+    return gt_px, pred_px, conf[valid_mask(gt, FULL)]
+
+
+def table1_sparsification(rels, confs):
+    """AUSE / AURG (``pooled_sparsification``) of the per-pixel rel of Table 1's pixels, ranked by the
+    final confidence; None when no unlabeled pixel is valid."""
+    rel = np.concatenate(rels) if rels else np.zeros(0)
+    if not rel.size:
+        return None
+    return dict(pooled_sparsification(rel, np.concatenate(confs)), metric="rel", pixels="Table 1's: unlabeled "
+                "rows, 1/4 resolution, valid ground truth, pooled")
+
+
+def full_protocol_test(run, batch_size=8):
+    """The final depth net on the test set under the ``full`` protocol (Table 1's): filled GT, no crop,
+    every pixel > 0, pooled.  ``evaluation.scoring.score_test_set``, as evaluate.py scores."""
+    scorer = score_test_set(run, FULL, batch_size, progress=False)
+    result = scorer.metrics()
+    return {"protocol": result["protocol"], "metrics": result["metrics"], "checkpoint": run["checkpoint"]}
 
 
 def labeled_targets(run, alpha, thresholds, batch_size=8):
