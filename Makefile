@@ -9,8 +9,12 @@ DEMO_DATA ?= datasets/synthetic
 
 .PHONY: venv test demo claims claims-extra claims-depth bench reproduce clean
 
-$(VENV)/.installed: setup.py
+# An existing .venv is never re-created or re-pointed (order-only: its age does not matter);
+# a setup.py newer than the last install re-installs into it.
+$(PY):
 	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: setup.py | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[cpu,test]"
 	touch $@

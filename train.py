@@ -23,14 +23,16 @@ from common.threads import set_omp_threads
 
 set_omp_threads()  # before mxnet loads (common/threads.py)
 import config  # noqa: E402
+from common.cli import OneLineParser  # noqa: E402
 
 # Flags that may differ when resuming: they change where or how fast, not what is computed.
 # All others must match the stored config.json.  Every stored flag is restored unless given again.
 RESUME_FREE = {"resume", "gpus", "num_workers", "no_progress", "log_every", "save_every", "cache_on",
                "max_bad_steps", "out", "preset", "stop_at", "track_test", "dump_params", "trust_pickled_states",
-               "fork_from"}
+               "fork_from", "allow_thread_change"}
 # Flags of one invocation, never taken from the stored run.
-NOT_RESTORED = {"resume", "out", "stop_at", "explicit", "dump_params", "trust_pickled_states", "fork_from"}
+NOT_RESTORED = {"resume", "out", "stop_at", "explicit", "dump_params", "trust_pickled_states", "fork_from",
+                "allow_thread_change"}
 # --fork-from: flags that act only from the first epoch that visits unlabeled images (semi_start - 1)
 FORK_FREE = RESUME_FREE | NOT_RESTORED | {"lambda_semi", "t_semi", "pseudo_labels"}
 FINITE = ("lr", "conf_lr", "momentum", "wd", "poly_power", "alpha", "lambda_semi", "t_semi")
@@ -53,8 +55,8 @@ PRESETS = {
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     fromfile_prefix_chars="@")
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                           fromfile_prefix_chars="@")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="paper",
                         help="defaults to start from: paper (§5.1) or demo (synthetic data, CPU minutes; "
                              "see PRESETS in train.py). default: %(default)s")
@@ -75,6 +77,10 @@ def build_parser():
                              "the first that visits unlabeled images: until then both are the same computation, "
                              "so the result equals training from scratch, bit for bit (e.g. a lambda = 0.1 arm "
                              "from its lambda = 0 twin)")
+    parser.add_argument("--allow-thread-change", action="store_true",
+                        help="with --resume: continue a run that trained with another OMP_NUM_THREADS. MXNet's CPU "
+                             "kernels sum in another order per thread count, so the result differs from an "
+                             "uninterrupted run (refused without this flag)")
     parser.add_argument("--trust-pickled-states", action="store_true",
                         help="with --resume: load a checkpoint written before optimiser states left pickle "
                              "(*_trainer.states; loading a pickle can run code) and convert it. Only for runs "
@@ -111,7 +117,31 @@ def parse_args(argv=None):
         parser.error("--fork-from starts a new run; it cannot be combined with --resume")
     if args.unlabeled_per_step is not None and args.unlabeled_per_step < 1:
         parser.error("--unlabeled-per-step must be >= 1, got %d" % args.unlabeled_per_step)
+    for problem in range_problems(args):
+        parser.error(problem)
+    if not args.resume and args.stop_at is not None and args.stop_at > args.epochs:
+        parser.error("--stop-at %d is beyond --epochs %d" % (args.stop_at, args.epochs))
     return args
+
+
+def range_problems(args):
+    """Values outside what the paper's symbols mean (§4, §5.1), each as one message."""
+    rules = [("t_semi", 0 <= args.t_semi <= 1, "in [0, 1] (a confidence, eq. 5)"),
+             ("alpha", args.alpha > 0, "> 0 (eq. 1: exp(-alpha |E - D| / D))"),
+             ("lambda_semi", args.lambda_semi >= 0, ">= 0 (eq. 6: a weight of L_semi)"),
+             ("momentum", 0 <= args.momentum < 1, "in [0, 1)"),
+             ("wd", args.wd >= 0, ">= 0"),
+             ("poly_power", args.poly_power >= 0, ">= 0"),
+             ("stop_at", args.stop_at is None or args.stop_at >= 1, ">= 1 (epochs to train before stopping)")]
+    return ["--%s must be %s, got %s" % (key.replace("_", "-"), rule, getattr(args, key))
+            for key, ok, rule in rules if not ok]
+
+
+def check_stop_at(args):
+    """--stop-at within the run's --epochs (the stored one on --resume)."""
+    from training.checkpoint import CheckpointError
+    if args.stop_at is not None and args.stop_at > args.epochs:
+        raise CheckpointError("--stop-at %d is beyond the run's --epochs %d" % (args.stop_at, args.epochs))
 
 
 def explicit_flags(parser, argv):
@@ -140,6 +170,7 @@ def resume_options(args):
                               % (args.resume, args.resume))
     stored = read_json(os.path.join(args.resume, "config.json"), error=CheckpointError)
     check_nets(stored, args.resume)
+    thread_note = thread_change(stored, args)
     # a flag newer than the run was, in effect, at its default (e.g. --unlabeled-per-step unset)
     was = {k: stored[k] if k in stored else build_parser().get_default(k) for k in args.explicit}
     changed = [k for k in args.explicit if k not in RESUME_FREE and was[k] != getattr(args, k)]
@@ -158,7 +189,32 @@ def resume_options(args):
             notes.append("%s (stored: %s)" % (flag_text(key, getattr(args, key)), flag_text(key, value)))
     merged.out = args.resume
     merged.explicit = args.explicit
-    return merged, notes
+    merged.thread_change = bool(thread_note)
+    return merged, notes + ([thread_note] if thread_note else [])
+
+
+def thread_change(stored, args):
+    """Refuse (or, with --allow-thread-change, note) a resume under another OMP_NUM_THREADS."""
+    from training.checkpoint import CheckpointError
+    was, now = stored.get("omp_num_threads"), os.environ.get("OMP_NUM_THREADS")
+    if was is None or was == now:  # runs from before the count was recorded cannot be checked
+        return None
+    if not args.allow_thread_change:
+        raise CheckpointError("%s trained with OMP_NUM_THREADS=%s, this process has %s; the numbers would differ "
+                              "from an uninterrupted run: resume with OMP_NUM_THREADS=%s, or accept it with "
+                              "--allow-thread-change" % (args.resume, was, now, was))
+    return ("OMP_NUM_THREADS=%s (stored: %s): from here the numbers differ from an uninterrupted run; "
+            "config.json lists the change under thread_changes" % (now, was))
+
+
+def record_thread_change(run_dir, state):
+    """config.json keeps every thread count the run trained with, from which point."""
+    from common.files import read_json, write_json_atomic
+    path = os.path.join(run_dir, "config.json")
+    cfg = read_json(path)
+    cfg.setdefault("thread_changes", []).append({"epoch": state["epoch"], "iteration": state["iteration"],
+                                                 "omp_num_threads": os.environ.get("OMP_NUM_THREADS")})
+    write_json_atomic(path, cfg)
 
 
 def check_fork(args):
@@ -259,6 +315,7 @@ def main(argv=None):
             args, notes = resume_options(args)
             for note in notes:
                 print("resume: %s" % note)
+            check_stop_at(args)
         else:
             refuse_existing_run(args.out)
             fork_epoch = check_fork(args) if args.fork_from else None
@@ -269,6 +326,8 @@ def main(argv=None):
         if args.resume:
             state = trainer.resume()
             print("resuming %s at epoch %d, iteration %d" % (args.out, state["epoch"], state["iteration"]))
+            if args.thread_change:
+                record_thread_change(args.out, state)
         else:
             trainer.start()
             if args.fork_from:

@@ -22,6 +22,8 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from common.cli import OneLineParser  # noqa: E402
 
 
 def peak_rss_mb():
@@ -30,7 +32,6 @@ def peak_rss_mb():
 
 def measure(mode, samples, width, height, batch, dtype, directory):
     """One measurement in this process; returns its figures as a dict."""
-    sys.path.insert(0, REPO)
     from common.threads import set_omp_threads
     set_omp_threads()  # before mxnet loads (common/threads.py)
     import mxnet as mx
@@ -64,7 +65,8 @@ def measure(mode, samples, width, height, batch, dtype, directory):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="python bench/cache_memory.py", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, nargs="+", default=[10000, 100000],
                         help="cache sizes to measure on disk. default: %(default)s")
     parser.add_argument("--memory-samples", type=int, nargs="*", default=[10000],

@@ -43,6 +43,7 @@ import numpy as np
 from tqdm import tqdm
 
 import config
+from common.cli import OneLineParser
 from config import parse_size
 
 from .augment import IDENTITY, apply_augment, eigen_augment
@@ -257,7 +258,7 @@ def add_raw(mat, splits, out):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad input)."""
-    parser = argparse.ArgumentParser(prog="python -m data.prepare", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m data.prepare", description=__doc__.split("\n")[0])
     parser.add_argument("--mat", required=True, help="nyu_depth_v2_labeled.mat")
     parser.add_argument("--splits", required=True, help="splits.mat")
     parser.add_argument("--out", required=True, help="output directory for train.h5 / test.h5")

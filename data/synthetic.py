@@ -27,7 +27,6 @@ light falling off with depth, and small per-pixel sensor noise.
 Timing: the default 96 scenes at 640 x 480 take about 15 s on a 2-core CPU
 (14.3 s rendering, 0.4 s writing the 206 MB .mat); rendering is single-threaded.
 """
-import argparse
 import json
 import os
 import sys
@@ -37,6 +36,7 @@ import h5py
 import numpy as np
 import scipy.io
 
+from common.cli import OneLineParser
 from config import parse_size
 
 from .nyu import DATASET_ATTR
@@ -351,7 +351,7 @@ def split_indices(n, test_frac, seed):
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
 
-    parser = argparse.ArgumentParser(prog="python -m data.synthetic",
+    parser = OneLineParser(prog="python -m data.synthetic",
                                      description="Render synthetic rooms in the NYU Depth V2 file layout.")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--n", type=int, default=96, help="number of scenes (default 96)")

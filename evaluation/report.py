@@ -15,7 +15,6 @@ T).  Differences are ours - paper.  When a run's data is not NYU Depth V2
 ``train.h5``), a banner says the paper columns are another dataset's numbers,
 for reference only.
 """
-import argparse
 import json
 import os
 import sys
@@ -23,6 +22,7 @@ import sys
 import h5py
 import numpy as np
 
+from common.cli import OneLineParser
 from common.files import read_json
 
 from . import EvaluationError
@@ -217,7 +217,7 @@ def build_report(run_dirs, note=None, paper=None, checkpoint="last"):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad input)."""
-    parser = argparse.ArgumentParser(prog="python -m evaluation.report",
+    parser = OneLineParser(prog="python -m evaluation.report",
                                      description="Paper Tables 1-2 next to our runs, as markdown.")
     parser.add_argument("runs", nargs="+", help="run directories with config.json and eval.json")
     parser.add_argument("--out", default="report.md", help="output markdown file. default: %(default)s")

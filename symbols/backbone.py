@@ -18,6 +18,7 @@ import sys
 import mxnet as mx
 from gluoncv.model_zoo import resnet50_v1b
 
+from common.cli import OneLineParser
 from data.errors import edge_errors, one_line
 from training.checkpoint import CheckpointError, load_nets
 
@@ -69,7 +70,7 @@ def save_backbone(depth_net, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m symbols.backbone", description=__doc__,
+    parser = OneLineParser(prog="python -m symbols.backbone", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="run directory made by train.py")
     parser.add_argument("--out", required=True, help="the .params file to write")

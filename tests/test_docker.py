@@ -97,4 +97,10 @@ def test_shell_scripts_parse(script):
 def test_dockerignore_keeps_data_and_environment_out():
     with open(os.path.join(REPO, ".dockerignore")) as f:
         ignored = {line.strip() for line in f if line.strip() and not line.startswith("#")}
-    assert {".git", ".venv", "datasets", "runs"} <= ignored
+    assert {".git", ".venv", "datasets", "runs", "exported"} <= ignored
+
+
+def test_image_records_the_commit_it_was_built_from():
+    keywords = instructions()
+    assert ("ARG", 'GIT_COMMIT=""') in keywords and ("ENV", "SEMIDEPTH_GIT_COMMIT=$GIT_COMMIT") in keywords
+    assert [k for k, _ in keywords].index("ARG") > [k for k, _ in keywords].index("COPY")  # cache: source first

@@ -3,6 +3,7 @@ import json
 import os
 import platform
 import subprocess
+from importlib import metadata
 
 import gluoncv
 import h5py
@@ -23,16 +24,29 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def git_commit():
+    """The checkout's commit; in the Docker image (no .git) the one it was built from (docker/Dockerfile)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or None
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return None
+        pass
+    return os.environ.get("SEMIDEPTH_GIT_COMMIT") or None
+
+
+def installed_version(module, *distributions):
+    """The installed distribution's version: gluoncv 0.10.5.post0's module says "0.11.0"."""
+    for name in distributions:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return module.__version__
 
 
 def versions():
-    return {"python": platform.python_version(), "mxnet": mxnet.__version__,
-            "numpy": numpy.__version__, "gluoncv": gluoncv.__version__}
+    return {"python": platform.python_version(), "mxnet": installed_version(mxnet, "mxnet", "mxnet-cu112"),
+            "numpy": installed_version(numpy, "numpy"), "gluoncv": installed_version(gluoncv, "gluoncv")}
 
 
 def run_config(opts, derived=None):

@@ -1,0 +1,138 @@
+"""Flags checked before anything is written: ranges from the paper's meaning, one error line in every
+command line, a resume under another thread count, and the Makefile's virtualenv rule."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import train
+from test_train import BASE, REPO
+
+
+def usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize("flag, value, rule", [
+    ("--t-semi", "1.5", "in [0, 1] (a confidence, eq. 5)"),
+    ("--t-semi", "-0.1", "in [0, 1] (a confidence, eq. 5)"),
+    ("--alpha", "0", "> 0 (eq. 1: exp(-alpha |E - D| / D))"),
+    ("--alpha", "-5", "> 0 (eq. 1: exp(-alpha |E - D| / D))"),
+    ("--lambda-semi", "-1", ">= 0 (eq. 6: a weight of L_semi)"),
+    ("--momentum", "1", "in [0, 1)"),
+    ("--wd", "-1e-4", ">= 0"),
+    ("--poly-power", "-1", ">= 0"),
+    ("--stop-at", "0", ">= 1 (epochs to train before stopping)"),
+    ("--stop-at", "-2", ">= 1 (epochs to train before stopping)"),
+])
+def test_values_outside_the_papers_meaning_are_one_usage_line(flag, value, rule, capsys):
+    line = usage_error(BASE + [flag + "=" + value], capsys)  # "--wd -1e-4" would read -1e-4 as a flag
+    assert line == "error: %s must be %s, got %s (see --help)" % (flag, rule, float(value) if "." in value
+                                                                   or flag != "--stop-at" else int(value))
+
+
+@pytest.mark.parametrize("flag, value", [("--t-semi", "0"), ("--t-semi", "1"), ("--lambda-semi", "0"),
+                                         ("--momentum", "0"), ("--wd", "0"), ("--stop-at", "100")])
+def test_the_edges_of_each_range_are_accepted(flag, value):
+    assert str(getattr(train.parse_args(BASE + [flag, value]), flag[2:].replace("-", "_"))) in (value, value + ".0")
+
+
+def test_stop_at_beyond_epochs(capsys):
+    assert usage_error(BASE + ["--epochs", "3", "--stop-at", "4"], capsys) == \
+        "error: --stop-at 4 is beyond --epochs 3 (see --help)"
+    assert train.parse_args(BASE + ["--epochs", "3", "--stop-at", "3"]).stop_at == 3
+
+
+@pytest.mark.parametrize("command", [
+    ["train.py", "--no-such-flag"],
+    ["train.py", "--epochs", "many"],
+    ["-m", "data.prepare", "--no-such-flag"],
+    ["-m", "data.synthetic", "--no-such-flag"],
+    ["-m", "symbols.backbone", "--no-such-flag"],
+    ["-m", "evaluation.report", "--no-such-flag"],
+    ["bench/cache_memory.py", "--no-such-flag"],
+    ["evaluate.py", "--no-such-flag"],
+    ["predict.py", "--no-such-flag"],
+])
+def test_every_command_line_gives_one_error_line_and_exit_2(command):
+    done = subprocess.run([sys.executable] + command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert "usage:" not in done.stdout + done.stderr
+
+
+def resume(run, threads, *extra):
+    env = dict(os.environ, OMP_NUM_THREADS=threads)
+    return subprocess.run([sys.executable, "train.py", "--resume", str(run), "--no-progress", *extra],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_resume_under_another_thread_count_is_refused_or_recorded(tiny_data, tmp_path):
+    run = tmp_path / "r"
+    assert train.main(BASE + ["--data", tiny_data, "--out", str(run), "--epochs", "2", "--semi-start", "1",
+                              "--stop-at", "1"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    ours = config["omp_num_threads"]
+    assert ours == os.environ["OMP_NUM_THREADS"]
+    other = "3" if ours != "3" else "1"
+    before = (run / "checkpoints" / "last" / "state.json").read_text()
+
+    refused = resume(run, other)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "error: %s trained with OMP_NUM_THREADS=%s, this process has %s; the numbers would differ from an "
+        "uninterrupted run: resume with OMP_NUM_THREADS=%s, or accept it with --allow-thread-change"
+        % (run, ours, other, ours))
+    assert (run / "checkpoints" / "last" / "state.json").read_text() == before  # nothing trained
+    assert "thread_changes" not in json.loads((run / "config.json").read_text())
+
+    allowed = resume(run, other, "--allow-thread-change")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "resume: OMP_NUM_THREADS=%s (stored: %s): from here the numbers differ" % (other, ours) in allowed.stdout
+    config = json.loads((run / "config.json").read_text())
+    assert config["omp_num_threads"] == ours  # the count the run started with
+    assert config["thread_changes"] == [{"epoch": 1, "iteration": 0, "omp_num_threads": other}]
+    assert json.loads((run / "checkpoints" / "last" / "state.json").read_text())["epoch"] == 2
+
+
+def test_resume_with_the_same_thread_count_needs_no_flag(tiny_data, tmp_path):
+    run = tmp_path / "r"
+    assert train.main(BASE + ["--data", tiny_data, "--out", str(run), "--epochs", "2", "--stop-at", "1"]) == 0
+    done = resume(run, os.environ["OMP_NUM_THREADS"], "--stop-at", "2")
+    assert done.returncode == 0 and "OMP_NUM_THREADS" not in done.stdout, done.stdout + done.stderr
+    assert "thread_changes" not in json.loads((run / "config.json").read_text())
+
+
+def test_resume_stop_at_beyond_the_stored_epochs(tiny_data, tmp_path):
+    run = tmp_path / "r"
+    assert train.main(BASE + ["--data", tiny_data, "--out", str(run), "--epochs", "2", "--stop-at", "1"]) == 0
+    done = resume(run, os.environ["OMP_NUM_THREADS"], "--stop-at", "5")
+    assert (done.returncode, done.stderr.strip()) == (2, "error: --stop-at 5 is beyond the run's --epochs 2")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_never_recreates_an_existing_virtualenv(tmp_path):
+    for name in ("Makefile", "setup.py"):
+        shutil.copy(os.path.join(REPO, name), tmp_path / name)
+
+    def dry_run():
+        return subprocess.run(["make", "-n", "venv"], cwd=tmp_path, capture_output=True, text=True).stdout
+
+    assert "-m venv .venv" in dry_run()  # a fresh clone: create it
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").write_text("")
+    os.utime(tmp_path / "setup.py", (1_000_000, 1_000_000))
+    (tmp_path / ".venv" / ".installed").write_text("")
+    assert "pip install" not in dry_run()  # installed, setup.py older: nothing to do
+    os.utime(tmp_path / "setup.py")  # setup.py changed (a pull): install into it, never re-create it
+    out = dry_run()
+    assert "pip install" in out and "-m venv" not in out
+    os.utime(tmp_path / ".venv" / "bin" / "python", (1_000, 1_000))  # an old interpreter: still kept
+    assert "-m venv" not in dry_run()
