@@ -300,6 +300,7 @@ def main(argv=None):
     from symbols import WeightsError
     from training.checkpoint import CheckpointError, RunLock
     from common.devices import contexts
+    from training.interrupt import Interrupted, StopSignals
     from training.trainer import Trainer, TrainingStopped
     locks, created = [], False
 
@@ -310,6 +311,7 @@ def main(argv=None):
             refuse_existing_run(args.out)  # again under the lock: another start may have just finished
         return locks[-1]
 
+    signals = StopSignals().__enter__()  # Ctrl-C / SIGTERM: stop at a step, save, say how to resume
     try:
         if args.resume:
             args, notes = resume_options(args)
@@ -323,6 +325,7 @@ def main(argv=None):
             check_writable(args.out)
         amp_note(args, contexts(args.gpus))  # every GPU id exists and --amp can run there, before any work
         trainer = Trainer(args, claim=claim)
+        trainer.signals = signals
         if args.resume:
             state = trainer.resume()
             print("resuming %s at epoch %d, iteration %d" % (args.out, state["epoch"], state["iteration"]))
@@ -346,6 +349,13 @@ def main(argv=None):
             except OSError:
                 pass
         return 2
+    except Interrupted as stop:
+        for lock in locks:
+            lock.release()
+        print("interrupted (%s); continue with python train.py --resume %s" % (stop, args.out), file=sys.stderr)
+        return stop.exit_code
+    finally:
+        signals.__exit__()
     print("run finished: %s (metrics.jsonl, curves.png, checkpoints/)" % args.out)
     return 0
 

@@ -55,6 +55,7 @@ from . import checkpoint, losses, precision
 from .bn_snapshot import BatchNormSnapshot
 from .cache import PseudoLabelCache
 from .disk_cache import DiskPseudoLabelCache
+from .interrupt import Interrupted
 from .distributed import (OwnedSlots, World, labeled_plan, owned_slots, unlabeled_batch_size,
                           unlabeled_plan)
 from .run_files import check_split, curves_png, start_run, summary_line, write_metrics
@@ -141,6 +142,7 @@ class Trainer:
         self.epoch, self.start_iter, self.bad_steps, self.skipped = 0, 0, 0, 0
         self.history, self.partial, self.best_val = [], {}, float("inf")
         self.clock = None  # bench/train_step.py: times the phases of a step (``phase``)
+        self.signals = None  # train.py: SIGINT / SIGTERM stop at the next step (training.interrupt)
 
     # ---- set-up -----------------------------------------------------------------
     def make_split(self, source, extra=None):
@@ -371,11 +373,15 @@ class Trainer:
             if ((it + 1) % o.log_every == 0 or it + 1 == self.steps) and good:
                 bar.set_postfix({k: "%.4f" % (v.asscalar() / good) for k, v in sums.items() if k not in AGE_TERMS})
             bar.update(1)
-            if o.save_every and (it + 1) % o.save_every == 0 and it + 1 < self.steps:
+            stop = self.stop_signal()
+            if (stop or o.save_every and (it + 1) % o.save_every == 0) and it + 1 < self.steps:
                 self.partial = {"sums": {k: float(v.asscalar()) for k, v in sums.items()}, "good": good,
                                 "seconds": time.time() - tic}
                 self.save("last", epoch, it + 1)
                 kill_if_asked(epoch, it + 1)
+                if stop:
+                    bar.close()
+                    raise Interrupted(stop, epoch, it + 1)
         bar.close()
         means = {k: float(v.asscalar()) / max(good, 1) for k, v in sums.items()}
         metrics = {"epoch": epoch, "phase": phase or "supervised", "sup": means.get("sup"),
@@ -406,6 +412,8 @@ class Trainer:
         o = self.opts
         lead = self.world.rank == 0  # distributed: only rank 0 validates and writes the run directory
         for epoch in range(self.epoch, min(o.epochs, stop_at or o.epochs)):
+            if self.stop_signal():  # `last` is at the start of this epoch (or there is none yet)
+                raise Interrupted(self.stop_signal(), epoch, self.start_iter)
             metrics = self.run_epoch(epoch)
             if self.val is not None and lead:
                 metrics["val_rel"] = self.validate()
@@ -424,6 +432,10 @@ class Trainer:
             curves_png(self.run_dir, self.history)
             tqdm.write(summary_line(metrics, o.epochs))
         return self.history
+
+    def stop_signal(self):
+        """The SIGINT / SIGTERM received (``train.py``: training.interrupt.StopSignals), else None."""
+        return self.signals.signum if self.signals is not None else None
 
     # ---- run directory -------------------------------------------------------------------
     def start(self):
