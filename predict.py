@@ -40,7 +40,7 @@ set_omp_threads()  # before mxnet loads (common/threads.py)
 import config  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 from common.devices import contexts  # noqa: E402
-from common.files import read_json  # noqa: E402
+from common.records import read_config  # noqa: E402
 from data.images import IMAGE_SUFFIXES, check_images, list_images, read_rgb  # noqa: E402
 
 IMAGE_EXTENSIONS = IMAGE_SUFFIXES
@@ -204,7 +204,7 @@ def run(args):
     paths, stems = find_images(args.inputs)
     if not os.path.isdir(args.run):
         raise PredictError("run directory %s does not exist" % args.run)
-    run_config = read_json(os.path.join(args.run, "config.json"), error=CheckpointError)
+    run_config = read_config(args.run, CheckpointError)
     size = network_size(args, run_config)
     checkpoint_dir(args.run, args.checkpoint)  # fails before the slow parts if there is none
     ctxs = contexts(args.gpus)

@@ -163,12 +163,12 @@ def resume_options(args):
     Returns the options to resume with (every stored flag unless given again) and
     one line per flag given with a new value.
     """
-    from common.files import read_json
+    from common.records import CONFIG_REQUIRED, read_config
     from training.checkpoint import CheckpointError, check_nets
     if not os.path.isfile(os.path.join(args.resume, "config.json")):
         raise CheckpointError("%s holds no run to resume (no config.json); start one with --out %s"
                               % (args.resume, args.resume))
-    stored = read_json(os.path.join(args.resume, "config.json"), error=CheckpointError)
+    stored = read_config(args.resume, CheckpointError, CONFIG_REQUIRED)
     check_nets(stored, args.resume)
     thread_note = thread_change(stored, args)
     # a flag newer than the run was, in effect, at its default (e.g. --unlabeled-per-step unset)
@@ -220,12 +220,12 @@ def record_thread_change(run_dir, state):
 def check_fork(args):
     """Refuse ``--fork-from RUN`` unless RUN's last checkpoint is a point of this run's own training;
     returns the epoch it continues from."""
-    from common.files import read_json
+    from common.records import CONFIG_REQUIRED, STATE_REQUIRED, read_config, read_state
     from training.checkpoint import CheckpointError, check_nets, checkpoint_dir
     source = args.fork_from
     if not os.path.isfile(os.path.join(source, "config.json")):
         raise CheckpointError("--fork-from %s: no run there (no config.json)" % source)
-    stored = read_json(os.path.join(source, "config.json"), error=CheckpointError)
+    stored = read_config(source, CheckpointError, CONFIG_REQUIRED)
     check_nets(stored, source)
     parser = build_parser()
     differ = [k for k in sorted(vars(args)) if k not in FORK_FREE | {"explicit"}
@@ -238,7 +238,7 @@ def check_fork(args):
     if stored.get("omp_num_threads") != threads:  # the numbers depend on it (common/threads.py)
         raise CheckpointError("cannot fork from %s: it trained with OMP_NUM_THREADS=%s, this run has %s"
                               % (source, stored.get("omp_num_threads"), threads))
-    state = read_json(os.path.join(checkpoint_dir(source, "last"), "state.json"), error=CheckpointError)
+    state = read_state(checkpoint_dir(source, "last"), CheckpointError, STATE_REQUIRED)
     first_unlabeled = max(args.semi_start - 1, 0)
     if state["iteration"] != 0 or state["epoch"] > first_unlabeled:
         raise CheckpointError("cannot fork from %s: its last checkpoint is at epoch %d, iteration %d; a fork needs "

@@ -24,6 +24,7 @@ import numpy as np
 
 from common.cli import OneLineParser
 from common.files import read_json
+from common.records import read_config
 
 from . import EvaluationError
 
@@ -74,7 +75,7 @@ def dataset_name(config):
 
 def load_run(run_dir, checkpoint="last"):
     """config.json, eval.json and (optional) table1.json of a run, plus its dataset name."""
-    config = read_json(os.path.join(run_dir, "config.json"), error=EvaluationError)
+    config = read_config(run_dir, EvaluationError)
     evaluation = read_json(os.path.join(run_dir, checkpoint_file("eval.json", checkpoint)), error=EvaluationError)
     for key in ("labeled_frac", "lambda_semi"):
         if key not in config:

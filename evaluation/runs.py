@@ -11,6 +11,7 @@ from mxnet.base import MXNetError
 
 from common.devices import contexts
 from common.files import read_json
+from common.records import read_config
 from data.dataset import TestDataset
 from data.errors import one_line
 from training.checkpoint import CheckpointError, checkpoint_dir, load_nets
@@ -66,7 +67,7 @@ def load_run(run_dir, checkpoint="last", data=None, gpus=(), table1=False, proto
     """
     if not os.path.isdir(run_dir):
         raise EvaluationError("run directory %s does not exist" % run_dir)
-    run_config = read_json(os.path.join(run_dir, "config.json"), error=CheckpointError)
+    run_config = read_config(run_dir, CheckpointError)
     checkpoint_dir(run_dir, checkpoint)  # fails before any work if there is none
     data_dir = data or run_config.get("data")
     if not data_dir:

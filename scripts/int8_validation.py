@@ -18,6 +18,7 @@ from common.threads import set_omp_threads  # noqa: E402
 set_omp_threads()  # before mxnet loads (common/threads.py)
 from common.cli import OneLineParser  # noqa: E402
 from common.files import read_json  # noqa: E402
+from common.records import read_config  # noqa: E402
 
 NAMES = ("rel", "log10", "rms", "d1", "d2", "d3")
 
@@ -78,7 +79,7 @@ def main(argv=None):
     for name, metrics in rows.items():
         print("%-8s" % name + "".join("%9.4f" % metrics[n] for n in NAMES))
     print("%-8s" % "int8-f32" + "".join("%+9.4f" % (rows["int8"][n] - rows["float32"][n]) for n in NAMES))
-    t = read_json(os.path.join(args.run, "config.json"), error=CheckpointError).get("t_semi", 0.9)
+    t = read_config(args.run, CheckpointError).get("t_semi", 0.9)
     print("\n".join(confidence_lines(conf32, conf8, t)))
     return 0
 

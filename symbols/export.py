@@ -42,7 +42,8 @@ from mxnet.base import MXNetError
 
 import config
 from common.cli import OneLineParser
-from common.files import read_json, write_json_atomic
+from common.files import write_json_atomic
+from common.records import read_config
 from data.dataset import IMAGENET_MEAN, IMAGENET_STD
 from data.errors import edge_errors, one_line
 from training.checkpoint import CheckpointError, checkpoint_dir, load_nets
@@ -176,7 +177,7 @@ def export(run_dir, out_dir, checkpoint="last", size=None, onnx=False):
     """Write the files listed in the module docstring; returns export.json's content."""
     if not os.path.isdir(run_dir):
         raise ExportError("run directory %s does not exist" % run_dir)
-    size = size or read_json(os.path.join(run_dir, "config.json"), error=CheckpointError).get("input_size")
+    size = size or read_config(run_dir, CheckpointError).get("input_size")
     if not size:
         raise ExportError("%s/config.json has no input_size; pass --size WIDTHxHEIGHT" % run_dir)
     shapes = input_shapes(*size)

@@ -49,6 +49,7 @@ import shutil
 import mxnet as mx
 
 from common.files import read_json, write_json_atomic
+from common.records import STATE_REQUIRED, read_config, read_state
 from data.errors import one_line
 from symbols import NETS, get_confidence_net, get_depth_net
 
@@ -255,7 +256,7 @@ def named_shards(run_dir):
 
 def load_state(path):
     """state.json and the cache arrays of a checkpoint directory."""
-    state = read_json(os.path.join(path, "state.json"), error=CheckpointError)
+    state = read_state(path, CheckpointError, STATE_REQUIRED)
     try:
         cache = mx.nd.load(os.path.join(path, "cache.nd"))
     except mx.base.MXNetError as err:
@@ -291,7 +292,7 @@ def load_nets(run_dir, checkpoint="last", ctx=None):
     Returns ``(depth_net, conf_net, config, path)``; ``config`` is the run's config.json.
     """
     ctx = ctx or mx.cpu()
-    config = read_json(os.path.join(run_dir, "config.json"), error=CheckpointError)
+    config = read_config(run_dir, CheckpointError)
     check_nets(config, run_dir)
     path = checkpoint_dir(run_dir, checkpoint)
     depth_net = get_depth_net(pretrained=False, ctx=ctx, freeze_bn=froze_bn(config))
