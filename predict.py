@@ -40,6 +40,7 @@ set_omp_threads()  # before mxnet loads (common/threads.py)
 import config  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 from common.devices import contexts  # noqa: E402
+from common.files import refuse_link  # noqa: E402
 from common.records import read_config  # noqa: E402
 from data.images import IMAGE_SUFFIXES, check_images, list_images, read_rgb  # noqa: E402
 
@@ -169,7 +170,7 @@ def colour_indices(values, vmin, vmax):
 def write_atomic(path, write):
     """``write(tmp_path)`` then rename, so an interrupted run never leaves half a file."""
     base, ext = os.path.splitext(path)
-    tmp = base + ".tmp" + ext  # keeps the extension: cv2 and np.save choose the format by it
+    tmp = refuse_link(base + ".tmp" + ext)  # keeps the extension: cv2 and np.save choose the format by it
     write(tmp)
     os.replace(tmp, path)
 

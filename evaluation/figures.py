@@ -12,6 +12,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from common.files import refuse_link
+
 DPI = 100
 # Qualitative grid: each panel is PANEL_PX wide, rows keep the ground truth's aspect.
 PANEL_PX = 240
@@ -29,7 +31,7 @@ MIN_SPAN = 1e-3           # a constant map still gets a usable (non-empty) scale
 
 def _save(fig, path, metadata=None):
     FigureCanvasAgg(fig)
-    tmp = path + ".tmp"
+    tmp = refuse_link(path + ".tmp")
     fig.savefig(tmp, dpi=DPI, format="png", metadata=metadata)
     os.replace(tmp, path)
     return path

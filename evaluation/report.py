@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from common.cli import OneLineParser
-from common.files import read_json
+from common.files import open_new_file, read_json
 from common.records import read_config
 
 from . import EvaluationError
@@ -236,7 +236,7 @@ def main(argv=None):
     for warning in warnings:
         print(warning, file=sys.stderr)
     tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
+    with open_new_file(tmp) as f:
         f.write(text)
     os.replace(tmp, args.out)
     print(args.out)

@@ -42,7 +42,7 @@ from mxnet.base import MXNetError
 
 import config
 from common.cli import OneLineParser
-from common.files import write_json_atomic
+from common.files import refuse_link, write_json_atomic
 from common.records import read_config
 from data.dataset import IMAGENET_MEAN, IMAGENET_STD
 from data.errors import edge_errors, one_line
@@ -103,6 +103,8 @@ def export_mxnet(nets, shapes, out_dir):
     for name, net in zip(NAMES, nets):
         net.hybridize()
         net(*[mx.nd.array(x) for x in example_inputs(shapes[name], 1)])
+        for suffix in ("-symbol.json", "-0000.params"):  # MXNet writes through a link: none allowed
+            refuse_link(os.path.join(out_dir, name + suffix))
         net.export(os.path.join(out_dir, name), epoch=0)
         files[name] = {"symbol": name + "-symbol.json", "params": name + "-0000.params"}
     return files

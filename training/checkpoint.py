@@ -48,7 +48,7 @@ import shutil
 
 import mxnet as mx
 
-from common.files import read_json, write_json_atomic
+from common.files import LinkError, read_json, refuse_link, refuse_links_below, write_json_atomic
 from common.records import STATE_REQUIRED, read_config, read_state
 from data.errors import one_line
 from symbols import NETS, get_confidence_net, get_depth_net
@@ -104,9 +104,9 @@ def checkpoint_dir(run_dir, tag):
 
 def save(run_dir, tag, depth_net, conf_net, depth_trainer, conf_trainer, cache_arrays, state):
     """Write checkpoint ``tag`` atomically (see the module docstring)."""
-    root = os.path.join(run_dir, CHECKPOINTS)
+    root = refuse_links_below(run_dir, os.path.join(run_dir, CHECKPOINTS))
     os.makedirs(root, exist_ok=True)
-    tmp, final, old = (os.path.join(root, p + tag) for p in (".tmp-", "", ".old-"))
+    tmp, final, old = (refuse_link(os.path.join(root, p + tag)) for p in (".tmp-", "", ".old-"))
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     depth_net.save_parameters(os.path.join(tmp, "depth_net.params"))
@@ -220,7 +220,10 @@ class RunLock:
 
     def __init__(self, run_dir, name=".lock"):
         self.path = os.path.join(run_dir, name)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.fd = os.open(refuse_link(self.path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except LinkError as err:
+            raise CheckpointError(str(err))
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:

@@ -23,6 +23,8 @@ import shutil
 import mxnet as mx
 import numpy as np
 
+from common.files import refuse_link
+
 from .cache import NEVER, SHARD_FILES, check_rule, check_shard, masked_pseudo_labels
 
 
@@ -36,7 +38,7 @@ def _fsync(path):
 
 def _create_npy(path, dtype, shape):
     """A .npy file of zeros; open_memmap writes the header and sizes the (sparse) file."""
-    array = np.lib.format.open_memmap(path, "w+", dtype, shape)
+    array = np.lib.format.open_memmap(refuse_link(path), "w+", dtype, shape)
     array.flush()
     del array
 
@@ -71,6 +73,8 @@ class DiskPseudoLabelCache:
         self.dtypes = {"depth": np.dtype(dtype), "conf": np.dtype(dtype), "written": np.dtype(np.int32)}
         self._shapes = {"depth": (n,) + self.slot_shape, "conf": (n,) + self.slot_shape, "written": (n,)}
         self.fds, self.offsets, self.pending = {}, {}, []
+        for part in (os.path.dirname(directory), directory):  # <run>/cache/rank<r>: no link out of the run
+            refuse_link(part)
         os.makedirs(directory, exist_ok=True)
         for key in self.KEYS:
             _create_npy(self.path(key), self.dtypes[key], self._shapes[key])
@@ -170,7 +174,7 @@ class DiskPseudoLabelCache:
         self.flush()
         os.makedirs(directory, exist_ok=True)
         for key in self.KEYS:
-            target = os.path.join(directory, SHARD_FILES[key])
+            target = refuse_link(os.path.join(directory, SHARD_FILES[key]))
             shutil.copyfile(self.path(key), target)  # streamed, constant memory
             _fsync(target)
 
@@ -181,7 +185,7 @@ class DiskPseudoLabelCache:
         for key in self.KEYS:
             source = os.path.join(directory, SHARD_FILES[key])
             if np.load(source, mmap_mode="r", allow_pickle=False).dtype == self.dtypes[key]:
-                shutil.copyfile(source, self.path(key) + ".tmp")
+                shutil.copyfile(source, refuse_link(self.path(key) + ".tmp"))
                 os.replace(self.path(key) + ".tmp", self.path(key))
             else:  # another storage dtype: convert chunk by chunk
                 stored = np.load(source, mmap_mode="r", allow_pickle=False)

@@ -14,7 +14,7 @@ import numpy
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common.files import read_json, write_json_atomic, write_text_atomic  # noqa: E402
+from common.files import read_json, refuse_link, write_json_atomic, write_text_atomic  # noqa: E402
 from data.unlabeled_dir import describe_change  # noqa: E402
 from symbols import NETS  # noqa: E402
 
@@ -113,7 +113,7 @@ def curves_png(run_dir, history):
     for ax in axes:  # whole epochs only
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
-    tmp = os.path.join(run_dir, "curves.tmp.png")
+    tmp = refuse_link(os.path.join(run_dir, "curves.tmp.png"))
     fig.savefig(tmp, dpi=80)
     plt.close(fig)
     os.replace(tmp, os.path.join(run_dir, "curves.png"))
