@@ -40,7 +40,7 @@ set_omp_threads()  # before mxnet loads (common/threads.py)
 import config  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 from common.devices import contexts  # noqa: E402
-from common.files import refuse_link  # noqa: E402
+from common.files import refuse_link, remove_quietly, write_failure  # noqa: E402
 from common.records import read_config  # noqa: E402
 from data.images import IMAGE_SUFFIXES, check_images, list_images, read_rgb  # noqa: E402
 
@@ -171,8 +171,13 @@ def write_atomic(path, write):
     """``write(tmp_path)`` then rename, so an interrupted run never leaves half a file."""
     base, ext = os.path.splitext(path)
     tmp = refuse_link(base + ".tmp" + ext)  # keeps the extension: cv2 and np.save choose the format by it
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as err:  # a full disk: no partial file under either name
+        cause = write_failure(tmp, err)
+        remove_quietly(tmp)
+        raise OSError("cannot write %s: %s" % (path, cause)) from None
 
 
 def save_maps(out_dir, stem, depth, conf):

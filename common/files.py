@@ -1,6 +1,8 @@
 """Run files: JSON read with a one-line error, JSON and text written atomically."""
+import errno
 import json
 import os
+import shutil
 
 
 class RunFileError(Exception):
@@ -52,16 +54,53 @@ def open_new_file(path, binary=False):
     return os.fdopen(fd, "wb" if binary else "w")
 
 
+# Below this many free bytes a failed write is reported as a full disk (MXNet's own writes fail
+# with "Check failed: std::fwrite", without an errno).
+FULL_BYTES = 1 << 20
+
+
+def write_failure(path, err):
+    """The cause of a failed write of ``path`` in words: "no space left on device (N MB free)" when the
+    disk is full, else the error's last line."""
+    try:
+        stat = os.statvfs(os.path.dirname(os.path.abspath(path)))
+        free = stat.f_bavail * stat.f_frsize
+    except OSError:
+        free = None
+    if getattr(err, "errno", None) == errno.ENOSPC or (free is not None and free < FULL_BYTES):
+        return "no space left on device (%.1f MB free)" % ((free or 0) / 2 ** 20)
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1][:300] if lines else type(err).__name__
+
+
+def remove_quietly(path):
+    """Remove a file or directory tree if it is there (a failed write's leftovers)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
 def write_text_atomic(path, text):
     """Write ``text`` to a temporary file, flush it to disk, then rename: a crash leaves the
     old file or the new one, never a part.  Returns ``path``.  The rename replaces a link at
-    ``path`` itself, never what it points to; a link at the temporary name is refused."""
+    ``path`` itself, never what it points to; a link at the temporary name is refused.  A
+    failed write (a full disk) removes the temporary file and names ``path`` and the cause."""
     tmp = path + ".tmp"
-    with open_new_file(tmp) as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    f = open_new_file(tmp)
+    try:
+        with f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        cause = write_failure(tmp, err)
+        remove_quietly(tmp)
+        raise OSError("cannot write %s: %s" % (path, cause)) from None
     return path
 
 

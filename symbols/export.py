@@ -42,7 +42,7 @@ from mxnet.base import MXNetError
 
 import config
 from common.cli import OneLineParser
-from common.files import refuse_link, write_json_atomic
+from common.files import refuse_link, remove_quietly, write_failure, write_json_atomic
 from common.records import read_config
 from data.dataset import IMAGENET_MEAN, IMAGENET_STD
 from data.errors import edge_errors, one_line
@@ -103,9 +103,20 @@ def export_mxnet(nets, shapes, out_dir):
     for name, net in zip(NAMES, nets):
         net.hybridize()
         net(*[mx.nd.array(x) for x in example_inputs(shapes[name], 1)])
-        for suffix in ("-symbol.json", "-0000.params"):  # MXNet writes through a link: none allowed
+        suffixes = ("-symbol.json", "-0000.params")
+        for suffix in suffixes:  # MXNet writes through a link: none allowed
             refuse_link(os.path.join(out_dir, name + suffix))
-        net.export(os.path.join(out_dir, name), epoch=0)
+            refuse_link(os.path.join(out_dir, ".tmp-" + name + suffix))
+        # under temporary names first: a full disk leaves no empty or partial file under a final name
+        try:
+            net.export(os.path.join(out_dir, ".tmp-" + name), epoch=0)
+            for suffix in suffixes:
+                os.replace(os.path.join(out_dir, ".tmp-" + name + suffix), os.path.join(out_dir, name + suffix))
+        except (OSError, mx.base.MXNetError) as err:
+            cause = write_failure(os.path.join(out_dir, name), err)
+            for suffix in suffixes:
+                remove_quietly(os.path.join(out_dir, ".tmp-" + name + suffix))
+            raise ExportError("cannot write %s: %s" % (os.path.join(out_dir, name + "-*"), cause)) from None
         files[name] = {"symbol": name + "-symbol.json", "params": name + "-0000.params"}
     return files
 

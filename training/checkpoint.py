@@ -48,7 +48,8 @@ import shutil
 
 import mxnet as mx
 
-from common.files import LinkError, read_json, refuse_link, refuse_links_below, write_json_atomic
+from common.files import (LinkError, read_json, refuse_link, refuse_links_below, remove_quietly, write_failure,
+                          write_json_atomic)
 from common.records import STATE_REQUIRED, read_config, read_state
 from data.errors import one_line
 from symbols import NETS, get_confidence_net, get_depth_net
@@ -108,6 +109,21 @@ def save(run_dir, tag, depth_net, conf_net, depth_trainer, conf_trainer, cache_a
     os.makedirs(root, exist_ok=True)
     tmp, final, old = (refuse_link(os.path.join(root, p + tag)) for p in (".tmp-", "", ".old-"))
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write_files(tmp, depth_net, conf_net, depth_trainer, conf_trainer, cache_arrays, state)
+    except (OSError, mx.base.MXNetError) as err:  # a full disk: leave no partial .tmp- behind to keep it full
+        cause = write_failure(tmp, err)
+        remove_quietly(tmp)
+        raise CheckpointError("cannot write checkpoint %s: %s; the previous checkpoint is intact: free space, "
+                              "then resume the run" % (final, cause)) from None
+    crash_point(tag + ":tmp")
+    swap_in(tmp, final, old, tag)
+    crash_point(tag)
+    return final
+
+
+def write_files(tmp, depth_net, conf_net, depth_trainer, conf_trainer, cache_arrays, state):
+    """Every file of a checkpoint into the new directory ``tmp``, fsynced."""
     os.makedirs(tmp)
     depth_net.save_parameters(os.path.join(tmp, "depth_net.params"))
     conf_net.save_parameters(os.path.join(tmp, "conf_net.params"))
@@ -121,10 +137,6 @@ def save(run_dir, tag, depth_net, conf_net, depth_trainer, conf_trainer, cache_a
         fd = os.open(os.path.join(tmp, name), os.O_RDONLY)
         os.fsync(fd)
         os.close(fd)
-    crash_point(tag + ":tmp")
-    swap_in(tmp, final, old, tag)
-    crash_point(tag)
-    return final
 
 
 def swap_in(tmp, final, old, tag=""):
