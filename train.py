@@ -262,10 +262,17 @@ def is_run(path):
 
 
 def refuse_existing_run(path):
-    from training.checkpoint import CheckpointError
-    if is_run(path):
-        raise CheckpointError("%s already holds a run; continue it with --resume %s or use another --out"
-                              % (path, path))
+    from training.checkpoint import CheckpointError, checkpoint_dir
+    if not is_run(path):
+        return
+    try:
+        checkpoint_dir(path, "last")
+    except CheckpointError:  # config.json but no training point: it failed or stopped before its first save
+        raise CheckpointError("%s already holds a run without a checkpoint (it stopped before its first one); "
+                              "continue it with --resume %s, or remove %s to start it with other flags"
+                              % (path, path, path))
+    raise CheckpointError("%s already holds a run; continue it with --resume %s or use another --out"
+                          % (path, path))
 
 
 def check_writable(path):

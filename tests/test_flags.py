@@ -136,3 +136,23 @@ def test_make_never_recreates_an_existing_virtualenv(tmp_path):
     assert "pip install" in out and "-m venv" not in out
     os.utime(tmp_path / ".venv" / "bin" / "python", (1_000, 1_000))  # an old interpreter: still kept
     assert "-m venv" not in dry_run()
+
+
+def test_batch_size_beyond_the_labeled_rows_is_refused_before_anything_is_written(tiny_data, tmp_path, capsys):
+    run = tmp_path / "r"
+    # tiny_data: 8 training sources x 2 copies; --labeled-frac 0.5 keeps 4 sources = 8 rows
+    assert train.main(BASE + ["--data", tiny_data, "--out", str(run), "--batch-size", "1000000"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --batch-size 1000000 is larger than the 8 labeled training "
+                                               "rows of this split (--data %s, --labeled-frac 0.5)" % tiny_data)
+    assert not run.exists()
+
+
+def test_a_run_that_stopped_before_its_first_checkpoint_says_how_to_go_on(tiny_data, tmp_path, capsys):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    assert train.main(BASE + ["--data", tiny_data, "--out", str(run)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: %s already holds a run without a checkpoint (it stopped before its first one); continue it with "
+        "--resume %s, or remove %s to start it with other flags" % (run, run, run))
+    assert os.listdir(run) == ["config.json"]

@@ -101,6 +101,9 @@ class Trainer:
                                       progress=not opts.no_progress) if opts.unlabeled else None
         self.split = self.make_split(prepared.train_source, extra)
         self.labeled = LabeledDataset(train_h5, self.split["labeled_rows"])
+        if opts.batch_size > len(self.labeled):  # checked before anything is written
+            raise ValueError("--batch-size %d is larger than the %d labeled training rows of this split (--data %s, "
+                             "--labeled-frac %g)" % (opts.batch_size, len(self.labeled), opts.data, opts.labeled_frac))
         unlabeled = UnlabeledDataset(train_h5, self.split["unlabeled_rows"])
         unlabeled = ConcatUnlabeled([unlabeled, extra]) if extra else unlabeled
         self.val = LabeledDataset(train_h5, self.split["val_rows"]) if self.split["val_rows"] else None
