@@ -5,14 +5,20 @@
     python evaluate.py --run runs/NAME --confidence          # + confidence.json, sparsification.png, reliability.png
     python evaluate.py --run runs/NAME --figures 6           # + qualitative.png
     python evaluate.py --run runs/NAME --int8                # INT8 on CPU -> RUN/eval_int8.json
+    python evaluate.py --run runs/NAME --protocol full       # RUN/eval_full.json (eval.json untouched)
     python evaluate.py --predictions pred.npy --data datasets/nyu   # score external (M, H', W') depth maps
     python evaluate.py --predictions bts_pngs/ --data datasets/nyu  # 16-bit mm PNGs (BTS / AdaBins dumps)
     python evaluate.py ... --protocol full --crop eigen --average pixel --gt filled --align median \
         --per-image scores.csv                                       # compose a protocol
 
-``--checkpoint last`` writes the names above; any other checkpoint adds its name,
-so that scoring ``best`` keeps the files of ``last``: eval_best.json, table1_best.json,
-confidence_best.json, sparsification_best.png, reliability_best.png, qualitative_best.png.
+One file per scoring: nothing one scoring writes is overwritten by another.  ``--checkpoint
+last`` with the default protocol writes the names above; any other checkpoint adds its name
+(eval_best.json, table1_best.json, ...), any other protocol its name (eval_full.json,
+eval_eigen-gt-filled-align-median.json, confidence_full.json, ...), ``--flip-tta`` adds
+``_flip`` and ``--int8`` ``_int8`` (eval_best_full_flip_int8.json).  Table 1 depends on neither
+protocol nor flip (table1.json, table1_best_int8.json).  eval.json records the scored
+checkpoint's ``trained_epochs`` / ``trained_iteration`` against the run's ``epochs``; a run that
+stopped early is named on stderr.
 
 ``--int8`` runs both networks quantized to INT8 by oneDNN (CPU only; calibrated on
 ``--calib-images`` of the run's labeled training rows, evaluation/quantize.py): faster,
@@ -47,7 +53,7 @@ from evaluation.metrics import (ALIGN_SPACES, ALIGNMENTS, AVERAGES, CROPS, DEFAU
                                 PROTOCOLS, make_protocol)
 from evaluation.pseudo_labels import score_pseudo_labels  # noqa: E402
 from evaluation.quantize import DEFAULT_CALIB_IMAGES, INT8_CPU_ONLY, int8_nets  # noqa: E402
-from evaluation.report import checkpoint_file  # noqa: E402
+from evaluation.report import scoring_file  # noqa: E402
 from evaluation.runs import load_run  # noqa: E402
 from evaluation.scoring import per_image_table, score_predictions, score_test_set  # noqa: E402
 from training.checkpoint import CheckpointError  # noqa: E402
@@ -105,7 +111,8 @@ def build_parser():
                                          "per test.h5 row in file order, or a folder of 16-bit PNGs in mm")
     g.add_argument("--match", choices=MATCHES,
                    help="PNG file names end in the NYU .mat index (source) or the test.h5 row. default: source")
-    g.add_argument("--out", help="output JSON for --predictions. default: PRED_eval.json next to PRED")
+    g.add_argument("--out", help="output JSON of the test-set scores. default: PRED_eval.json next to PRED; for --run "
+                                 "the scoring's own file in the run (eval.json, eval_full.json, eval_flip.json, ...)")
     return parser
 
 
@@ -125,8 +132,9 @@ def check_args(args):
             raise EvaluationError("--int8 and --calib-images run the networks: they need --run")
     elif args.match:
         raise EvaluationError("--match is for --predictions DIR (a folder of PNGs)")
-    elif args.out:
-        raise EvaluationError("--out is only for --predictions; a run writes into its own directory")
+    elif args.out and not args.out.lower().endswith(".json"):
+        raise EvaluationError("--out %s: give a .json file name (the test-set scores; the other files go into "
+                              "the run directory)" % args.out)
     if args.batch_size < 1 or args.figures < 0:
         raise EvaluationError("--batch-size must be >= 1 and --figures >= 0")
     if args.num_workers < 0:
@@ -169,7 +177,11 @@ def evaluate_run(args, protocol):
                             num_workers=args.num_workers)
     result = scorer.metrics()
     result.update(checkpoint=run["checkpoint"], data=os.path.abspath(run["data"]), config=run["config"],
-                  flip_tta=bool(args.flip_tta), int8=int8 or False)
+                  flip_tta=bool(args.flip_tta), int8=int8 or False, **run["extent"])
+    if run["extent"]["trained_epochs"] < run["extent"]["epochs"]:
+        print("note: %s is at epoch %d of %d: the run stopped early; continue it with python train.py --resume %s"
+              % (run["checkpoint"], run["extent"]["trained_epochs"], run["extent"]["epochs"], args.run),
+              file=sys.stderr)
     table = per_image_table(scorer, run["test"])
     table1 = score_pseudo_labels(run, args.batch_size, progress=not args.no_progress) if args.table1 else None
     confidence = None
@@ -179,17 +191,17 @@ def evaluate_run(args, protocol):
         table1["int8"] = int8 or False
     print_table(result["metrics"], protocol.name, int8=int8)
 
-    def out(name):  # eval.json for last, eval_best.json for best, ...; eval_int8.json, eval_best_int8.json
-        stem, ext = os.path.splitext(checkpoint_file(name, args.checkpoint))
-        return os.path.join(args.run, stem + ("_int8" if int8 else "") + ext)
-    written = [write_json_atomic(out("eval.json"), result)]
+    def out(name, by_protocol=True):  # one file per scoring (evaluation.report.scoring_file)
+        return os.path.join(args.run, scoring_file(name, args.checkpoint, protocol.name if by_protocol else None,
+                                                   args.flip_tta and by_protocol, int8))
+    written = [write_json_atomic(args.out or out("eval.json"), result)]
     if table:
         written.append(write_text_atomic(args.per_image, table))
     if table1:
         for row in table1["rows"]:
             rel = "n/a (no pixel reaches T)" if row["rel"] is None else "%.4f" % row["rel"]
             print("Table 1  T=%.2f  rel %s  pixels kept %.3f" % (row["t_semi"], rel, row["kept_fraction"]))
-        written.append(write_json_atomic(out("table1.json"), table1))
+        written.append(write_json_atomic(out("table1.json", by_protocol=False), table1))  # training rows, own rule
     if confidence:
         written.append(write_json_atomic(out("confidence.json"), confidence))
         written.append(figures.sparsification_plot(confidence["sparsification"], out("sparsification.png")))

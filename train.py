@@ -363,7 +363,11 @@ def main(argv=None):
         return stop.exit_code
     finally:
         signals.__exit__()
-    print("run finished: %s (metrics.jsonl, curves.png, checkpoints/)" % args.out)
+    if trainer.epoch < args.epochs:  # --stop-at: not a finished run, and not shown as one
+        print("stopped at epoch %d of %d (--stop-at %d): %s; continue with python train.py --resume %s"
+              % (trainer.epoch, args.epochs, args.stop_at, args.out, args.out))
+    else:
+        print("run finished: %s (metrics.jsonl, curves.png, checkpoints/)" % args.out)
     return 0
 
 

@@ -27,6 +27,7 @@ from common.files import open_new_file, read_json
 from common.records import read_config
 
 from . import EvaluationError
+from .metrics import DEFAULT_PROTOCOL
 
 PAPER_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "paper_results.json")
 MATCH_TOL = 1e-6  # labeled fractions and lambdas are compared as floats
@@ -42,6 +43,19 @@ def checkpoint_file(name, checkpoint="last"):
         return name
     stem, ext = os.path.splitext(name)
     return "%s_%s%s" % (stem, "".join(c if c.isalnum() or c in "-." else "_" for c in tag), ext)
+
+
+def scoring_file(name, checkpoint="last", protocol=None, flip=False, int8=False):
+    """The file one scoring writes: ``name`` with the checkpoint (``checkpoint_file``), then the protocol
+    unless it is the default one, ``flip`` (--flip-tta) and ``int8``: eval.json, eval_full.json,
+    eval_best_eigen-gt-filled-align-median_flip_int8.json.  Two scorings that differ in any of these
+    never share a file."""
+    stem, ext = os.path.splitext(checkpoint_file(name, checkpoint))
+    tags = []
+    if protocol and protocol != DEFAULT_PROTOCOL:
+        tags.append("".join(c if c.isalnum() or c in "." else "-" for c in protocol).strip("-"))
+    tags += ["flip"] * bool(flip) + ["int8"] * bool(int8)
+    return "_".join([stem] + tags) + ext
 
 
 def units_warning(median_depth, source):
@@ -80,8 +94,10 @@ def load_run(run_dir, checkpoint="last"):
     for key in ("labeled_frac", "lambda_semi"):
         if key not in config:
             raise EvaluationError("%s: no '%s'" % (os.path.join(run_dir, "config.json"), key))
+    loaded = checkpoint_file("eval.json", checkpoint)
+    others = sorted(n for n in os.listdir(run_dir) if n.startswith("eval") and n.endswith(".json") and n != loaded)
     return {"name": os.path.basename(os.path.normpath(run_dir)), "dir": run_dir, "config": config,
-            "eval": evaluation, "table1": read_json(os.path.join(run_dir, checkpoint_file("table1.json", checkpoint)),
+            "eval": evaluation, "other_scorings": others, "table1": read_json(os.path.join(run_dir, checkpoint_file("table1.json", checkpoint)),
                                                     required=False, error=EvaluationError),
             "dataset": dataset_name(config)}
 
@@ -108,8 +124,8 @@ def evaluated_runs(run_dirs, checkpoint="last"):
 
 def runs_lines(runs):
     """What each run's own files say was scored: checkpoint, threshold, epochs, protocol."""
-    lines = ["| run | data | labeled | λ | T_semi | epochs | checkpoint scored | protocol |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | data | labeled | λ | T_semi | epochs | checkpoint scored | protocol | other scorings |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         cfg, ev = run["config"], run["eval"]
         checkpoint = ev.get("checkpoint")
@@ -117,12 +133,30 @@ def runs_lines(runs):
             checkpoint = os.path.relpath(checkpoint, os.path.abspath(run["dir"])) \
                 if os.path.isabs(checkpoint) else checkpoint
         t_semi = cfg.get("t_semi")
-        lines.append("| %s | %s | %s | %g | %s | %s | %s | %s |" % (
+        scored = "`%s`" % checkpoint if checkpoint else "not recorded"
+        if "chosen_on_val_images" in ev:
+            scored += " (chosen on %d validation images)" % ev["chosen_on_val_images"]
+        lines.append("| %s | %s | %s | %g | %s | %s | %s | %s | %s |" % (
             run["name"], run["dataset"] or "?", _frac(cfg["labeled_frac"]), cfg["lambda_semi"],
             "-" if t_semi is None else ("%g" % t_semi) + ("" if cfg["lambda_semi"] > 0 else " (unused, λ = 0)"),
-            cfg.get("epochs", "?"), "`%s`" % checkpoint if checkpoint else "not recorded",
-            "`%s`" % ev.get("protocol", {}).get("name", "?")))
+            extent_cell(ev, cfg), scored, "`%s`%s%s" % (ev.get("protocol", {}).get("name", "?"),
+                                                       " + flip TTA" if ev.get("flip_tta") else "",
+                                                       " + INT8" if ev.get("int8") else ""),
+            ", ".join("`%s`" % n for n in run.get("other_scorings", [])) or "-"))
     return lines
+
+
+def extent_cell(ev, cfg):
+    """'40 of 40', or how far a run that stopped early got (eval.json's trained_epochs)."""
+    epochs = ev.get("epochs", cfg.get("epochs"))
+    if "trained_epochs" not in ev:  # an eval.json from before the extent was recorded
+        return "?" if epochs is None else str(epochs)
+    cell = "%d of %s" % (ev["trained_epochs"], epochs)
+    if ev.get("trained_iteration"):
+        cell += " + %d steps" % ev["trained_iteration"]
+    if epochs is not None and (ev["trained_epochs"] < epochs or ev.get("trained_iteration")):
+        cell += " (stopped early; `train.py --resume`)"
+    return cell
 
 
 def _close(a, b):

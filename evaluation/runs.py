@@ -11,7 +11,7 @@ from mxnet.base import MXNetError
 
 from common.devices import contexts
 from common.files import read_json
-from common.records import read_config
+from common.records import read_config, read_state
 from data.dataset import TestDataset
 from data.errors import one_line
 from training.checkpoint import CheckpointError, checkpoint_dir, load_nets
@@ -83,7 +83,19 @@ def load_run(run_dir, checkpoint="last", data=None, gpus=(), table1=False, proto
     ctxs = contexts(list(gpus))
     depth_net, conf_net, path = load_networks(run_dir, checkpoint, ctxs)
     return {"config": run_config, "split": split, "data": data_dir, "test": test_set, "ctxs": ctxs,
-            "nets": (depth_net, conf_net), "checkpoint": path}
+            "nets": (depth_net, conf_net), "checkpoint": path, "extent": trained_extent(run_dir, path, run_config)}
+
+
+def trained_extent(run_dir, path, run_config):
+    """How far the scored checkpoint trained against the run's ``--epochs``, and for a checkpoint chosen
+    on validation images (``best``), on how many."""
+    state = read_state(path, CheckpointError, ("epoch",))
+    split = read_json(os.path.join(run_dir, "split.json"), required=False, error=CheckpointError) or {}
+    extent = {"trained_epochs": state["epoch"], "trained_iteration": state.get("iteration", 0),
+              "epochs": run_config.get("epochs", state["epoch"])}
+    if os.path.basename(os.path.normpath(path)) == "best":
+        extent["chosen_on_val_images"] = len(split.get("val_rows") or [])
+    return extent
 
 
 def load_networks(run_dir, checkpoint, ctxs):

@@ -207,7 +207,8 @@ def test_flip_tta_on_a_run(tiny, capsys):
     table = os.path.join(tiny["root"], "flip_rows.csv")
     code, _, err = run_main(["--run", run, "--flip-tta", "--no-progress", "--per-image", table], capsys)
     assert code == 0, err
-    with open(os.path.join(run, "eval.json")) as f:
+    assert not os.path.exists(os.path.join(run, "eval.json"))  # a flip-averaged score is not the plain one
+    with open(os.path.join(run, "eval_flip.json")) as f:
         result = json.load(f)
     assert result["flip_tta"] is True
     plain, _ = reference_maps(tiny, "test.h5", range(N_TEST))
@@ -449,3 +450,51 @@ def test_paper_results_are_the_printed_tables():
                   (0.25, 0.0): [0.238, 0.100, 0.803, 0.591, 0.870, 0.965],
                   (0.25, 0.1): [0.235, 0.095, 0.802, 0.615, 0.883, 0.966]}
 
+
+
+@pytest.mark.parametrize("args, name", [
+    ((), "eval.json"), (("best",), "eval_best.json"), (("last", "full"), "eval_full.json"),
+    (("last", "eigen"), "eval.json"), (("last", "eigen+gt=filled,align=median"), "eval_eigen-gt-filled-align-median.json"),
+    (("last", None, True), "eval_flip.json"), (("last", None, False, True), "eval_int8.json"),
+    (("best", "full", True, True), "eval_best_full_flip_int8.json"),
+])
+def test_one_file_name_per_scoring(args, name):
+    assert report.scoring_file("eval.json", *args) == name
+
+
+def test_two_protocols_never_overwrite_each_other_and_out_works_with_run(tiny, capsys):
+    run = make_run(tiny, "protocols")
+    assert run_main(["--run", run, "--no-progress"], capsys)[0] == 0
+    plain = open(os.path.join(run, "eval.json"), "rb").read()
+    code, out, err = run_main(["--run", run, "--no-progress", "--protocol", "full", "--align", "median"], capsys)
+    assert code == 0, err
+    assert open(os.path.join(run, "eval.json"), "rb").read() == plain
+    other = os.path.join(run, "eval_full-align-median.json")
+    assert other in out.splitlines()
+    assert json.load(open(other))["protocol"]["name"] == "full+align=median"
+    mine = os.path.join(tiny["root"], "mine.json")
+    code, out, err = run_main(["--run", run, "--no-progress", "--out", mine], capsys)
+    assert code == 0 and mine in out.splitlines(), err
+    assert json.load(open(mine))["metrics"] == json.loads(plain)["metrics"]
+    code, _, err = run_main(["--run", run, "--no-progress", "--out", os.path.join(tiny["root"], "x.txt")], capsys)
+    assert code == 2 and "give a .json file name" in err
+
+
+def test_a_run_that_stopped_early_says_so_in_eval_json_and_the_report(tiny_data, tmp_path, capsys):
+    import train
+    from test_train import BASE
+    run = tmp_path / "r"
+    assert train.main(BASE + ["--data", tiny_data, "--out", str(run), "--epochs", "3", "--stop-at", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "stopped at epoch 1 of 3 (--stop-at 1): %s; continue with python train.py --resume %s" % (run, run) in out
+    assert "run finished" not in out
+    code, _, err = run_main(["--run", str(run), "--no-progress"], capsys)
+    assert code == 0
+    assert err.strip() == ("note: %s is at epoch 1 of 3: the run stopped early; continue it with python train.py "
+                           "--resume %s" % (run / "checkpoints" / "last", run))
+    result = json.load(open(run / "eval.json"))
+    assert (result["trained_epochs"], result["trained_iteration"], result["epochs"]) == (1, 0, 3)
+    md = str(tmp_path / "report.md")
+    assert report.main([str(run), "--out", md]) == 0
+    row = [c.strip() for c in next(line for line in open(md) if line.startswith("| r |")).strip("|\n").split("|")]
+    assert row[5] == "1 of 3 (stopped early; `train.py --resume`)"

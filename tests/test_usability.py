@@ -128,8 +128,9 @@ def test_report_names_run_checkpoint_threshold_protocol_and_skips_unevaluated(tm
                    % ((str(tmp_path / "not_evaluated"),) * 2),
                    "warning: %s is not a run directory; skipped" % (tmp_path / "notes.txt")]
     text = open(out).read()
-    # run | data | labeled | λ | T_semi | epochs | checkpoint scored | protocol
-    assert table_row(text, "demo") == ["demo", "synthetic", "1/4", "0.1", "0.4", "8", "`checkpoints/last`", "`eigen`"]
+    # run | data | labeled | λ | T_semi | epochs | checkpoint scored | protocol | other scorings
+    assert table_row(text, "demo") == ["demo", "synthetic", "1/4", "0.1", "0.4", "8", "`checkpoints/last`", "`eigen`",
+                                       "-"]
     assert table_row(text, "base")[4] == "0.9 (unused, λ = 0)"
     # the paper's T is the paper's: ours is not called 0.9
     assert "Ours: the runs above, with their own T_semi" in text
