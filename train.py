@@ -35,6 +35,9 @@ NOT_RESTORED = {"resume", "out", "stop_at", "explicit", "dump_params", "trust_pi
                 "allow_thread_change"}
 # --fork-from: flags that act only from the first epoch that visits unlabeled images (semi_start - 1)
 FORK_FREE = RESUME_FREE | NOT_RESTORED | {"lambda_semi", "t_semi", "pseudo_labels"}
+# Paths stored absolute in config.json (a run is then usable from any directory); the run also keeps
+# --data relative to itself (data_relative_to_run) for a run directory moved with its data.
+PATH_FLAGS = ("data", "backbone_params", "unlabeled")
 FINITE = ("lr", "conf_lr", "momentum", "wd", "poly_power", "alpha", "lambda_semi", "t_semi")
 
 # --preset demo: the embedded synthetic default on 2 CPU cores in a few minutes, with the
@@ -95,6 +98,9 @@ def parse_args(argv=None):
     parser.set_defaults(**PRESETS[preset.preset])
     args = parser.parse_args(argv)
     args.explicit = sorted(explicit_flags(parser, argv))
+    for key in PATH_FLAGS:
+        if getattr(args, key):
+            setattr(args, key, os.path.abspath(getattr(args, key)))
     if args.out is None:
         args.out = args.resume or os.path.join("runs", "frac%g_lambda%g_seed%d" % (
             args.labeled_frac, args.lambda_semi, args.seed))
@@ -172,7 +178,7 @@ def resume_options(args):
     check_nets(stored, args.resume)
     thread_note = thread_change(stored, args)
     # a flag newer than the run was, in effect, at its default (e.g. --unlabeled-per-step unset)
-    was = {k: stored[k] if k in stored else build_parser().get_default(k) for k in args.explicit}
+    was = {k: stored_value(stored, k, build_parser()) for k in args.explicit}
     changed = [k for k in args.explicit if k not in RESUME_FREE and was[k] != getattr(args, k)]
     if changed:
         raise CheckpointError("cannot resume %s with a different %s (stored: %s)" % (
@@ -191,6 +197,13 @@ def resume_options(args):
     merged.explicit = args.explicit
     merged.thread_change = bool(thread_note)
     return merged, notes + ([thread_note] if thread_note else [])
+
+
+def stored_value(stored, key, parser):
+    """A flag as the stored run had it: its default if the run predates the flag; a path absolute
+    (runs from before paths were stored absolute: taken from the current directory)."""
+    value = stored[key] if key in stored else parser.get_default(key)
+    return os.path.abspath(value) if key in PATH_FLAGS and value else value
 
 
 def thread_change(stored, args):
@@ -229,11 +242,11 @@ def check_fork(args):
     check_nets(stored, source)
     parser = build_parser()
     differ = [k for k in sorted(vars(args)) if k not in FORK_FREE | {"explicit"}
-              and stored.get(k, parser.get_default(k)) != getattr(args, k)]
+              and stored_value(stored, k, parser) != getattr(args, k)]
     if differ:
         raise CheckpointError("cannot fork from %s: it differs in %s (stored: %s)" % (
             source, ", ".join("--" + k.replace("_", "-") for k in differ),
-            ", ".join("%s=%s" % (k, stored.get(k, parser.get_default(k))) for k in differ)))
+            ", ".join("%s=%s" % (k, stored_value(stored, k, parser)) for k in differ)))
     threads = os.environ.get("OMP_NUM_THREADS")
     if stored.get("omp_num_threads") != threads:  # the numbers depend on it (common/threads.py)
         raise CheckpointError("cannot fork from %s: it trained with OMP_NUM_THREADS=%s, this run has %s"

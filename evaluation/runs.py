@@ -69,9 +69,12 @@ def load_run(run_dir, checkpoint="last", data=None, gpus=(), table1=False, proto
         raise EvaluationError("run directory %s does not exist" % run_dir)
     run_config = read_config(run_dir, CheckpointError)
     checkpoint_dir(run_dir, checkpoint)  # fails before any work if there is none
-    data_dir = data or run_config.get("data")
+    data_dir = data or stored_data(run_dir, run_config)
     if not data_dir:
         raise EvaluationError("%s/config.json names no data directory; pass --data DIR" % run_dir)
+    if not data and not os.path.isfile(os.path.join(data_dir, "test.h5")):
+        raise EvaluationError("%s has no test.h5: it is the --data of %s/config.json; pass --data DIR (the prepared "
+                              "directory with test.h5) if the data has moved" % (data_dir, run_dir))
     test_set = open_test_set(find_test_h5(data_dir), protocol)
     split = None
     if table1:
@@ -84,6 +87,19 @@ def load_run(run_dir, checkpoint="last", data=None, gpus=(), table1=False, proto
     depth_net, conf_net, path = load_networks(run_dir, checkpoint, ctxs)
     return {"config": run_config, "split": split, "data": data_dir, "test": test_set, "ctxs": ctxs,
             "nets": (depth_net, conf_net), "checkpoint": path, "extent": trained_extent(run_dir, path, run_config)}
+
+
+def stored_data(run_dir, run_config):
+    """The run's --data: as stored (absolute since config.json keeps it so), else found relative to the
+    run directory (a run moved together with its data, or one stored with a relative path)."""
+    data = run_config.get("data")
+    candidates = [data] if data else []
+    if run_config.get("data_relative_to_run"):
+        candidates.append(os.path.join(run_dir, run_config["data_relative_to_run"]))
+    for candidate in candidates:
+        if os.path.isfile(os.path.join(candidate, "test.h5")):
+            return candidate
+    return data
 
 
 def trained_extent(run_dir, path, run_config):

@@ -58,6 +58,7 @@ def run_config(opts, derived=None):
     cfg["git_commit"] = git_commit()
     cfg["nets"] = NETS  # what the networks take; checkpoint.check_nets compares it
     cfg["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")  # common/threads.py
+    cfg["data_relative_to_run"] = os.path.relpath(os.path.abspath(opts.data), os.path.abspath(opts.out))
     with h5py.File(os.path.join(opts.data, "train.h5"), "r") as f:
         cfg["data_attrs"] = {k: (v.item() if hasattr(v, "item") else str(v)) for k, v in f.attrs.items()}
         cfg["dataset"] = cfg["data_attrs"].get("dataset")
