@@ -213,3 +213,31 @@ def test_a_run_recorded_for_other_networks_is_refused_in_one_line(run_dir, tmp_p
     assert not out.exists()
     assert train.main(["--resume", str(other), "--no-progress"]) == 2
     assert "was trained for another conf_net" in capsys.readouterr().err
+
+
+def test_the_documented_export_path_equals_predict(run_dir, image_dir, tmp_path):
+    """export.json's words, followed with cv2 and the exported symbols only, give predict.py's maps."""
+    out = tmp_path / "exported"
+    assert export.main(["--run", run_dir, "--out", str(out)]) == 0
+    info = json.loads((out / "export.json").read_text())
+    assert "cv2.INTER_AREA if W <= W_img and H <= H_img" in info["preprocessing"]
+    assert "interpolation=cv2.INTER_LINEAR" in info["postprocessing"]
+    depth_net = mx.gluon.SymbolBlock.imports(str(out / "depth_net-symbol.json"), ["data"],
+                                             str(out / "depth_net-0000.params"))
+    conf_net = mx.gluon.SymbolBlock.imports(str(out / "conf_net-symbol.json"), ["data0", "data1"],
+                                            str(out / "conf_net-0000.params"))
+    mean, std = np.array(info["normalisation"]["mean"]), np.array(info["normalisation"]["std"])
+    width, height = info["input_size"]
+    pred = tmp_path / "pred"
+    assert predict.main(["--run", run_dir, str(image_dir), "--out", str(pred), "--no-progress"]) == 0
+    for path in sorted(image_dir.iterdir()):  # 100x70 and 90x90 shrink, 37x53 grows
+        rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        h_img, w_img = rgb.shape[:2]
+        shrink = width <= w_img and height <= h_img
+        x = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        x = ((x / 255.0 - mean) / std).astype(np.float32).transpose(2, 0, 1)[None]
+        depth = depth_net(mx.nd.array(x))
+        conf = conf_net(mx.nd.array(x), depth)
+        for name, value in (("depth", depth), ("conf", conf)):
+            ours = cv2.resize(value.asnumpy()[0, 0], (w_img, h_img), interpolation=cv2.INTER_LINEAR)
+            np.testing.assert_allclose(ours, np.load(pred / ("%s_%s.npy" % (path.stem, name))), rtol=1e-4, atol=2e-5)
