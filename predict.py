@@ -15,13 +15,16 @@ and its sub-folders are mirrored in ``--out``.  For each input image ``NAME.png`
     NAME_conf.png    the confidence colour-mapped (viridis) between the image's own 2nd and
                      98th percentiles, so that a map of 0.33-0.49 is not one flat colour
 
-Each PNG records the values of its darkest and brightest colours in its text
-fields ``vmin`` and ``vmax`` (e.g. ``PIL.Image.open(p).text``).
+all at the input image's resolution H x W.  Each PNG records the values of its darkest
+and brightest colours in its text fields ``vmin`` and ``vmax`` (e.g.
+``PIL.Image.open(p).text``).  Two inputs with one stem (``a.png``, ``a.jpg``) keep their
+extension in the name (``a_png_depth.npy``, ``a_jpg_depth.npy``).
 
-at the INPUT image's resolution H x W.  Each image is resized (aspect ratio not
-kept) to the network size, the run's training ``input_size`` or ``--size``; the
-networks predict at 1/4 of that, and both maps are upsampled bilinearly back to
-H x W with the pixel convention of ``data.grid`` that the training targets use.  The forward passes are those of ``evaluation.inference.predict``, the
+Each image is resized (aspect ratio not kept) to the network size, the run's training
+``input_size`` or ``--size``: cv2.INTER_AREA when shrinking, else bilinear; the networks
+predict at 1/4 of that, and both maps are upsampled bilinearly back to H x W with the
+pixel convention of ``data.grid`` that the training targets use (export.json records both
+rules for the exported networks).  The forward passes are those of ``evaluation.inference.predict``, the
 same code that scores the test set.  ``--int8`` runs both networks quantized to INT8
 by oneDNN (CPU only), calibrated on ``--calib-images`` of the run's labeled training
 rows (train.h5 of ``--data``; evaluation/quantize.py): faster, maps slightly different
@@ -100,6 +103,12 @@ def find_images(inputs):
             stems.append(os.path.splitext(os.path.basename(item))[0])
         else:
             raise PredictError("%s: no such file or directory" % item)
+    counts = {}
+    for stem in stems:
+        counts[stem] = counts.get(stem, 0) + 1
+    # a.png and a.jpg: each keeps its extension in its output name (a_png, a_jpg)
+    stems = [stem if counts[stem] == 1 else "%s_%s" % (stem, os.path.splitext(path)[1][1:].lower())
+             for path, stem in zip(paths, stems)]
     seen = {}
     for path, stem in zip(paths, stems):  # one output name per image, or one would overwrite another
         if stem in seen:
@@ -136,6 +145,10 @@ def network_size(args, run_config):
         raise PredictError("%s/config.json has no input_size; pass --size WIDTHxHEIGHT" % args.run)
     width, height = (int(v) for v in size)
     check_input_size(height, width)
+    trained = run_config.get("input_size")
+    if args.size and trained and list(trained) != [width, height]:
+        print("note: predicting at %dx%d; the run trained at %dx%d (its numbers hold at that size)"
+              % (width, height, trained[0], trained[1]), file=sys.stderr)
     return width, height
 
 
@@ -218,7 +231,7 @@ def run(args):
         from evaluation.quantize import check_int8
         check_int8(ctxs)
     sizes = image_sizes(paths, progress=not args.no_progress)
-    depth_net, conf_net, _ = load_networks(args.run, args.checkpoint, ctxs)
+    depth_net, conf_net, checkpoint = load_networks(args.run, args.checkpoint, ctxs)
     if args.int8:
         from evaluation.quantize import DEFAULT_CALIB_IMAGES, int8_nets
         run = {"ctxs": ctxs, "nets": (depth_net, conf_net), "data": args.data or run_config.get("data") or "."}
@@ -229,7 +242,7 @@ def run(args):
         raise PredictError("cannot create --out %s (%s)" % (args.out, err.strerror or err))
     write_predictions(depth_net, conf_net, paths, stems, sizes, size, args.out, args.batch_size, ctxs,
                       progress=not args.no_progress, num_workers=args.num_workers)
-    return len(paths), size
+    return len(paths), size, checkpoint
 
 
 def write_predictions(depth_net, conf_net, paths, stems, sizes, size, out_dir, batch_size, ctxs, progress=True,
@@ -251,12 +264,12 @@ def main(argv=None):
     from training.checkpoint import CheckpointError
     args = build_parser().parse_args(argv)
     try:
-        count, size = run(args)
+        count, size, checkpoint = run(args)
     except (PredictError, EvaluationError, CheckpointError) + edge_errors() as err:
         print("error: %s" % one_line(err), file=sys.stderr)
         return 2
-    print("%d image(s) predicted at %dx%d%s -> %s (NAME_depth.npy/.png, NAME_conf.npy/.png)"
-          % (count, size[0], size[1], " in INT8" if args.int8 else "", args.out))
+    print("%d image(s) predicted with %s at %dx%d%s -> %s (NAME_depth.npy/.png, NAME_conf.npy/.png)"
+          % (count, checkpoint, size[0], size[1], " in INT8" if args.int8 else "", args.out))
     return 0
 
 

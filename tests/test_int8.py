@@ -201,8 +201,8 @@ def test_predict_int8_writes_maps_close_to_float32(tiny, tmp_path, capsys):
     assert predict_cli.main(argv + ["--out", str(tmp_path / "f32")]) == 0
     assert predict_cli.main(argv + ["--out", str(tmp_path / "i8"), "--int8", "--calib-images", "2"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1] == "1 image(s) predicted at 32x32 in INT8 -> %s (NAME_depth.npy/.png, NAME_conf.npy/.png)" % (
-        tmp_path / "i8")
+    assert out[1] == ("1 image(s) predicted with %s at 32x32 in INT8 -> %s (NAME_depth.npy/.png, NAME_conf.npy/.png)"
+                      % (os.path.join(tiny["run"], "checkpoints", "last"), tmp_path / "i8"))
     want, got = (np.load(tmp_path / d / "photo_depth.npy") for d in ("f32", "i8"))
     assert got.shape == want.shape == (40, 56)
     assert np.mean(np.abs(got - want) / want) < 0.05  # the tolerance of the test above

@@ -129,9 +129,10 @@ def test_predict_errors(case, message, run_dir, image_dir, tmp_path, capsys):
     elif case == "unreadable":
         (tmp_path / "broken.png").write_text("not an image")
         images = [str(image_dir / "scene0.png"), str(tmp_path / "broken.png")]
-    elif case == "same_name":
-        shutil.copy(image_dir / "scene0.png", tmp_path / "scene0.jpg")
-        images = [str(image_dir / "scene0.png"), str(tmp_path / "scene0.jpg")]
+    elif case == "same_name":  # the same file name in two folders: no extension tells them apart
+        (tmp_path / "other").mkdir()
+        shutil.copy(image_dir / "scene0.png", tmp_path / "other" / "scene0.png")
+        images = [str(image_dir / "scene0.png"), str(tmp_path / "other" / "scene0.png")]
     elif case == "no_checkpoint":
         run = no_checkpoint_run(run_dir, tmp_path)
     elif case == "no_run":
@@ -241,3 +242,21 @@ def test_the_documented_export_path_equals_predict(run_dir, image_dir, tmp_path)
         for name, value in (("depth", depth), ("conf", conf)):
             ours = cv2.resize(value.asnumpy()[0, 0], (w_img, h_img), interpolation=cv2.INTER_LINEAR)
             np.testing.assert_allclose(ours, np.load(pred / ("%s_%s.npy" % (path.stem, name))), rtol=1e-4, atol=2e-5)
+
+
+def test_one_stem_two_extensions_keep_their_extension_and_the_output_names_the_checkpoint(run_dir, image_dir,
+                                                                                         tmp_path, capsys):
+    shutil.copy(image_dir / "scene0.png", tmp_path / "scene0.jpg")
+    out = tmp_path / "out"
+    argv = ["--run", run_dir, str(image_dir / "scene0.png"), str(tmp_path / "scene0.jpg"), str(image_dir / "scene1.png"),
+            "--out", str(out), "--no-progress"]
+    assert predict.main(argv) == 0
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".npy") == [
+        "scene0_jpg_conf.npy", "scene0_jpg_depth.npy", "scene0_png_conf.npy", "scene0_png_depth.npy",
+        "scene1_conf.npy", "scene1_depth.npy"]
+    assert capsys.readouterr().out.strip() == (
+        "3 image(s) predicted with %s at 64x48 -> %s (NAME_depth.npy/.png, NAME_conf.npy/.png)"
+        % (os.path.join(run_dir, "checkpoints", "last"), out))
+    assert predict.main(argv[:-3] + ["--out", str(tmp_path / "big"), "--size", "128x96", "--no-progress"]) == 0
+    assert capsys.readouterr().err.strip() == "note: predicting at 128x96; the run trained at 64x48 (its numbers " \
+                                              "hold at that size)"
