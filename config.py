@@ -128,7 +128,8 @@ def add_run_args(parser):
     g = parser.add_argument_group("RUN")
     g.add_argument("--data", default="datasets/nyu",
                    help="directory made by `python -m data.prepare`. default: %(default)s")
-    g.add_argument("--out", default=None, help="run directory (default: runs/frac<f>_lambda<l>_seed<s>)")
+    g.add_argument("--out", default=None,
+                   help="run directory (default: runs/frac<f>_lambda<l>_seed<s>; --preset demo: runs/demo_frac...)")
     g.add_argument("--resume", default=None, help="run directory to continue exactly where it stopped")
     g.add_argument("--gpus", type=parse_gpus, default=[], help="comma-separated GPU ids; empty = CPU. default: CPU")
     g.add_argument("--amp", choices=("off", "auto", "bf16", "fp16"), default="off",

@@ -102,8 +102,8 @@ def parse_args(argv=None):
         if getattr(args, key):
             setattr(args, key, os.path.abspath(getattr(args, key)))
     if args.out is None:
-        args.out = args.resume or os.path.join("runs", "frac%g_lambda%g_seed%d" % (
-            args.labeled_frac, args.lambda_semi, args.seed))
+        args.out = args.resume or os.path.join("runs", "%sfrac%g_lambda%g_seed%d" % (
+            "" if args.preset == "paper" else args.preset + "_", args.labeled_frac, args.lambda_semi, args.seed))
     if args.epochs < 1 or args.batch_size < 1 or not 0 <= args.semi_start:
         parser.error("--epochs and --batch-size must be >= 1 and --semi-start >= 0")
     if not 0 <= args.val_frac < 1:

@@ -156,3 +156,23 @@ def test_a_run_that_stopped_before_its_first_checkpoint_says_how_to_go_on(tiny_d
         "error: %s already holds a run without a checkpoint (it stopped before its first one); continue it with "
         "--resume %s, or remove %s to start it with other flags" % (run, run, run))
     assert os.listdir(run) == ["config.json"]
+
+
+def test_the_demo_preset_does_not_default_to_the_paper_runs_name():
+    assert train.parse_args(["--preset", "demo"]).out == os.path.join("runs", "demo_frac0.25_lambda0.1_seed0")
+    assert train.parse_args([]).out == os.path.join("runs", "frac0.25_lambda0.1_seed0")
+
+
+def test_curves_name_the_threshold_and_label_a_loss_axis_within_one_decade():
+    import matplotlib.pyplot as plt
+    from training.run_files import curves_figure
+    # 0.15 .. 2.0: a little more than one decade, with one power of ten (1) inside
+    history = [{"epoch": e, "sup": 2.0 - 0.5 * e, "conf": 0.15 + 0.01 * e, "mask_coverage_pct": 10.0 + e}
+               for e in range(4)]
+    fig = curves_figure(history, t_semi=0.9)
+    fig.canvas.draw()
+    assert fig.axes[1].get_title() == "unlabeled pixels with C >= 0.9 (%)"
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels(which="both")
+              if t.get_text() and fig.axes[0].get_ylim()[0] <= t.get_position()[1] <= fig.axes[0].get_ylim()[1]]
+    assert len(labels) >= 3, labels  # not 10^0 alone
+    plt.close(fig)

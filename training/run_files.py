@@ -13,6 +13,7 @@ import numpy
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 from common.files import read_json, refuse_link, write_json_atomic, write_text_atomic  # noqa: E402
 from data.unlabeled_dir import describe_change  # noqa: E402
@@ -93,8 +94,17 @@ def curve_points(history, key):
     return [(m["epoch"], m[key]) for m in history if m.get(key) is not None]
 
 
-def curves_png(run_dir, history):
-    """Loss curves, mask coverage and validation rel per epoch."""
+def curves_png(run_dir, history, t_semi=None):
+    """curves.png of ``curves_figure``."""
+    fig = curves_figure(history, t_semi)
+    tmp = refuse_link(os.path.join(run_dir, "curves.tmp.png"))
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, os.path.join(run_dir, "curves.png"))
+
+
+def curves_figure(history, t_semi=None):
+    """Loss curves, mask coverage (at threshold ``t_semi``) and validation rel per epoch."""
     xlabel = "epoch (from 0, as metrics.jsonl)"
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for key in ("sup", "semi", "conf"):
@@ -102,11 +112,15 @@ def curves_png(run_dir, history):
         if pts:
             axes[0].plot(*zip(*pts), marker=".", label="L_" + key)
     axes[0].set(title="losses (means per pixel)", xlabel=xlabel, yscale="log")
+    # labelled minor ticks too: a loss that falls within one decade otherwise shows a single tick
+    axes[0].yaxis.set_minor_formatter(ticker.LogFormatterSciNotation(labelOnlyBase=False,
+                                                                     minor_thresholds=(2, 0.5)))
     axes[0].legend()
     pts = curve_points(history, "mask_coverage_pct")
     if pts:
         axes[1].plot(*zip(*pts), marker=".")
-    axes[1].set(title="unlabeled pixels with C >= T (%)", xlabel=xlabel)
+    axes[1].set(title="unlabeled pixels with C >= %s (%%)" % ("T" if t_semi is None else "%g" % t_semi),
+                xlabel=xlabel)
     pts = curve_points(history, "val_rel")
     if pts:
         axes[2].plot(*zip(*pts), marker=".")
@@ -114,10 +128,7 @@ def curves_png(run_dir, history):
     for ax in axes:  # whole epochs only
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
-    tmp = refuse_link(os.path.join(run_dir, "curves.tmp.png"))
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, os.path.join(run_dir, "curves.png"))
+    return fig
 
 
 def summary_line(m, epochs):

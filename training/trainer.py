@@ -432,7 +432,7 @@ class Trainer:
             if best_epoch == epoch:
                 self.save("best", epoch + 1, 0)
             write_metrics(self.run_dir, self.history)
-            curves_png(self.run_dir, self.history)
+            curves_png(self.run_dir, self.history, self.opts.t_semi)
             tqdm.write(summary_line(metrics, o.epochs))
         return self.history
 
@@ -479,7 +479,7 @@ class Trainer:
                 tqdm.write(note)
             write_metrics(self.run_dir, self.history)
             if self.history:
-                curves_png(self.run_dir, self.history)
+                curves_png(self.run_dir, self.history, self.opts.t_semi)
         return state
 
     def restore(self, path, trust_pickles=False):
