@@ -34,5 +34,8 @@ setup(
         "semidepth-train=train:main",
         "semidepth-evaluate=evaluate:main",
         "semidepth-predict=predict:main",
+        "semidepth-export=symbols.export:main",
+        "semidepth-prepare=data.prepare:main",
+        "semidepth-report=evaluation.report:main",
     ]},
 )

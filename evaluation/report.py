@@ -246,14 +246,14 @@ def build_report(run_dirs, note=None, paper=None, checkpoint="last"):
               "Paper: %s %s Ours: rel pooled over the valid pixels with confidence ≥ T of the "
               "unlabeled rows; *pixels kept* = share of all their pixels with confidence ≥ T." % (
                   paper["table1"]["caption"], paper["table1"]["note"]), ""]
-    lines += t1 if len(t1) > 2 else ["No run has a table1.json (run `evaluate.py --table1`)."]
+    lines += t1 if len(t1) > 2 else ["No run has a %s (run `evaluate.py --table1%s`)." % (
+        checkpoint_file("table1.json", checkpoint), "" if checkpoint == "last" else " --checkpoint " + checkpoint)]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad input)."""
-    parser = OneLineParser(prog="python -m evaluation.report",
-                                     description="Paper Tables 1-2 next to our runs, as markdown.")
+    parser = OneLineParser(prog="python -m evaluation.report", description="Paper Tables 1-2 next to our runs, as markdown.")
     parser.add_argument("runs", nargs="+", help="run directories with config.json and eval.json")
     parser.add_argument("--out", default="report.md", help="output markdown file. default: %(default)s")
     parser.add_argument("--note", default=None, help="extra banner line at the top of the report")

@@ -176,3 +176,19 @@ def test_curves_name_the_threshold_and_label_a_loss_axis_within_one_decade():
               if t.get_text() and fig.axes[0].get_ylim()[0] <= t.get_position()[1] <= fig.axes[0].get_ylim()[1]]
     assert len(labels) >= 3, labels  # not 10^0 alone
     plt.close(fig)
+
+
+def test_every_console_script_runs_its_command_line():
+    import importlib
+    import re
+    text = open(os.path.join(REPO, "setup.py")).read()
+    scripts = dict(re.findall(r'"(semidepth-[a-z]+)=([a-z_.]+:main)"', text))
+    assert set(scripts) == {"semidepth-train", "semidepth-evaluate", "semidepth-predict", "semidepth-export",
+                            "semidepth-prepare", "semidepth-report"}
+    readme = open(os.path.join(REPO, "README.md")).read()
+    for name, target in scripts.items():
+        assert "`%s`" % name in readme, name  # documented
+        module, function = target.split(":")
+        with pytest.raises(SystemExit) as exit_info:
+            getattr(importlib.import_module(module), function)(["--help"])
+        assert exit_info.value.code == 0, name

@@ -144,6 +144,12 @@ def test_report_of_best_reads_eval_best(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: no run to report") and "eval.json" in err[0]
     assert report.main([run, "--out", out, "--checkpoint", "best"]) == 0
     assert "`checkpoints/best`" in table_row(open(out).read(), "r")
+    # a table1.json of last is not one of best: the line names the file and command best needs
+    with open(os.path.join(run, "table1.json"), "w") as f:
+        json.dump({"rows": [{"t_semi": 0.9, "rel": 0.2, "kept_fraction": 0.5}]}, f)
+    assert report.main([run, "--out", out, "--checkpoint", "best"]) == 0
+    assert "No run has a table1_best.json (run `evaluate.py --table1 --checkpoint best`)." in open(out).read()
+    assert report.main([run, "--out", out]) == 2  # last has no eval.json
 
 
 def test_units_warning_for_millimetres():
