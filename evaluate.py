@@ -75,6 +75,7 @@ def build_parser():
                         "default: %(default)s")
     g.add_argument("--gpus", type=config.parse_gpus, default=[], help="comma-separated GPU ids; empty = CPU")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--verbose", action="store_true", help="show MXNet's own log lines (those of the INT8 quantizer)")
     g.add_argument("--int8", action="store_true",
                    help="run both networks in INT8 (oneDNN, CPU only), calibrated on the run's labeled training "
                         "images; writes *_int8 files")
@@ -171,7 +172,7 @@ def evaluate_run(args, protocol):
     run = load_run(args.run, args.checkpoint, args.data, args.gpus, table1=args.table1, protocol=protocol)
     int8 = None
     if args.int8:  # the float32 networks are not used after this
-        run["nets"], int8 = int8_nets(run, args.run, args.calib_images or DEFAULT_CALIB_IMAGES)
+        run["nets"], int8 = int8_nets(run, args.run, args.calib_images or DEFAULT_CALIB_IMAGES, args.verbose)
     scorer = score_test_set(run, protocol, args.batch_size, confidence=args.confidence, figures=args.figures,
                             per_image=bool(args.per_image), flip=args.flip_tta, progress=not args.no_progress,
                             num_workers=args.num_workers)

@@ -73,6 +73,7 @@ def build_parser():
     parser.add_argument("--size", type=config.parse_size, default=None,
                         help="network input WIDTHxHEIGHT (multiples of 16). default: the run's training input_size")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--verbose", action="store_true", help="show MXNet's own log lines (those of the INT8 quantizer)")
     parser.add_argument("--int8", action="store_true",
                         help="run both networks in INT8 (oneDNN, CPU only), calibrated on the run's labeled training "
                              "images")
@@ -235,7 +236,7 @@ def run(args):
     if args.int8:
         from evaluation.quantize import DEFAULT_CALIB_IMAGES, int8_nets
         run = {"ctxs": ctxs, "nets": (depth_net, conf_net), "data": args.data or run_config.get("data") or "."}
-        (depth_net, conf_net), _ = int8_nets(run, args.run, args.calib_images or DEFAULT_CALIB_IMAGES)
+        (depth_net, conf_net), _ = int8_nets(run, args.run, args.calib_images or DEFAULT_CALIB_IMAGES, args.verbose)
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as err:

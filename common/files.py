@@ -1,8 +1,10 @@
 """Run files: JSON read with a one-line error, JSON and text written atomically."""
+import contextlib
 import errno
 import json
 import os
 import shutil
+import sys
 
 
 class RunFileError(Exception):
@@ -82,6 +84,24 @@ def remove_quietly(path):
             os.remove(path)
         except OSError:
             pass
+
+
+@contextlib.contextmanager
+def native_stderr_silenced(silenced=True):
+    """File descriptor 2 to /dev/null for the block: MXNet's C++ log lines (LOG(INFO) of the INT8
+    quantizer) bypass Python's sys.stderr.  Python exceptions still carry their messages."""
+    if not silenced:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def write_text_atomic(path, text):

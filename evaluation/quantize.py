@@ -100,10 +100,11 @@ def quantize_nets(depth_net, conf_net, images):
     return (qdepth, qconf), excluded
 
 
-def int8_nets(run, run_dir, n_images):
+def int8_nets(run, run_dir, n_images, verbose=False):
     """The run's networks (``evaluation.runs.load_run`` dict) quantized on ``n_images`` labeled training rows;
-    returns ``(nets, record)``, ``record`` what eval.json stores under ``int8``."""
-    from common.files import read_json
+    returns ``(nets, record)``, ``record`` what eval.json stores under ``int8``.  MXNet's own log lines
+    of the quantization are shown only if ``verbose``."""
+    from common.files import native_stderr_silenced, read_json
     from training.checkpoint import CheckpointError
     check_int8(run["ctxs"])
     if n_images < 1:
@@ -114,7 +115,8 @@ def int8_nets(run, run_dir, n_images):
                               % run["data"])
     split = run.get("split") or read_json(os.path.join(run_dir, "split.json"), error=CheckpointError)
     images, rows = calibration_images(train_h5, split.get("labeled_rows") or [], n_images)
-    nets, (depth_excluded, conf_excluded) = quantize_nets(*run["nets"], images)
+    with native_stderr_silenced(not verbose):
+        nets, (depth_excluded, conf_excluded) = quantize_nets(*run["nets"], images)
     return nets, {"calibration": CALIB_MODE, "calib_images": len(rows), "calib_rows": [int(r) for r in rows],
                   "calib_source": "labeled_rows of split.json in train.h5",
                   "float32_layers": {"depth_net": depth_excluded, "conf_net": conf_excluded}}

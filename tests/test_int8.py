@@ -6,6 +6,8 @@ disjoint.  float32 references come from the same networks run imperatively.
 """
 import json
 import os
+import subprocess
+import sys
 
 import mxnet as mx
 import numpy as np
@@ -206,3 +208,21 @@ def test_predict_int8_writes_maps_close_to_float32(tiny, tmp_path, capsys):
     want, got = (np.load(tmp_path / d / "photo_depth.npy") for d in ("f32", "i8"))
     assert got.shape == want.shape == (40, 56)
     assert np.mean(np.abs(got - want) / want) < 0.05  # the tolerance of the test above
+
+
+@needs_onednn
+def test_int8_quantizer_log_lines_only_with_verbose(tiny, tmp_path):
+    import cv2
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.random.RandomState(4).randint(0, 256, size=(40, 56, 3), dtype=np.uint8))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    argv = [sys.executable, "predict.py", "--run", tiny["run"], str(photo), "--no-progress", "--int8",
+            "--calib-images", "2"]
+    quiet = subprocess.run(argv + ["--out", str(tmp_path / "q")], cwd=repo, capture_output=True, text=True, timeout=300)
+    loud = subprocess.run(argv + ["--out", str(tmp_path / "v"), "--verbose"], cwd=repo, capture_output=True,
+                          text=True, timeout=300)
+    assert quiet.returncode == loud.returncode == 0, quiet.stderr + loud.stderr
+    assert quiet.stderr.strip() == ""
+    assert loud.stderr.strip() != ""  # MXNet's own lines, e.g. its quantization passes
+    np.testing.assert_array_equal(np.load(tmp_path / "q" / "photo_depth.npy"),
+                                  np.load(tmp_path / "v" / "photo_depth.npy"))
