@@ -8,8 +8,8 @@
     python evaluate.py --run runs/NAME --protocol full       # RUN/eval_full.json (eval.json untouched)
     python evaluate.py --predictions pred.npy --data datasets/nyu   # score external (M, H', W') depth maps
     python evaluate.py --predictions bts_pngs/ --data datasets/nyu  # 16-bit mm PNGs (BTS / AdaBins dumps)
-    python evaluate.py ... --protocol full --crop eigen --average pixel --gt filled --align median \
-        --per-image scores.csv                                       # compose a protocol
+    python evaluate.py --run runs/NAME --protocol full --crop eigen --align median   # compose a protocol
+    python evaluate.py --run runs/NAME --per-image scores.csv                        # + one row per test image
 
 One file per scoring: nothing one scoring writes is overwritten by another.  ``--checkpoint
 last`` with the default protocol writes the names above; any other checkpoint adds its name
