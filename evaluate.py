@@ -112,6 +112,10 @@ def build_parser():
                                          "per test.h5 row in file order, or a folder of 16-bit PNGs in mm")
     g.add_argument("--match", choices=MATCHES,
                    help="PNG file names end in the NYU .mat index (source) or the test.h5 row. default: source")
+    g.add_argument("--upsample", choices=("half-pixel", "align-corners"), default="half-pixel",
+                   help="how --predictions smaller than the ground truth are resized to it: half-pixel centres "
+                        "(cv2 INTER_LINEAR; ours, BTS) or align-corners (PyTorch align_corners=True; AdaBins, "
+                        "ZoeDepth). default: %(default)s")
     g.add_argument("--out", help="output JSON of the test-set scores. default: PRED_eval.json next to PRED; for --run "
                                  "the scoring's own file in the run (eval.json, eval_full.json, eval_flip.json, ...)")
     return parser
@@ -133,6 +137,8 @@ def check_args(args):
             raise EvaluationError("--int8 and --calib-images run the networks: they need --run")
     elif args.match:
         raise EvaluationError("--match is for --predictions DIR (a folder of PNGs)")
+    elif args.upsample != "half-pixel":
+        raise EvaluationError("--upsample is for --predictions; a run's maps are resized as its training targets were")
     elif args.out and not args.out.lower().endswith(".json"):
         raise EvaluationError("--out %s: give a .json file name (the test-set scores; the other files go into "
                               "the run directory)" % args.out)
@@ -220,7 +226,7 @@ def main(argv=None):
         protocol = check_args(args)
         if args.predictions:
             result, table, warning = score_predictions(args.predictions, args.data, protocol, args.match or "source",
-                                                       per_image=bool(args.per_image))
+                                                       per_image=bool(args.per_image), upsample_mode=args.upsample)
             if warning:
                 print(warning, file=sys.stderr)
             print_table(result["metrics"], protocol.name)

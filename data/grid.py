@@ -88,3 +88,25 @@ def upsample(pred, size):
     if pred.shape == (height, width):
         return pred
     return cv2.resize(pred, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def upsample_align_corners(pred, size):
+    """Bilinear resize with the corner pixels' centres on each other (PyTorch ``align_corners=True``,
+    what AdaBins and ZoeDepth use on their predictions): output pixel i samples input position
+    i (h - 1) / (H - 1).  For external predictions scored the way their authors scored them."""
+    height, width = size
+    pred = np.asarray(pred, np.float64)
+    h, w = pred.shape
+    if (h, w) == (height, width):
+        return pred.astype(np.float32)
+    ys = np.linspace(0, h - 1, height) if height > 1 else np.zeros(1)
+    xs = np.linspace(0, w - 1, width) if width > 1 else np.zeros(1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    wy, wx = (ys - y0)[:, None], (xs - x0)[None, :]
+    top = pred[y0][:, x0] * (1 - wx) + pred[y0][:, x1] * wx
+    bottom = pred[y1][:, x0] * (1 - wx) + pred[y1][:, x1] * wx
+    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+
+
+UPSAMPLERS = {"half-pixel": upsample, "align-corners": upsample_align_corners}

@@ -14,9 +14,11 @@ gt
     AdaBins, ZoeDepth, Depth Anything and DPT score; ``filled``: NYU's
     in-painted ``depths``, which FCRN-era papers and DenseDepth score.
 crop
-    ``eigen``: rows 45:471, cols 41:601 of the 480 x 640 frame (Python
-    slices), the crop of Eigen et al. 2014 exactly as the BTS and AdaBins
-    evaluation code writes it; ``toolbox``: rows 44:471, cols 40:601, the
+    ``eigen`` (= ``bts``): rows 45:471, cols 41:601 of the 480 x 640 frame
+    (Python slices), the crop of Eigen et al. 2014 exactly as the BTS and
+    AdaBins evaluation code writes it; ``dorn``: rows 20:460, cols 24:616, the
+    other crop that goes by Eigen's name (DORN, DenseDepth's
+    ``eigen_test_crop.npy``, inclusive [20, 459, 24, 615]); ``toolbox``: rows 44:471, cols 40:601, the
     region onto which the NYU Depth V2 toolbox projects depth; ``none``; or
     ``T:B:L:R``, any other slice of the 480 x 640 frame.  Other frame sizes
     scale the bounds (``scaled_crop``).
@@ -60,7 +62,9 @@ DELTA = 1.25
 
 EIGEN_FRAME = (480, 640)
 # (top, bottom, left, right) Python slices of the 480 x 640 frame.
-CROPS = {"eigen": (45, 471, 41, 601), "toolbox": (44, 471, 40, 601), "none": None}
+# Two crops go by Eigen's name: named here by the code that uses them.
+CROPS = {"eigen": (45, 471, 41, 601), "bts": (45, 471, 41, 601), "dorn": (20, 460, 24, 616),
+         "toolbox": (44, 471, 40, 601), "none": None}
 EIGEN_CROP = CROPS["eigen"]
 # Kinect range used with that crop in the same evaluation code (metres).
 EIGEN_MIN_DEPTH = 1e-3

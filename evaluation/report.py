@@ -180,7 +180,9 @@ def _frac(value):
     return "%g" % value
 
 
-def table2_lines(runs, paper):
+def table2_lines(runs, paper, protocol=None):
+    """Table 2 rows: each run's headline metrics (eval.json ``metrics``), or those of preset ``protocol``
+    (``metrics_by_protocol``; runs without it are left out)."""
     metrics = paper["table2"]["metrics"]
     lines = ["| labeled | λ | run | metric | paper | ours | ours − paper |",
              "|---|---|---|---|---:|---:|---:|"]
@@ -188,7 +190,10 @@ def table2_lines(runs, paper):
         frac, lam = run["config"]["labeled_frac"], run["config"]["lambda_semi"]
         row = next((r for r in paper["table2"]["rows"]
                     if _close(r["labeled_frac"], frac) and _close(r["lambda_semi"], lam)), {})
-        ours = run["eval"]["metrics"]
+        ours = run["eval"]["metrics"] if protocol is None else \
+            run["eval"].get("metrics_by_protocol", {}).get(protocol)
+        if ours is None:
+            continue
         for metric in metrics:
             mine = ours.get(metric)
             lines.append("| %s | %g | %s | %s | %s | %s | %s |" % (
@@ -241,6 +246,12 @@ def build_report(run_dirs, note=None, paper=None, checkpoint="last"):
               "Paper: %s %s Ours: the runs above, with their own T_semi and protocol." % (
                   paper["table2"]["caption"], paper["table2"]["note"]),
               ""] + table2_lines(runs, paper) + [""]
+    full = table2_lines(runs, paper, "full")
+    if len(full) > 2:  # the protocol of the released code of Laina et al. [6], the paper's baseline
+        lines += ["### The same under `full`", "",
+                  "Filled ground truth, no crop, every pixel > 0, pooled over pixels: the protocol of the "
+                  "released code of Laina et al. [6], whose network the paper builds on; the paper does not "
+                  "say which protocol its Table 2 used (README \"Evaluation\").", ""] + full + [""]
     t1 = table1_lines(runs, paper)
     lines += ["## Table 1: pseudo-labels of the unlabeled training images", "",
               "Paper: %s %s Ours: rel pooled over the valid pixels with confidence ≥ T of the "

@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 import config
+from data.grid import UPSAMPLERS
 
 from . import EvaluationError
 from .confidence import ReliabilityAccumulator, SparsificationAccumulator
@@ -52,8 +53,9 @@ class Scorer:
     """
 
     def __init__(self, protocol, gts, alpha=config.ALPHA, t_semi=config.T_SEMI, confidence=False, figure_ids=(),
-                 per_image=False):
+                 per_image=False, upsample_fn=upsample):
         self.protocol = protocol
+        self.upsample = upsample_fn  # data.grid: half-pixel centres (ours), or align-corners (--upsample)
         self.t_semi = t_semi
         self.errors = {protocol.name: ErrorAccumulator(protocol)}
         self.errors.update((name, ErrorAccumulator(p)) for name, p in PROTOCOLS.items()
@@ -69,7 +71,7 @@ class Scorer:
         """One test image: ``gts`` {gt name: (H, W)}, ``pred`` and ``conf`` at any size (upsampled here)."""
         gt = gts[self.protocol.gt]
         self.frame = gt.shape
-        pred = upsample(pred, gt.shape)
+        pred = self.upsample(pred, gt.shape)
         if not np.all(np.isfinite(pred)):
             raise EvaluationError("the prediction of test image %d has NaN or infinite values" % index)
         for accumulator in self.errors.values():
@@ -136,7 +138,7 @@ def score_test_set(run, protocol, batch_size=8, confidence=False, figures=0, per
     return scorer
 
 
-def score_predictions(predictions, data_dir, protocol, match="source", per_image=False):
+def score_predictions(predictions, data_dir, protocol, match="source", per_image=False, upsample_mode="half-pixel"):
     """External depth maps (an (M, H', W') .npy in metres or a folder of 16-bit mm PNGs) scored
     exactly as a run's predictions are.
 
@@ -146,7 +148,7 @@ def score_predictions(predictions, data_dir, protocol, match="source", per_image
     dataset = open_test_set(find_test_h5(data_dir), protocol)
     preds = open_predictions(predictions, dataset, match)
     gts = scoring_gts(dataset, protocol)
-    scorer = Scorer(protocol, gts, per_image=per_image)
+    scorer = Scorer(protocol, gts, per_image=per_image, upsample_fn=UPSAMPLERS[upsample_mode])
     sample = []  # every 8th pixel, for the units check
     for i in range(len(dataset)):
         truth = {g: dataset.depth_full(i, g) for g in gts}
@@ -160,5 +162,5 @@ def score_predictions(predictions, data_dir, protocol, match="source", per_image
     warning = units_warning(np.median(np.concatenate(sample)), predictions)  # a sample is enough
     result = scorer.metrics()
     result.update(predictions=os.path.abspath(predictions), data=os.path.abspath(data_dir),
-                  n_test=len(dataset), flip_tta=False)
+                  n_test=len(dataset), flip_tta=False, upsample=upsample_mode)
     return result, per_image_table(scorer, dataset), warning

@@ -498,3 +498,17 @@ def test_a_run_that_stopped_early_says_so_in_eval_json_and_the_report(tiny_data,
     assert report.main([str(run), "--out", md]) == 0
     row = [c.strip() for c in next(line for line in open(md) if line.startswith("| r |")).strip("|\n").split("|")]
     assert row[5] == "1 of 3 (stopped early; `train.py --resume`)"
+
+
+def test_report_shows_table2_under_full_too(tmp_path):
+    run = _fake_run(str(tmp_path), "sup_quarter", 0.25, 0.0, {"rel": 0.2})
+    path = os.path.join(run, "eval.json")
+    ev = json.load(open(path))
+    ev["metrics_by_protocol"] = {"eigen": {"rel": 0.2}, "full": {"rel": 0.31}}
+    json.dump(ev, open(path, "w"))
+    text = report.build_report([run])
+    head, full = text.split("### The same under `full`")
+    assert _row(head, "sup_quarter", "rel")[4:7] == ["0.238", "0.200", "-0.038"]
+    assert _row(full, "sup_quarter", "rel")[4:7] == ["0.238", "0.310", "+0.072"]  # 0.310 - 0.238
+    no_full = _fake_run(str(tmp_path / "old"), "older", 0.25, 0.0, {"rel": 0.2})  # eval.json without the presets
+    assert "### The same under `full`" not in report.build_report([no_full])

@@ -313,3 +313,45 @@ def test_prepared_before_raw_depths_says_how_to_add_them(preds, tmp_path, capsys
     with open(out) as f:
         result = json.load(f)
     assert set(result["metrics_by_protocol"]) == {"eigen+gt=filled", "full"}  # no raw preset without raw depth
+
+
+def test_crops_are_named_by_the_code_that_uses_them():
+    from evaluation.metrics import parse_crop
+    assert parse_crop("bts") == parse_crop("eigen") == (45, 471, 41, 601)  # BTS / AdaBins eval code
+    assert parse_crop("dorn") == (20, 460, 24, 616)  # DenseDepth's inclusive [20, 459, 24, 615] as slices
+    assert parse_crop("dorn") == parse_crop("20:460:24:616")
+
+
+def test_align_corners_upsampling_by_hand():
+    from data.grid import upsample, upsample_align_corners
+    small = np.array([[0.0, 2.0], [4.0, 6.0]], np.float32)
+    # corners on corners: output i samples input i (h - 1) / (H - 1) = i / 2
+    np.testing.assert_allclose(upsample_align_corners(small, (3, 3)), [[0, 1, 2], [2, 3, 4], [4, 5, 6]])
+    # 4 columns: positions 0, 1/3, 2/3, 1 -> 0, 2/3, 4/3, 2 on the first row
+    np.testing.assert_allclose(upsample_align_corners(small, (2, 4))[0], [0, 2 / 3, 4 / 3, 2], rtol=1e-6)
+    # half-pixel centres repeat the edge values: the first two of four columns are 0 and 0.5
+    np.testing.assert_allclose(upsample(small, (2, 4))[0], [0, 0.5, 1.5, 2], rtol=1e-6)
+
+
+def test_upsample_flag_for_external_predictions(preds, capsys):
+    from data.grid import upsample_align_corners
+    small = os.path.join(preds["root"], "quarter.npy")
+    np.save(small, np.ascontiguousarray(preds["pred"][:, ::4, ::4]))  # 24 x 32 maps for 96 x 128 ground truth
+    runs = {}
+    for mode in ("half-pixel", "align-corners"):
+        code, out, err = run_eval(["--predictions", small, "--data", preds["data"], "--upsample", mode,
+                                   "--protocol", "full", "--out", small + mode + ".json"], capsys)
+        assert code == 0, err
+        runs[mode] = json.load(open(small + mode + ".json"))
+        assert runs[mode]["upsample"] == mode
+    # the align-corners score is the restatement's on maps resized the align-corners way
+    gts = read_test(preds["data"], "depths")
+    big = np.stack([upsample_align_corners(p, gts.shape[1:]) for p in preds["pred"][:, ::4, ::4]])
+    want = restated(gts, big, None, 0.0, np.inf, per_image=False)
+    assert runs["align-corners"]["metrics"]["rel"] == pytest.approx(want["rel"], rel=1e-5)
+    assert runs["half-pixel"]["metrics"]["rel"] != pytest.approx(want["rel"], rel=1e-5)
+
+
+def test_upsample_is_refused_for_a_run(capsys):
+    code, _, err = run_eval(["--run", "somewhere", "--upsample", "align-corners"], capsys)
+    assert code == 2 and "--upsample is for --predictions" in err
