@@ -207,6 +207,8 @@ class _LazyH5:
     def __init__(self, h5_path):
         if not os.path.isfile(h5_path):
             raise DataError(f"{h5_path}: not found; run python -m data.prepare first")
+        if not h5py.is_hdf5(h5_path):  # h5py's own error names no file
+            raise DataError(f"{h5_path}: not an HDF5 file; make it with python -m data.prepare")
         self.h5_path = h5_path
         self._h5, self._pid = None, None
 

@@ -512,3 +512,14 @@ def test_report_shows_table2_under_full_too(tmp_path):
     assert _row(full, "sup_quarter", "rel")[4:7] == ["0.238", "0.310", "+0.072"]  # 0.310 - 0.238
     no_full = _fake_run(str(tmp_path / "old"), "older", 0.25, 0.0, {"rel": 0.2})  # eval.json without the presets
     assert "### The same under `full`" not in report.build_report([no_full])
+
+
+def test_a_test_h5_that_is_not_hdf5_is_named(tiny, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "test.h5").write_text("not an HDF5 file")
+    run = make_run(tiny, "text_h5")
+    code, _, err = run_main(["--run", run, "--data", str(data), "--no-progress"], capsys)
+    assert (code, err.strip()) == (2, "error: %s: not an HDF5 file; make it with python -m data.prepare"
+                                   % (data / "test.h5"))
+    assert not os.path.exists(os.path.join(run, "eval.json"))
