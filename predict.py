@@ -44,6 +44,7 @@ import config  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 from common.devices import contexts  # noqa: E402
 from common.files import refuse_link, remove_quietly, write_failure  # noqa: E402
+from common.memory import FORWARD_BYTES_PER_PIXEL, check_fits  # noqa: E402
 from common.records import read_config  # noqa: E402
 from data.images import IMAGE_SUFFIXES, check_images, list_images, read_rgb  # noqa: E402
 
@@ -146,6 +147,7 @@ def network_size(args, run_config):
         raise PredictError("%s/config.json has no input_size; pass --size WIDTHxHEIGHT" % args.run)
     width, height = (int(v) for v in size)
     check_input_size(height, width)
+    check_fits("predicting", (width, height), FORWARD_BYTES_PER_PIXEL * args.batch_size, PredictError)
     trained = run_config.get("input_size")
     if args.size and trained and list(trained) != [width, height]:
         print("note: predicting at %dx%d; the run trained at %dx%d (its numbers hold at that size)"

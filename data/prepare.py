@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 import config
 from common.cli import OneLineParser
+from common.memory import PREPARE_BYTES_PER_PIXEL, check_fits
 from config import parse_size
 
 from .augment import IDENTITY, apply_augment, eigen_augment
@@ -186,6 +187,7 @@ def prepare(mat, splits, out, seed=0, size=PAPER_SIZE, copies=PAPER_COPIES, prog
     """
     if copies < 1:
         raise ValueError(f"copies must be >= 1, got {copies}")
+    check_fits("preparing the data", size, PREPARE_BYTES_PER_PIXEL, DataError)
     train_idx, test_idx = read_splits(splits)
     with LabeledMat(mat) as labeled:
         labeled.check_indices(train_idx, splits, "trainNdxs")

@@ -48,6 +48,7 @@ from mxnet.base import MXNetError
 import config
 from common.cli import OneLineParser
 from common.files import refuse_link, remove_quietly, write_failure, write_json_atomic
+from common.memory import FORWARD_BYTES_PER_PIXEL, check_fits
 from common.records import read_config
 from data.dataset import IMAGENET_MEAN, IMAGENET_STD
 from data.errors import edge_errors, one_line
@@ -206,6 +207,7 @@ def export(run_dir, out_dir, checkpoint="last", size=None, onnx=False):
     size = size or read_config(run_dir, CheckpointError).get("input_size")
     if not size:
         raise ExportError("%s/config.json has no input_size; pass --size WIDTHxHEIGHT" % run_dir)
+    check_fits("exporting the networks", size, FORWARD_BYTES_PER_PIXEL, ExportError)
     shapes = input_shapes(*size)
     checkpoint_dir(run_dir, checkpoint)
     if onnx:

@@ -192,3 +192,24 @@ def test_every_console_script_runs_its_command_line():
         with pytest.raises(SystemExit) as exit_info:
             getattr(importlib.import_module(module), function)(["--help"])
         assert exit_info.value.code == 0, name
+
+
+def test_sizes_beyond_the_machines_memory_are_one_line(tmp_path):
+    from common import memory
+    gib = memory.physical_memory() / 2 ** 30
+    done = subprocess.run([sys.executable, "-m", "data.prepare", "--mat", str(tmp_path / "x.mat"), "--splits",
+                           str(tmp_path / "s.mat"), "--out", str(tmp_path / "out"), "--size", "64000x48000"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    # 64000 x 48000 pixels x 64 bytes = 183.1 GiB
+    assert (done.returncode, done.stderr.strip()) == (2, (
+        "error: preparing the data at 64000x48000 needs about 183 GB of memory (an estimate, common/memory.py); "
+        "this machine has %.0f GB" % gib))
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_fits_by_hand(monkeypatch):
+    from common import memory
+    monkeypatch.setattr(memory, "physical_memory", lambda: 10 * 2 ** 30)  # 10 GiB
+    memory.check_fits("x", (1000, 1000), 2048, ValueError, images=5)  # 9.5 GiB: fits
+    with pytest.raises(ValueError, match=r"^x at 1000x1000 needs about 11 GB of memory .* has 10 GB$"):
+        memory.check_fits("x", (1000, 1000), 2048, ValueError, images=6)  # 11.4 GiB

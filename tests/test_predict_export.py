@@ -260,3 +260,11 @@ def test_one_stem_two_extensions_keep_their_extension_and_the_output_names_the_c
     assert predict.main(argv[:-3] + ["--out", str(tmp_path / "big"), "--size", "128x96", "--no-progress"]) == 0
     assert capsys.readouterr().err.strip() == "note: predicting at 128x96; the run trained at 64x48 (its numbers " \
                                               "hold at that size)"
+
+
+def test_export_at_a_size_beyond_memory_is_one_line_and_writes_nothing(run_dir, tmp_path, capsys):
+    out = tmp_path / "exported"
+    assert export.main(["--run", run_dir, "--out", str(out), "--size", "16000x16000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: exporting the networks at 16000x16000 needs about 488 GB of memory"), err
+    assert not out.exists()
