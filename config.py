@@ -44,6 +44,11 @@ LABELED_FRACS = (0.5, 0.25)
 # What the pseudo-label cache stores: the prediction (§4.2.3) or, as a research bound, the ground truth.
 PSEUDO_LABELS = ("model", "oracle")
 
+# Not in the paper: the smallest depth (metres) anything produces or scores.  The depth net adds it
+# after its softplus (symbols/depth_net.py); the metrics clip predictions to it so the log
+# measures stay defined (evaluation/metrics.py).
+DEPTH_FLOOR = 1e-3
+
 # Not in the paper (it does not give a batch size); 4 fits a 12 GB GPU at 320x240.
 BATCH_SIZE = 4
 

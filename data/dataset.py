@@ -14,6 +14,7 @@ import numpy as np
 from mxnet import gluon
 
 import config
+from common.numbers import round_half_up, valid_mask  # noqa: F401  (valid_mask: data's users import it here)
 
 from .errors import DataError
 from .grid import resize_depth
@@ -31,13 +32,6 @@ def normalize_image(img):
     """(h, w, 3) uint8 RGB -> (3, h, w) float32, ImageNet-normalised."""
     scaled = img.astype(np.float32) / 255.0
     return np.ascontiguousarray(((scaled - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1))
-
-
-def valid_mask(depth):
-    """True where ``depth`` is a measurement (finite and > 0)."""
-    depth = np.asarray(depth)
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(depth) & (depth > 0)
 
 
 def depth_to_quarter(depth):
@@ -65,11 +59,6 @@ def depth_to_quarter(depth):
     whole = np.asarray(depth, np.float32)[:height * config.OUTPUT_STRIDE, :width * config.OUTPUT_STRIDE]
     sampled = resize_depth(whole, (width, height))
     return np.where(valid_mask(sampled), sampled, np.float32(np.nan)).astype(np.float32)
-
-
-def _round_half_up(x):
-    # Python's round() is banker's rounding; 795 / 2 should give 398, not 397 or 398 by parity.
-    return int(np.floor(x + 0.5))
 
 
 def split_sources(sources, labeled_frac, seed, val_frac=0.0):
@@ -111,8 +100,8 @@ def split_sources(sources, labeled_frac, seed, val_frac=0.0):
     if unique.size == 0:
         raise ValueError("split_sources needs at least one source")
     order = unique[np.random.RandomState(seed).permutation(unique.size)]
-    n_labeled = max(1, _round_half_up(labeled_frac * unique.size))
-    n_val = _round_half_up(val_frac * n_labeled)
+    n_labeled = max(1, round_half_up(labeled_frac * unique.size))
+    n_val = round_half_up(val_frac * n_labeled)
     if n_val >= n_labeled:
         raise ValueError(f"val_frac={val_frac} leaves no labeled training source out of {n_labeled}")
     labeled = order[:n_labeled]

@@ -37,6 +37,7 @@ import numpy as np
 import scipy.io
 
 from common.cli import OneLineParser
+from common.numbers import round_half_up
 from config import parse_size
 
 from .nyu import DATASET_ATTR
@@ -343,7 +344,7 @@ def write_official(out_dir, images, depths, train_idx, test_idx, raw=None):
 
 def split_indices(n, test_frac, seed):
     """Seeded random train/test split of ``range(n)``; both parts sorted and non-empty."""
-    n_test = min(max(1, int(np.floor(test_frac * n + 0.5))), n - 1)
+    n_test = min(max(1, round_half_up(test_frac * n)), n - 1)
     order = np.random.RandomState(seed).permutation(n)
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 

@@ -54,6 +54,8 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+import config
+from common.numbers import round_half_up, valid_mask as measured
 from data.grid import upsample  # noqa: F401  (the one pixel convention, see data.grid)
 
 METRICS = ("rel", "sq_rel", "rms", "rms_log", "log10", "silog", "d1", "d2", "d3")
@@ -69,8 +71,8 @@ EIGEN_CROP = CROPS["eigen"]
 # Kinect range used with that crop in the same evaluation code (metres).
 EIGEN_MIN_DEPTH = 1e-3
 EIGEN_MAX_DEPTH = 10.0
-# Smallest prediction the log measures accept (= symbols.depth_net.MIN_DEPTH).
-PRED_FLOOR = 1e-3
+# Smallest prediction the log measures accept: the depth net's own floor (config.DEPTH_FLOOR).
+PRED_FLOOR = config.DEPTH_FLOOR
 
 GT_CHOICES = ("raw", "filled")
 AVERAGES = ("image", "pixel")
@@ -152,11 +154,8 @@ def scaled_crop(box, height, width):
     """
     top, bottom, left, right = box
     rows, cols = height / EIGEN_FRAME[0], width / EIGEN_FRAME[1]
-
-    def half_up(x):
-        return int(np.floor(x + 0.5))
-
-    return half_up(top * rows), half_up(bottom * rows), half_up(left * cols), half_up(right * cols)
+    return (round_half_up(top * rows), round_half_up(bottom * rows), round_half_up(left * cols),
+            round_half_up(right * cols))
 
 
 def eigen_crop(height, width):
@@ -239,10 +238,11 @@ def make_protocol(preset=DEFAULT_PROTOCOL, **overrides):
     return protocol
 
 
-def valid_mask(gt, protocol):
-    """Boolean (H, W) mask of the pixels ``protocol`` scores."""
+def scored_mask(gt, protocol):
+    """Boolean (H, W) mask of the pixels ``protocol`` scores: measured (``common.numbers.valid_mask``),
+    inside its depth range and its crop."""
     with np.errstate(invalid="ignore"):
-        mask = np.isfinite(gt) & (gt > protocol.min_depth) & (gt < protocol.max_depth)
+        mask = measured(gt) & (gt > protocol.min_depth) & (gt < protocol.max_depth)
     box = protocol.crop_box(*gt.shape[-2:])
     if box is not None:
         top, bottom, left, right = box
@@ -289,7 +289,7 @@ def select_pixels(gt, pred, protocol, mask=None):
     """
     if gt.shape != pred.shape:
         raise ValueError("ground truth %s and prediction %s differ in shape" % (gt.shape, pred.shape))
-    keep = valid_mask(gt, protocol)
+    keep = scored_mask(gt, protocol)
     if mask is not None:
         keep &= mask
     gt_px = gt[keep]

@@ -15,7 +15,7 @@ import config
 from data.dataset import UnlabeledDataset, read_depths
 
 from .inference import predict
-from .metrics import PROTOCOLS, ErrorAccumulator, valid_mask
+from .metrics import PROTOCOLS, ErrorAccumulator, scored_mask
 
 # Every valid pixel, pooled: the depth the trainer's masks see, without crop or range.
 FULL = PROTOCOLS["full"]
@@ -51,7 +51,7 @@ class PseudoLabelTable:
 
     def add(self, gt, depth, conf):
         """A batch of (B, h, w) ground truths, predictions and confidences."""
-        valid = valid_mask(gt, FULL)
+        valid = scored_mask(gt, FULL)
         self.n_pixels += conf.size
         self.n_valid += int(valid.sum())
         for t in self.thresholds:

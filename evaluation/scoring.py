@@ -16,7 +16,7 @@ from . import EvaluationError
 from .confidence import ReliabilityAccumulator, SparsificationAccumulator
 from .external import open_predictions
 from .inference import predict
-from .metrics import METRICS, PROTOCOLS, ErrorAccumulator, select_pixels, upsample, valid_mask
+from .metrics import METRICS, PROTOCOLS, ErrorAccumulator, select_pixels, upsample, scored_mask
 from .report import units_warning
 from .runs import find_test_h5, open_test_set
 
@@ -84,7 +84,7 @@ class Scorer:
             conf = upsample(conf, gt.shape)
         if self.sparsification is not None:
             gt_px, pred_px = select_pixels(gt, pred, self.protocol)
-            conf_px = conf[valid_mask(gt, self.protocol)]
+            conf_px = conf[scored_mask(gt, self.protocol)]
             self.sparsification.add(gt_px, pred_px, conf_px)
             self.reliability.add(gt_px, pred_px, conf_px)
         if index in self.figure_ids:

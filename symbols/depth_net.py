@@ -37,11 +37,12 @@ from mxnet.gluon import nn
 from gluoncv.model_zoo import resnet50_v1b
 from gluoncv.model_zoo import model_store
 
+import config
 from data.errors import one_line
 
 BACKBONE = "resnet50_v1b"
 TOPDOWN_CHANNELS = 256  # §4.2.4: "all the 3x3 and 1x1 convolutional layers have 256 channels"
-MIN_DEPTH = 1e-3        # metres; keeps depth strictly positive
+MIN_DEPTH = config.DEPTH_FLOOR  # metres; keeps depth strictly positive
 INPUT_MULTIPLE = 16     # H and W must be multiples of 16 (see check_input_size)
 INIT_DEPTH = 3.0        # metres; about the mean depth of NYU Depth v2's labeled frames
 

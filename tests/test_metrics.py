@@ -7,7 +7,7 @@ import pytest
 
 from evaluation.confidence import (FRACTIONS, ReliabilityAccumulator, SparsificationAccumulator, area,
                                    sparsification_curve)
-from evaluation.metrics import PROTOCOLS, ErrorAccumulator, compute_errors, eigen_crop, upsample, valid_mask
+from evaluation.metrics import PROTOCOLS, ErrorAccumulator, compute_errors, eigen_crop, upsample, scored_mask
 
 
 def test_compute_errors_by_hand():
@@ -51,10 +51,10 @@ def test_eigen_crop_scales_with_the_frame():
     assert eigen_crop(240, 320) == (23, 236, 21, 301)
     # x0.2: 9, 94.2 -> 94, 8.2 -> 8, 120.2 -> 120
     assert eigen_crop(96, 128) == (9, 94, 8, 120)
-    mask = valid_mask(np.ones((96, 128), np.float32), PROTOCOLS["eigen"])
+    mask = scored_mask(np.ones((96, 128), np.float32), PROTOCOLS["eigen"])
     assert mask.sum() == (94 - 9) * (120 - 8)
     assert mask[9, 8] and mask[93, 119] and not mask[8, 8] and not mask[9, 120]
-    assert valid_mask(np.ones((96, 128)), PROTOCOLS["full"]).all()
+    assert scored_mask(np.ones((96, 128)), PROTOCOLS["full"]).all()
 
 
 def test_invalid_ground_truth_is_masked():

@@ -21,8 +21,9 @@ everywhere: in L_sup, in the confidence target and in L_conf.
 """
 
 
-def valid_mask(F, depth):
-    """1 where the ground truth is finite and > 0, else 0 (NaN compares False)."""
+def valid_pixels(F, depth):
+    """common.numbers.valid_mask in MXNet: 1 where the ground truth is > 0, else 0 (NaN compares False,
+    so non-finite depth is invalid too)."""
     return depth > 0
 
 
@@ -33,7 +34,7 @@ def fill_invalid(F, depth, mask):
 
 def confidence_target(F, pred, gt, alpha):
     """Eq. 1: Y = exp(-alpha |E - D| / D), with E treated as constant; 0 where D is invalid."""
-    mask = valid_mask(F, gt)
+    mask = valid_pixels(F, gt)
     gt = fill_invalid(F, gt, mask)
     pred = F.stop_gradient(pred)
     return F.exp(-alpha * F.abs(pred - gt) / gt) * mask
@@ -41,13 +42,13 @@ def confidence_target(F, pred, gt, alpha):
 
 def confidence_loss(F, conf, target, gt, num_pixels):
     """Eq. 2: L_conf = sum_n sum_p |C - Y| over valid pixels, divided by ``num_pixels``."""
-    mask = valid_mask(F, gt)
+    mask = valid_pixels(F, gt)
     return F.sum(F.abs(conf - F.stop_gradient(target)) * mask) / num_pixels
 
 
 def supervised_loss(F, pred, gt, num_pixels):
     """Eq. 4: L_sup = sum_n sum_p |E - D| over valid pixels, divided by ``num_pixels``."""
-    mask = valid_mask(F, gt)
+    mask = valid_pixels(F, gt)
     return F.sum(F.abs(pred - fill_invalid(F, gt, mask)) * mask) / num_pixels
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from config import T_SEMI as PAPER_T  # the paper's threshold (§5.1)
 from evaluation.confidence import ReliabilityAccumulator, confidence_target, pixel_errors, pooled_sparsification
-from evaluation.metrics import ErrorAccumulator, select_pixels, valid_mask
+from evaluation.metrics import ErrorAccumulator, select_pixels, scored_mask
 from evaluation.pseudo_labels import FULL, PseudoLabelTable, pooled_rel, training_row_predictions
 from evaluation.runs import load_run
 from evaluation.scoring import score_test_set
@@ -92,7 +92,7 @@ def table1_pixels(gt, depth, conf):
     """One image's pixels as Table 1 scores them (valid ground truth under ``full``, prediction
     clipped as ``select_pixels`` clips it), with their confidence: 1-D (gt, pred, conf)."""
     gt_px, pred_px = select_pixels(gt, depth, FULL)
-    return gt_px, pred_px, conf[valid_mask(gt, FULL)]
+    return gt_px, pred_px, conf[scored_mask(gt, FULL)]
 
 
 def table1_sparsification(rels, confs):
@@ -121,7 +121,7 @@ def labeled_targets(run, alpha, thresholds, batch_size=8):
     targets, confs = [], []
     for _, gt, depth, conf in training_row_predictions(run, run["split"]["labeled_rows"], batch_size):
         targets.append(confidence_target(*select_pixels(gt, depth, FULL), alpha))
-        confs.append(conf[valid_mask(gt, FULL)])
+        confs.append(conf[scored_mask(gt, FULL)])
     y, c = (np.concatenate(v) if v else np.zeros(0) for v in (targets, confs))
     if not y.size:
         return None
