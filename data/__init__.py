@@ -7,6 +7,10 @@ augment    resizing and the random scale/flip/colour/translation of Eigen et al.
 prepare    ``python -m data.prepare``: official files -> ``train.h5`` / ``test.h5``
 synthetic  ``python -m data.synthetic``: rendered rooms in the official layout
 dataset    Gluon datasets and semi-supervised splits over the prepared files
+grid       the one pixel convention: 1/4-resolution targets, upsampling (half-pixel, align-corners)
+images     the image finder of --unlabeled and predict.py
+unlabeled_dir  ``--unlabeled`` folders as an extra unlabeled dataset
+errors     ``DataError``, the one-line error of bad input files
 """
 from common.threads import set_omp_threads
 

@@ -10,7 +10,8 @@ external       external predictions (.npy or 16-bit PNG folders) in test.h5 orde
 inference      batched depth + confidence prediction over a dataset; score_depth (training)
 confidence     sparsification curves (AUSE, AURG) and reliability of the confidence map
 figures        qualitative grid, sparsification and reliability PNGs
-report         ``python -m evaluation.report``: paper Tables 1-2 next to our runs
+report         ``python -m evaluation.report``: paper Tables 1-2 next to our runs; one file name per scoring
+quantize       ``--int8``: both networks quantized by oneDNN, calibrated on labeled training rows
 """
 from common.threads import set_omp_threads
 

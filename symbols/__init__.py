@@ -1,4 +1,13 @@
-"""The paper's two networks as Gluon HybridBlocks (one per file)."""
+"""The paper's two networks as Gluon HybridBlocks (one per file).
+
+Modules
+-------
+depth_net        ResNet-50 + top-down lateral pathway, depth at 1/4 resolution (§4.1)
+confidence_net   the confidence net of §4.2, its input built inside its own graph
+subpixel_deconv  a 4x4 stride-2 deconvolution as convolution + pixel shuffle (for --int8)
+export           ``python -m symbols.export``: symbol + params files, ONNX
+backbone         ``python -m symbols.backbone``: a trained run's backbone as resnet50_v1b weights
+"""
 from common.threads import set_omp_threads
 
 set_omp_threads()  # before mxnet loads (common/threads.py)
