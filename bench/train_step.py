@@ -16,6 +16,10 @@ measures in one run, on the same data and networks of the same kind (``--pretrai
   itself costs time: the instrumented total is larger than the plain step's;
 * the plain ``Trainer.train_step`` (no added syncs inside, data preloaded, each step
   timed to completion), hybridized and imperative (``hybridize(active=False)``);
+* the step of a plain script of the same work (``bench/plain_step.py``: both nets, the same
+  labeled + unlabeled counts, L1 losses, SGD + Adam, the unlabeled confidence; no pipeline,
+  cache or bookkeeping), in this process, alternating with ``train_step``: the figure to
+  reach (train_step / plain script <= 1.03);
 * a bare step on the same batch shapes: forward + backward of both networks and
   SGD + Adam updates by ``gluon.Trainer``s with MXNet's defaults, no losses, cache,
   finite check or BatchNorm snapshot.  The step's overhead is train_step / bare
@@ -302,9 +306,13 @@ def measure(args, root, bar):
     bar.update(steps)
 
     batches = semi_batches(semi, 1)
-    bar.set_description("train_step / bare")
-    kinds = {"train_step": plain_step(1), "bare": bare_step(plain_optimisers(semi)), "bare_fwd_bwd": bare_forward_backward}
+    bar.set_description("train_step / bare / plain script")
+    from bench.plain_step import PlainStep
+    script = PlainStep(args.batch, semi.unlabeled_batch, args.size[1], args.size[0])  # same shapes, same process
+    kinds = {"train_step": plain_step(1), "bare": bare_step(plain_optimisers(semi)), "bare_fwd_bwd": bare_forward_backward,
+             "plain_script": lambda trainer, labeled, unlabeled: script.step()}
     hybrid = interleaved_steps(semi, batches, kinds, r, bar)
+    del script
     bar.set_description("instrumented step")
     phases = instrumented_epochs(semi, 2, r, bar)
     imperative = None if args.no_imperative else imperative_step(semi, batches, r, bar)
@@ -330,6 +338,8 @@ def measure(args, root, bar):
         "bare_forward_backward_seconds": hybrid["bare_fwd_bwd"],
         "bare_step_seconds": hybrid["bare"],
         "step_overhead_ratio": hybrid["train_step"] / hybrid["bare"],
+        "plain_script_step_seconds": hybrid["plain_script"],
+        "train_step_over_plain_script": hybrid["train_step"] / hybrid["plain_script"],
         "epoch_seconds": epochs,
         "epoch_ratio": epochs["semi"] / epochs["supervised"],
         "epoch_ratio_per_image": (epochs["semi"] / (n_l + n_u)) / (epochs["supervised"] / n_l),
@@ -370,6 +380,10 @@ def report(r, stream=None):
     w("  %-48s %8.3f s" % ("bare step: the same + SGD / Adam (MXNet defaults)", r["bare_step_seconds"]))
     w("  %-48s %8.3f    %s (target <= %.2f)" % ("step overhead: train_step / bare", r["step_overhead_ratio"],
                                                   verdict(r["step_overhead_ratio"], TARGET_STEP_OVERHEAD), TARGET_STEP_OVERHEAD))
+    w("  %-48s %8.3f s" % ("plain script's step (bench/plain_step.py)", r["plain_script_step_seconds"]))
+    w("  %-48s %8.3f    %s (target <= %.2f)" % ("train_step / plain script", r["train_step_over_plain_script"],
+                                                  verdict(r["train_step_over_plain_script"], TARGET_STEP_OVERHEAD),
+                                                  TARGET_STEP_OVERHEAD))
     w()
     e = r["epoch_seconds"]
     w("epochs (Trainer.run_epoch, data loading included; fastest of %d)" % s["repeats"])

@@ -5,7 +5,8 @@ import pytest
 
 from bench import train_step
 
-FIGURES = ("bare_forward_backward_seconds", "bare_step_seconds", "step_overhead_ratio", "epoch_ratio",
+FIGURES = ("bare_forward_backward_seconds", "bare_step_seconds", "step_overhead_ratio", "plain_script_step_seconds",
+           "train_step_over_plain_script", "epoch_ratio",
            "epoch_ratio_per_image", "imperative_over_hybridized", "peak_rss_mib", "cache_bytes")
 PHASES = ("data", "depth_fwd", "conf_fwd", "backward", "cache", "losses_other", "optimiser", "total")
 
@@ -26,6 +27,9 @@ def test_bench_reports_every_figure(tmp_path, capsys):
     assert result["settings"]["labeled_images"] == 4 and result["settings"]["unlabeled_images"] == 12
     table = capsys.readouterr().out
     assert "adds syncs" in table and "per processed image" in table and "peak resident memory" in table
+    assert "train_step / plain script" in table
+    assert result["train_step_over_plain_script"] == result["train_step_seconds"]["hybridized"] / \
+        result["plain_script_step_seconds"]
 
 
 @pytest.mark.parametrize("argv,message", [

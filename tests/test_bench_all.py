@@ -5,16 +5,19 @@ import json
 from bench import all as bench_all
 
 
-def step_json(size, frac, step, bare, per_image):
-    return {"settings": {"size": list(size), "labeled_frac": frac, "batch": 4, "unlabeled_per_step": 12,
-                         "omp_num_threads": "2"},
-            "train_step_seconds": {"hybridized": step, "imperative": None}, "bare_step_seconds": bare,
-            "step_overhead_ratio": step / bare, "epoch_ratio_per_image": per_image}
+def step_json(size, frac, step, bare, per_image, plain=None):
+    r = {"settings": {"size": list(size), "labeled_frac": frac, "batch": 4, "unlabeled_per_step": 12,
+                      "omp_num_threads": "2"},
+         "train_step_seconds": {"hybridized": step, "imperative": None}, "bare_step_seconds": bare,
+         "step_overhead_ratio": step / bare, "epoch_ratio_per_image": per_image}
+    if plain:
+        r.update(plain_script_step_seconds=plain, train_step_over_plain_script=step / plain)
+    return r
 
 
 def test_summary_keys_every_figure_by_size_and_fraction(capsys):
     results = {
-        "step_160x128_q": step_json((160, 128), 0.25, 1.0, 1.01, 0.7),
+        "step_160x128_q": step_json((160, 128), 0.25, 1.0, 1.01, 0.7, plain=0.9),
         "step_320x240_h": step_json((320, 240), 0.5, 3.9, 3.8, 0.8),
         "amp": {"settings": {"amp_dtype": "bfloat16", "omp_num_threads": "2"},
                 "amp_over_float32": {"train_step": 1.25, "bare": 1.2}},
@@ -34,6 +37,8 @@ def test_summary_keys_every_figure_by_size_and_fraction(capsys):
     assert set(summary["step"]) == {"160x128 labeled 0.25", "320x240 labeled 0.5"}
     assert summary["step"]["320x240 labeled 0.5"]["step_overhead_ratio"] == 3.9 / 3.8
     assert summary["step"]["160x128 labeled 0.25"]["epoch_ratio_per_image"] == 0.7
+    assert summary["step"]["160x128 labeled 0.25"]["train_step_over_plain_script"] == 1.0 / 0.9
+    assert summary["step"]["320x240 labeled 0.5"]["train_step_over_plain_script"] is None  # an older result
     assert summary["amp"]["amp_over_float32"] == {"train_step": 1.25, "bare": 1.2}
     assert summary["inference"]["160x128"]["predict_over_training_forward"] == 0.9
     assert summary["inference"]["160x128"]["evaluate_int8_over_training_forward"] is None  # no oneDNN there
