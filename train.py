@@ -376,6 +376,8 @@ def main(argv=None):
         return stop.exit_code
     finally:
         signals.__exit__()
+        for lock in locks:  # the run is another process's to continue (train.main called in-process, too)
+            lock.release()
     if trainer.epoch < args.epochs:  # --stop-at: not a finished run, and not shown as one
         print("stopped at epoch %d of %d (--stop-at %d): %s; continue with python train.py --resume %s"
               % (trainer.epoch, args.epochs, args.stop_at, args.out, args.out))

@@ -37,11 +37,11 @@ from common.threads import set_omp_threads  # noqa: E402
 STEP = ["bench/train_step.py", "--batch", "4", "--steps", "2", "--repeats", "3"]
 # name: command (relative to the repository); the JSON path is appended as --json
 BENCHES = {
-    "step_128x96_q": STEP + ["--size", "128x96", "--labeled-frac", "0.25", "--no-imperative"],  # the claims' shape
     "step_160x128_q": STEP + ["--size", "160x128", "--labeled-frac", "0.25"],
     "step_160x128_h": STEP + ["--size", "160x128", "--labeled-frac", "0.5", "--no-imperative"],
     "step_320x240_q": STEP + ["--size", "320x240", "--labeled-frac", "0.25", "--no-imperative"],
     "step_320x240_h": STEP + ["--size", "320x240", "--labeled-frac", "0.5", "--no-imperative"],
+    "step_128x96_q": STEP + ["--size", "128x96", "--labeled-frac", "0.25", "--no-imperative"],  # the claims' shape
     "amp": ["bench/amp.py", "--size", "160x128"],
     "inference_160x128": ["bench/inference.py", "--size", "160x128"],
     "inference_320x240": ["bench/inference.py", "--size", "320x240"],

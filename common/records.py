@@ -22,9 +22,11 @@ CONFIG_EXTRA = {"explicit": [str], "versions": dict, "git_commit": (str, None), 
                 "unlabeled_batch": int, "amp_dtype": str, "thread_changes": [dict], "data_relative_to_run": str}
 # present in every config.json this project has written; a resume cannot guess them
 CONFIG_REQUIRED = ("data", "epochs", "semi_start", "batch_size", "lr", "seed", "labeled_frac", "lambda_semi")
-# checkpoints/<tag>/state.json (training/trainer.py ``save``; ``cache`` when sharded)
+# checkpoints/<tag>/state.json (training/trainer.py ``save``; ``cache`` when sharded; ``optimizers``:
+# training/checkpoint.py, what optim_states wrote beside the arrays)
 STATE_TYPES = {"epoch": int, "iteration": int, "seed": int, "bad_steps": int, "skipped": int,
-               "best_val": (float, None), "history": [dict], "partial": dict, "amp": (dict, None), "cache": dict}
+               "best_val": (float, None), "history": [dict], "partial": dict, "amp": (dict, None), "cache": dict,
+               "optimizers": dict}
 STATE_REQUIRED = ("epoch", "iteration", "history")
 NUMBER = float  # a JSON number: 3 and 3.0 are both numbers; true is not
 

@@ -126,10 +126,11 @@ def test_evaluate_int8_writes_its_own_json_that_records_it(tiny, capfd):
     out = capfd.readouterr().out
     assert out.startswith("INT8 inference (oneDNN, naive calibration on 3 labeled training images): "
                           "not the float32 numbers\n")
-    assert os.path.join(tiny["run"], "eval_int8.json") in out.splitlines()
-    with open(os.path.join(tiny["run"], "eval.json")) as f:
+    # --gt filled is its own scoring (eval_eigen-gt-filled.json), its INT8 twin adds _int8
+    assert os.path.join(tiny["run"], "eval_eigen-gt-filled_int8.json") in out.splitlines()
+    with open(os.path.join(tiny["run"], "eval_eigen-gt-filled.json")) as f:
         f32 = json.load(f)
-    with open(os.path.join(tiny["run"], "eval_int8.json")) as f:
+    with open(os.path.join(tiny["run"], "eval_eigen-gt-filled_int8.json")) as f:
         i8 = json.load(f)
     assert f32["int8"] is False
     # sorted labeled rows 0 1 2 3 8 9 at positions 0, 2.5, 5 (numpy rounds half to even: 2)

@@ -244,7 +244,8 @@ def test_train_help_examples_parse_and_name_the_prepared_data():
     try:
         for argv in doc_examples(train.__doc__, "train.py"):
             args = train.parse_args(argv)
-            assert args.data == (demo_data if args.preset == "demo" else "datasets/nyu"), argv
+            # stored absolute (a run is usable from any directory); the examples run from the repository
+            assert args.data == os.path.join(REPO, demo_data if args.preset == "demo" else "datasets/nyu"), argv
     finally:
         os.chdir(cwd)
 
@@ -303,7 +304,10 @@ def test_evaluate_best_keeps_the_files_of_last(run_dir, capsys):
     out = os.path.join(run_dir, "report_best.md")
     assert report.main([run_dir, "--checkpoint", "best", "--out", out]) == 0
     row = table_row(open(out).read(), os.path.basename(run_dir))
-    assert row[2:8] == ["1/2", "0.1", "0.45", "1", "`checkpoints/best`", "`eigen`"]
+    # epochs: trained of the run's; best: the validation images that chose it
+    assert row[2:5] == ["1/2", "0.1", "0.45"] and row[5] == "1 of 1" and row[7] == "`eigen`"
+    # 8 sources x 1/2 labeled = 4, a quarter of them (1 source, 2 copies) held out: 2 validation rows
+    assert row[6] == "`checkpoints/best` (chosen on 2 validation images)"
 
 
 def test_predict_walks_sub_folders_and_fits_the_confidence_png(run_dir, nested, tmp_path):
