@@ -43,7 +43,7 @@ set_omp_threads()  # before mxnet loads (common/threads.py)
 import config  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 from common.devices import contexts  # noqa: E402
-from common.files import refuse_link, remove_quietly, write_failure  # noqa: E402
+from common.files import failed_write, refuse_link  # noqa: E402
 from common.memory import FORWARD_BYTES_PER_PIXEL, check_fits  # noqa: E402
 from common.records import read_config  # noqa: E402
 from data.images import IMAGE_SUFFIXES, check_images, list_images, read_rgb  # noqa: E402
@@ -191,9 +191,7 @@ def write_atomic(path, write):
         write(tmp)
         os.replace(tmp, path)
     except OSError as err:  # a full disk: no partial file under either name
-        cause = write_failure(tmp, err)
-        remove_quietly(tmp)
-        raise OSError("cannot write %s: %s" % (path, cause)) from None
+        raise OSError(failed_write(path, err, tmp)) from None
 
 
 def save_maps(out_dir, stem, depth, conf):

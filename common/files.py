@@ -86,6 +86,15 @@ def remove_quietly(path):
             pass
 
 
+def failed_write(path, err, *temporaries):
+    """"cannot write PATH: CAUSE" for a write of ``path`` through ``temporaries`` that failed with ``err``;
+    the temporaries are removed first, so a full disk is not kept full by the failed attempt."""
+    cause = write_failure(temporaries[0] if temporaries else path, err)
+    for tmp in temporaries:
+        remove_quietly(tmp)
+    return "cannot write %s: %s" % (path, cause)
+
+
 @contextlib.contextmanager
 def native_stderr_silenced(silenced=True):
     """File descriptor 2 to /dev/null for the block: MXNet's C++ log lines (LOG(INFO) of the INT8
@@ -118,9 +127,7 @@ def write_text_atomic(path, text):
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as err:
-        cause = write_failure(tmp, err)
-        remove_quietly(tmp)
-        raise OSError("cannot write %s: %s" % (path, cause)) from None
+        raise OSError(failed_write(path, err, tmp)) from None
     return path
 
 

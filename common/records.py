@@ -40,9 +40,7 @@ def flag_types():
     for action in parser._actions:
         if isinstance(action, argparse._StoreTrueAction):
             rule = bool
-        elif action.type is config.parse_gpus:
-            rule = [int]
-        elif action.type is config.parse_size:
+        elif action.type in (config.parse_gpus, config.parse_size):
             rule = [int]
         elif action.type in (float, config.fraction):
             rule = NUMBER

@@ -47,7 +47,7 @@ from mxnet.base import MXNetError
 
 import config
 from common.cli import OneLineParser
-from common.files import refuse_link, remove_quietly, write_failure, write_json_atomic
+from common.files import failed_write, refuse_link, write_json_atomic
 from common.memory import FORWARD_BYTES_PER_PIXEL, check_fits
 from common.records import read_config
 from data.dataset import IMAGENET_MEAN, IMAGENET_STD
@@ -126,10 +126,8 @@ def export_mxnet(nets, shapes, out_dir):
             for suffix in suffixes:
                 os.replace(os.path.join(out_dir, ".tmp-" + name + suffix), os.path.join(out_dir, name + suffix))
         except (OSError, mx.base.MXNetError) as err:
-            cause = write_failure(os.path.join(out_dir, name), err)
-            for suffix in suffixes:
-                remove_quietly(os.path.join(out_dir, ".tmp-" + name + suffix))
-            raise ExportError("cannot write %s: %s" % (os.path.join(out_dir, name + "-*"), cause)) from None
+            raise ExportError(failed_write(os.path.join(out_dir, name + "-*"), err,
+                                           *(os.path.join(out_dir, ".tmp-" + name + s) for s in suffixes))) from None
         files[name] = {"symbol": name + "-symbol.json", "params": name + "-0000.params"}
     return files
 

@@ -48,7 +48,7 @@ import shutil
 
 import mxnet as mx
 
-from common.files import (LinkError, read_json, refuse_link, refuse_links_below, remove_quietly, write_failure,
+from common.files import (LinkError, failed_write, read_json, refuse_link, refuse_links_below,
                           write_json_atomic)
 from common.records import STATE_REQUIRED, read_config, read_state
 from data.errors import one_line
@@ -112,10 +112,8 @@ def save(run_dir, tag, depth_net, conf_net, depth_trainer, conf_trainer, cache_a
     try:
         write_files(tmp, depth_net, conf_net, depth_trainer, conf_trainer, cache_arrays, state)
     except (OSError, mx.base.MXNetError) as err:  # a full disk: leave no partial .tmp- behind to keep it full
-        cause = write_failure(tmp, err)
-        remove_quietly(tmp)
-        raise CheckpointError("cannot write checkpoint %s: %s; the previous checkpoint is intact: free space, "
-                              "then resume the run" % (final, cause)) from None
+        raise CheckpointError("%s; the previous checkpoint is intact: free space, then resume the run"
+                              % failed_write("checkpoint " + final, err, tmp)) from None
     crash_point(tag + ":tmp")
     swap_in(tmp, final, old, tag)
     crash_point(tag)
