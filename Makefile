@@ -33,10 +33,11 @@ CLAIMS_REGIMES ?= depth=docs/claims/depth_pretrained/claims.json
 claims: venv
 	CLAIMS_REGIMES="$(CLAIMS_REGIMES)" bash experiments/claims/run.sh $(PY)
 
-# the same plus the reference arms on 3 seeds: oracle pseudo-labels and lambda 0 at 1/2 labeled (headroom)
+# the same plus the reference arms on 3 seeds: lambda 0 at 1/2 labeled (headroom), oracle pseudo-labels, and
+# the share arms (--keep-share 0.25 = experiments/claims/stats.py RULE_SHARE, not the paper's) with their oracle
 claims-extra: venv
 	CLAIMS_REGIMES="$(CLAIMS_REGIMES)" \
-	CLAIMS_EXTRA_ARMS="oracle:--pseudo-labels+oracle;headroom:--lambda-semi+0+--labeled-frac+0.5" \
+	CLAIMS_EXTRA_ARMS="headroom:--lambda-semi+0+--labeled-frac+0.5;oracle:--pseudo-labels+oracle;share:--keep-share+0.25;share_oracle:--keep-share+0.25+--pseudo-labels+oracle" \
 	bash experiments/claims/run.sh $(PY)
 
 # the second regime again: a backbone pretrained on depth (3 seeds), report in runs/claims_depth

@@ -106,6 +106,10 @@ def add_train_args(parser):
                    help="weight of L_semi in eq. 3 (§5.1); 0 = the supervised baseline of Table 2. default: %(default)s")
     g.add_argument("--alpha", type=float, default=ALPHA, help="alpha of eq. 1 (§5.1). default: %(default)s")
     g.add_argument("--t-semi", type=float, default=T_SEMI, help="confidence threshold of eq. 5 (§5.1). default: %(default)s")
+    g.add_argument("--keep-share", type=float, default=None, metavar="Q",
+                   help="instead of the fixed --t-semi, keep the Q most confident share of each step's usable "
+                        "unlabeled pixels (T = that step's (1 - Q) quantile of C; NOT the paper's method: a "
+                        "research arm for a confidence net whose C rarely reaches --t-semi). default: off")
     g.add_argument("--epochs", type=int, default=EPOCHS, help="total epochs (§5.1). default: %(default)s")
     g.add_argument("--semi-start", type=int, default=SEMI_START,
                    help="first epoch (0-based) that uses L_semi (§5.1: after 40 supervised epochs). default: %(default)s")

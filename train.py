@@ -34,7 +34,7 @@ RESUME_FREE = {"resume", "gpus", "num_workers", "no_progress", "log_every", "sav
 NOT_RESTORED = {"resume", "out", "stop_at", "explicit", "dump_params", "trust_pickled_states", "fork_from",
                 "allow_thread_change"}
 # --fork-from: flags that act only from the first epoch that visits unlabeled images (semi_start - 1)
-FORK_FREE = RESUME_FREE | NOT_RESTORED | {"lambda_semi", "t_semi", "pseudo_labels"}
+FORK_FREE = RESUME_FREE | NOT_RESTORED | {"lambda_semi", "t_semi", "keep_share", "pseudo_labels"}
 # Paths stored absolute in config.json (a run is then usable from any directory); the run also keeps
 # --data relative to itself (data_relative_to_run) for a run directory moved with its data.
 PATH_FLAGS = ("data", "backbone_params", "unlabeled")
@@ -133,6 +133,7 @@ def parse_args(argv=None):
 def range_problems(args):
     """Values outside what the paper's symbols mean (§4, §5.1), each as one message."""
     rules = [("t_semi", 0 <= args.t_semi <= 1, "in [0, 1] (a confidence, eq. 5)"),
+             ("keep_share", args.keep_share is None or 0 < args.keep_share <= 1, "in (0, 1] (a share of pixels)"),
              ("alpha", args.alpha > 0, "> 0 (eq. 1: exp(-alpha |E - D| / D))"),
              ("lambda_semi", args.lambda_semi >= 0, ">= 0 (eq. 6: a weight of L_semi)"),
              ("momentum", 0 <= args.momentum < 1, "in [0, 1)"),
@@ -196,7 +197,33 @@ def resume_options(args):
     merged.out = args.resume
     merged.explicit = args.explicit
     merged.thread_change = bool(thread_note)
-    return merged, notes + ([thread_note] if thread_note else [])
+    cpu_note = cpu_change(last_cpu(stored), "trained so far on")
+    return merged, notes + [n for n in (thread_note, cpu_note) if n]
+
+
+def cpu_change(was, how):
+    """A note when this machine's CPU model differs from the run's (or the fork source's), else None:
+    not refused (one cannot pick one's CPU), but the numbers differ from here on (oneDNN picks its
+    kernels by CPU) and config.json lists the change under cpu_changes."""
+    from common.threads import cpu_model
+    now = cpu_model()
+    if was is None or now is None or was == now:  # runs from before the model was recorded cannot be checked
+        return None
+    return ("%s the CPU %r, this machine's is %r: from here the numbers differ from a run on one machine "
+            "(oneDNN picks its kernels by CPU); config.json lists the change under cpu_changes" % (how, was, now))
+
+
+def record_cpu_change(run_dir, state, was):
+    """config.json: the CPU model the run trained on before ``state`` (``cpu_model``: the one it started on)."""
+    from common.files import read_json, write_json_atomic
+    from common.threads import cpu_model
+    path = os.path.join(run_dir, "config.json")
+    cfg = read_json(path)
+    if was is None or cpu_model() in (None, was):
+        return
+    cfg.setdefault("cpu_changes", []).append({"epoch": state["epoch"], "iteration": state["iteration"],
+                                              "cpu_model": cpu_model(), "before": was})
+    write_json_atomic(path, cfg)
 
 
 def stored_value(stored, key, parser):
@@ -218,6 +245,15 @@ def thread_change(stored, args):
                               "--allow-thread-change" % (args.resume, was, now, was))
     return ("OMP_NUM_THREADS=%s (stored: %s): from here the numbers differ from an uninterrupted run; "
             "config.json lists the change under thread_changes" % (now, was))
+
+
+def last_cpu(run):
+    """The CPU model a run (its directory or its config.json as a dict) trained on last (cpu_model, then
+    cpu_changes); None if unrecorded."""
+    from common.files import read_json
+    cfg = run if isinstance(run, dict) else read_json(os.path.join(run, "config.json"))
+    changes = cfg.get("cpu_changes") or []
+    return changes[-1]["cpu_model"] if changes else cfg.get("cpu_model")
 
 
 def record_thread_change(run_dir, state):
@@ -351,11 +387,17 @@ def main(argv=None):
             print("resuming %s at epoch %d, iteration %d" % (args.out, state["epoch"], state["iteration"]))
             if args.thread_change:
                 record_thread_change(args.out, state)
+            record_cpu_change(args.out, state, last_cpu(args.out))
         else:
             trainer.start()
             if args.fork_from:
-                trainer.fork(args.fork_from)
+                state = trainer.fork(args.fork_from)
                 print("forked from %s at epoch %d" % (args.fork_from, fork_epoch))
+                source_cpu = last_cpu(args.fork_from)
+                note = cpu_change(source_cpu, "the source trained on")
+                if note:
+                    print("fork: %s" % note)
+                    record_cpu_change(args.out, state, source_cpu)
         trainer.train(stop_at=args.stop_at)
         if args.dump_params:
             trainer.dump_params(args.dump_params)

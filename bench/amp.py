@@ -38,8 +38,9 @@ set_omp_threads()  # before mxnet loads (common/threads.py)
 import numpy as np  # noqa: E402
 
 import config  # noqa: E402
-from bench.shared import BenchError, add_json_arg, check_json_folder, cpu_model, finish  # noqa: E402
+from bench.shared import BenchError, add_json_arg, check_json_folder, finish  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
+from common.threads import cpu_model  # noqa: E402
 
 KINDS = ("train_step", "bare")
 

@@ -8,6 +8,8 @@ import tempfile
 
 from tqdm import tqdm
 
+from common.threads import cpu_model
+
 
 class BenchError(ValueError):
     """Bad settings (one-line message)."""
@@ -33,15 +35,6 @@ def new_trainer(data, run_dir, flags):
     trainer = Trainer(opts)
     trainer.start()
     return trainer
-
-
-def cpu_model(path="/proc/cpuinfo"):
-    """The CPU's model name, None where /proc/cpuinfo does not say."""
-    try:
-        with open(path) as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
-    except OSError:
-        return None
 
 
 def machine():

@@ -11,6 +11,9 @@ first.  A value the user exported is never changed: ``OMP_NUM_THREADS=1 python
 train.py ...`` overrides the rule.  The rule: the logical CPUs in this process's
 affinity mask, counted once per physical core (hyper-threads of one core count as
 one), and no more than the cgroup CPU quota (containers, CI runners) allows.
+
+Numbers depend on the CPU model as well (oneDNN picks its kernels by CPU): ``cpu_model()`` is
+what run directories and benchmarks record.
 """
 import math
 import os
@@ -65,3 +68,12 @@ def set_omp_threads(environ=None, **where):
     if not environ.get("OMP_NUM_THREADS"):
         environ["OMP_NUM_THREADS"] = str(physical_cores(**where))
     return int(environ["OMP_NUM_THREADS"])
+
+
+def cpu_model(path="/proc/cpuinfo"):
+    """The CPU's model name, None where /proc/cpuinfo does not say."""
+    try:
+        with open(path) as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        return None

@@ -9,14 +9,16 @@ import sys
 
 import pytest
 
+from common.threads import cpu_model
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ("rel", "log10", "rms", "d1", "d2", "d3")
-ARMS = ("lambda0", "lambda0.1", "headroom", "oracle", "t0.5")  # claims.json's order: the paper's, then by name
-PLAN = ("lambda0", "lambda0.1", "t0.5", "oracle", "headroom")  # run.sh's order
-FORKED = {"lambda0", "lambda0.1", "t0.5", "oracle"}  # differ from the lambda = 0 prefix only from epoch 1 on
+ARMS = ("lambda0", "lambda0.1", "headroom", "oracle", "share", "t0.5")  # claims.json's order: the paper's, then by name
+PLAN = ("lambda0", "lambda0.1", "t0.5", "share", "oracle", "headroom")  # run.sh's order
+FORKED = {"lambda0", "lambda0.1", "t0.5", "share", "oracle"}  # differ from the lambda = 0 prefix only from epoch 1 on
 TINY = dict(CLAIMS_N="12", CLAIMS_SIZE="64x48", CLAIMS_RAW_SIZE="128x96", CLAIMS_COPIES="2", CLAIMS_EPOCHS="3",
             CLAIMS_SEMI_START="2", CLAIMS_SEEDS="1", CLAIMS_EXTRA_SEEDS="1", CLAIMS_PRE_N="8", CLAIMS_PRE_EPOCHS="1",
-            CLAIMS_EXTRA_ARMS="t0.5:--t-semi+0.5;oracle:--pseudo-labels+oracle;headroom:--lambda-semi+0+--labeled-frac+0.5",
+            CLAIMS_EXTRA_ARMS="t0.5:--t-semi+0.5;share:--keep-share+0.5;oracle:--pseudo-labels+oracle;headroom:--lambda-semi+0+--labeled-frac+0.5",
             CLAIMS_REGIMES="")
 
 
@@ -43,7 +45,7 @@ def test_pretraining_then_runs_on_its_backbone(claims_out):
     out, stdout = claims_out
     assert "== pretraining (rotation), from scratch, 1 epochs" in stdout
     for k, arm in enumerate(PLAN, 1):
-        assert "== run %d/5  seed 0  %s " % (k, arm) in stdout
+        assert "== run %d/6  seed 0  %s " % (k, arm) in stdout
     backbone = out / "pretrain" / "backbone.params"
     assert backbone.stat().st_size > 90e6  # a whole ResNet-50 in float32
     pretext = read(out / "pretrain" / "backbone.json")
@@ -55,6 +57,7 @@ def test_pretraining_then_runs_on_its_backbone(claims_out):
         cfg = read(out / ("seed0_" + arm) / "config.json")
         assert cfg["backbone_params"] == str(backbone)
         assert (cfg["t_semi"], cfg["alpha"], cfg["lr"], cfg["conf_lr"]) == (0.5 if arm == "t0.5" else 0.9, 5.0, 1e-3, 2e-4)
+        assert cfg["keep_share"] == (0.5 if arm == "share" else None)
         assert cfg["lambda_semi"] == (0.0 if arm in ("lambda0", "headroom") else 0.1)
         assert cfg["labeled_frac"] == (0.5 if arm == "headroom" else 0.25)
         assert cfg["pseudo_labels"] == ("oracle" if arm == "oracle" else "model")
@@ -70,7 +73,7 @@ def test_tables_are_the_runs_numbers(claims_out):
     out, _ = claims_out
     c = read(out / "claims.json")
     assert c["setup"]["seeds"] == [0] and c["setup"]["arms"] == list(ARMS)
-    assert c["setup"]["extra_arms"] == ["headroom", "oracle", "t0.5"]
+    assert c["setup"]["extra_arms"] == ["headroom", "oracle", "share", "t0.5"]
     assert c["setup"]["freeze_bn"] is True and c["setup"]["t_semi"] == 0.9 and c["setup"]["pretrain"]["epochs"] == 1
     assert c["setup"]["pretrain"]["task"] == "rotation" and c["regime"] == "rotation"
     evals = {arm: read(out / ("seed0_" + arm) / "eval.json")["metrics"] for arm in ARMS}
@@ -87,7 +90,11 @@ def test_tables_are_the_runs_numbers(claims_out):
         assert (r["improved"], r["n"]) == (int(better), 1)
         assert r["extra"]["t0.5"]["diff_mean"] == pytest.approx(evals["t0.5"][m] - evals["lambda0"][m])
     assert [(p["arm"], p["metrics"]) for p in c["per_seed"]] == [(a, {m: evals[a][m] for m in METRICS}) for a in ARMS]
-    assert [p["labeled_frac"] for p in c["per_seed"]] == [0.25, 0.25, 0.5, 0.25, 0.25]
+    assert [p["labeled_frac"] for p in c["per_seed"]] == [0.25, 0.25, 0.5, 0.25, 0.25, 0.25]
+    assert [p["keep_share"] for p in c["per_seed"]] == [None, None, None, None, 0.5, None]
+    assert all(p["cpus"] == [cpu_model()] for p in c["per_seed"])
+    history = [json.loads(x) for x in (out / "seed0_share" / "metrics.jsonl").read_text().splitlines()]
+    assert history[2]["phase"] == "semi" and abs(history[2]["mask_coverage_pct"] - 50) < 1  # whatever C is
     for key, arm in (("0", "lambda0"), ("0.1", "lambda0.1"), ("t0.5", "t0.5"), ("oracle", "oracle")):
         rows = {"%g" % r["t_semi"]: r for r in read(out / ("seed0_" + arm) / "table1.json")["rows"]}
         summary = c["table1"]["summary"][key]
@@ -173,7 +180,7 @@ def test_markdown_sections_and_appendix(claims_out):
                  "Table 1 analogue: pseudo-labels of the unlabeled training images, protocol `full`",
                  "paper (NYU)", "share of oracle", "share of headroom", "AURG", "AUSE", "rotation (0/90/180/270°)",
                  "| 0.1 | 0.9 |", "| 0 | 0 |", "| t0.5 | 0.5 |", "claims_rel.png", "LAST checkpoint", "Backbone:",
-                 "Extra arms", "Diagnosis", "Adam steps", "Calibration", "Epoch lag", "## Verdict",
+                 "Every run trained on one CPU model: %s." % cpu_model(), "Extra arms", "Diagnosis", "Adam steps", "Calibration", "Epoch lag", "## Verdict",
                  "## The earlier experiment: from scratch"):
         assert text in md, text
     assert "close" not in md.lower()  # the paper's numbers sit in their own columns, never "close"

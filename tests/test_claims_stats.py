@@ -194,7 +194,8 @@ def arm_metrics(arm, seed):
     for m, b in BASE.items():
         base = b + 0.01 * seed
         out[m] = base + {"lambda0": 0.0, "lambda0.1": SEMI[m][seed % 6], "headroom": HEADROOM[m] + wobble,
-                         "oracle": ORACLE[m] + wobble, "t0.5": -0.001, "prefix": 0.0}[arm]
+                         "oracle": ORACLE[m] + wobble, "t0.5": -0.001, "prefix": 0.0,
+                         "share": -0.004, "share_oracle": -0.016}[arm]
     return out
 
 
@@ -205,7 +206,9 @@ def write_run(out, seed, arm, sweep=True):
            "epochs": 2, "semi_start": 1, "lr": 1e-3, "conf_lr": 2e-4, "momentum": 0.9, "wd": 5e-4, "poly_power": 0.9,
            "pretrained": 1, "input_size": [128, 96], "val_frac": 0.0, "backbone_params": "pretrain/backbone.params"}
     if arm != "lambda0":   # lambda0 as an older run wrote it: no pseudo_labels key (= the paper's)
-        cfg["pseudo_labels"] = "oracle" if arm == "oracle" else "model"
+        cfg["pseudo_labels"] = "oracle" if arm.endswith("oracle") else "model"
+    if arm.startswith("share"):
+        cfg["keep_share"] = 0.25
     write_json(d / "config.json", cfg)
     m = arm_metrics(arm, seed)
     full = {k: v + FULL_SHIFT for k, v in m.items()}
@@ -336,6 +339,30 @@ def test_shares_table1_and_rule_of_the_fabricated_out(fabricated):
     assert rule["achieved"]["headroom"]["met"] and rule["achieved"]["t0.5"]["met"] is None
 
 
+def test_an_extra_arm_with_its_own_oracle_gets_its_shares(fabricated):
+    """share (--keep-share) against share_oracle: (arm − λ0) / |share_oracle − λ0|, signed by the better side."""
+    for seed in range(3):
+        write_run(fabricated, seed, "share")
+        write_run(fabricated, seed, "share_oracle")
+    c, md = report(fabricated)
+    by = c["shares_by_arm"]
+    assert set(by) == {"share"} and by["share"]["oracle_arm"] == "share_oracle"
+    sh = by["share"]["eigen"]
+    assert sh["share_oracle"]["rel"]["share"] == pytest.approx(0.25)     # 0.004 lower of 0.016 lower
+    assert sh["share_oracle"]["d1"]["share"] == pytest.approx(-0.25)     # d1: lower is worse
+    assert sh["share_oracle"]["d1"]["reference_helped"] is False
+    assert sh["headroom"]["rel"]["share"] == pytest.approx(0.004 / 0.05)
+    assert sh["share_oracle"]["rel"]["seeds"] == [0, 1, 2]
+    assert [p["keep_share"] for p in c["per_seed"] if p["arm"].startswith("share")] == [0.25] * 6
+    assert "### The `share` gain as a share of `share_oracle`'s and of the headroom (protocol `eigen`)" in md
+    t2 = c["table2"]["rel"]["extra"]["share"]
+    assert t2["paper_delta"] is None and t2["delta"] == pytest.approx(-0.004)  # not the paper's method
+    assert ("- `share` (not the paper's method, see the rule), protocol `eigen`, 3 paired seeds: rel Δ −0.0040 "
+            in md) and "+25 % of `share_oracle`'s gain in rel." in md
+    rows = md_lines_of_table(md, "| metric | Δ share | Δ share_oracle |")
+    assert rows[2][:4] == ["rel ↓", "−0.0040", "−0.0160", "+25 %"], rows[2]
+
+
 def md_lines_of_table(md, header_start):
     lines = md.splitlines()
     lines = lines[next(i for i, line in enumerate(lines) if line.startswith(header_start)):]
@@ -367,7 +394,7 @@ def test_markdown_rule_first_and_an_old_claims_json_as_a_regime(fabricated, tmp_
     assert shares[4][2:4] == ["+0.0100", "−1 % †"]   # rms: the oracle hurt
     assert "protocol `eigen`" in md and "protocol `full`" in md and "Pretext accuracy 0.970" in md
     main, depth = md.split("## Regime `depth`")[0].split("## Regime `rotation`")[1], md.split("## Regime `depth`")[1]
-    assert "not run" not in main and "Oracle: not run." in depth and "Headroom: not run." in depth
+    assert "not run" not in main and "`oracle`: not run." in depth and "`headroom`: not run." in depth
     for verdict_line in [line for line in md.splitlines() if line.startswith("- Table 2")]:
         assert "rel Δ" in verdict_line and "**" in verdict_line
     # the old claims.json as a regime: recomputed from its per_seed
@@ -398,7 +425,7 @@ def test_regime_from_a_directory_without_reference_arms(fabricated, tmp_path, ca
     assert block["shares"] == {"oracle": None, "headroom": None} and block["table2"]["rel"]["n"] == 2
     assert block["table2_full"]["rel"]["delta"] == pytest.approx(np.mean(SEMI["rel"][:2]))  # eval.json's full
     section = md[md.index("## Regime `small`"):]
-    assert "Oracle: not run." in section and "Headroom: not run." in section
+    assert "`oracle`: not run." in section and "`headroom`: not run." in section
     from experiments.claims.__main__ import main
     for bad in ("small", "=x", "x=%s" % (tmp_path / "missing")):   # usage errors: one line, exit 2
         with pytest.raises(SystemExit) as exit_:
@@ -423,7 +450,7 @@ def test_one_seed_and_no_pixel_at_the_threshold(tmp_path):
     assert c["regime"] == "main" and c["table2"]["rel"]["ci95"] is None
     assert {c["table2"][m]["verdict"] for m in METRICS} == {"inconclusive"}
     assert c["table1"]["delta"]["lambda0.1"]["n"] == 0 and c["table1"]["sparsification"] == {}
-    assert "n < 2" in md and "no unlabeled pixel reached C ≥ 0.9" in md and "Oracle: not run." in md
+    assert "n < 2" in md and "no unlabeled pixel reached C ≥ 0.9" in md and "`oracle`: not run." in md
 
 
 def test_sweep_sparsification_uses_table1_pixels():
@@ -447,3 +474,19 @@ def test_sweep_sparsification_uses_table1_pixels():
     assert result["mean"] == pytest.approx(row0["rel"]) and result["n_pixels"] == row0["n_pixels"]
     assert result["curves"]["random"][0] == pytest.approx(row0["rel"])
     assert table1_sparsification([], []) is None
+
+
+def test_make_claims_extra_runs_the_rules_reference_arms_with_its_share():
+    """Makefile's claims-extra arms: exactly the rule's reference arms, the share arms at RULE_SHARE, each a valid
+    train.py flag set; the oracle twins differ from their arm only in --pseudo-labels."""
+    import os
+    import train
+    text = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Makefile")).read()
+    arms = dict(a.split(":", 1) for a in re.search(r'CLAIMS_EXTRA_ARMS="([^"]+)"', text).group(1).split(";"))
+    assert tuple(arms) == stats.REFERENCE_ARMS
+    flags = {name: f.split("+") for name, f in arms.items()}
+    for name, words in flags.items():
+        args = train.parse_args(["--lambda-semi", "0.1"] + words)
+        assert args.keep_share == (stats.RULE_SHARE if name.startswith("share") else None), name
+        assert args.pseudo_labels == ("oracle" if name.endswith("oracle") else "model"), name
+    assert flags["share_oracle"] == flags["share"] + ["--pseudo-labels", "oracle"]

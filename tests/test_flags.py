@@ -110,6 +110,37 @@ def test_resume_with_the_same_thread_count_needs_no_flag(tiny_data, tmp_path):
     assert "thread_changes" not in json.loads((run / "config.json").read_text())
 
 
+def test_a_run_records_its_cpu_model_and_a_resume_or_fork_on_another_one(tiny_data, tmp_path):
+    from common.threads import cpu_model
+    run = tmp_path / "r"
+    assert train.main(BASE + ["--data", tiny_data, "--out", str(run), "--epochs", "3", "--semi-start", "2",
+                              "--stop-at", "1"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    ours = config["cpu_model"]
+    assert ours == cpu_model() and ours  # /proc/cpuinfo names it here
+    same = resume(run, os.environ["OMP_NUM_THREADS"], "--stop-at", "1")  # nothing to train: the same CPU, no note
+    assert same.returncode == 0 and "cpu_changes" not in same.stdout + json.dumps(config), same.stdout
+    config["cpu_model"] = "Another CPU 9000"  # as if it had started on another machine
+    (run / "config.json").write_text(json.dumps(config))
+    fork = tmp_path / "f"
+    proc = subprocess.run([sys.executable, "train.py", *BASE, "--data", tiny_data, "--out", str(fork), "--epochs", "3",
+                           "--semi-start", "2", "--fork-from", str(run), "--stop-at", "1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "fork: the source trained on the CPU 'Another CPU 9000', this machine's is %r" % ours in proc.stdout
+    assert json.loads((fork / "config.json").read_text())["cpu_changes"] == [
+        {"epoch": 1, "iteration": 0, "cpu_model": ours, "before": "Another CPU 9000"}]
+    moved = resume(run, os.environ["OMP_NUM_THREADS"], "--stop-at", "2")
+    assert moved.returncode == 0, moved.stderr
+    assert ("resume: trained so far on the CPU 'Another CPU 9000', this machine's is %r: from here the numbers "
+            "differ from a run on one machine" % ours) in moved.stdout
+    changes = json.loads((run / "config.json").read_text())["cpu_changes"]
+    assert changes == [{"epoch": 1, "iteration": 0, "cpu_model": ours, "before": "Another CPU 9000"}]
+    again = resume(run, os.environ["OMP_NUM_THREADS"])  # the last change is this CPU: nothing new
+    assert again.returncode == 0 and "cpu_changes" not in again.stdout
+    assert json.loads((run / "config.json").read_text())["cpu_changes"] == changes
+
+
 def test_resume_stop_at_beyond_the_stored_epochs(tiny_data, tmp_path):
     run = tmp_path / "r"
     assert train.main(BASE + ["--data", tiny_data, "--out", str(run), "--epochs", "2", "--stop-at", "1"]) == 0
@@ -169,9 +200,9 @@ def test_curves_name_the_threshold_and_label_a_loss_axis_within_one_decade():
     # 0.15 .. 2.0: a little more than one decade, with one power of ten (1) inside
     history = [{"epoch": e, "sup": 2.0 - 0.5 * e, "conf": 0.15 + 0.01 * e, "mask_coverage_pct": 10.0 + e}
                for e in range(4)]
-    fig = curves_figure(history, t_semi=0.9)
+    fig = curves_figure(history, "C >= 0.9")
     fig.canvas.draw()
-    assert fig.axes[1].get_title() == "unlabeled pixels with C >= 0.9 (%)"
+    assert fig.axes[1].get_title() == "unlabeled pixels kept, C >= 0.9 (%)"
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels(which="both")
               if t.get_text() and fig.axes[0].get_ylim()[0] <= t.get_position()[1] <= fig.axes[0].get_ylim()[1]]
     assert len(labels) >= 3, labels  # not 10^0 alone

@@ -117,3 +117,23 @@ def test_oracle_is_refused_for_images_without_ground_truth(tiny_data, tmp_path):
     assert proc.stderr.strip() == ("error: --pseudo-labels oracle needs the ground truth of every unlabeled image; "
                                    "the --unlabeled images have none"), proc.stderr
     assert not os.path.exists(tmp_path / "r" / "config.json")
+
+
+def test_keep_share_keeps_that_share_of_every_semi_step_and_forks(tiny_data, tmp_path):
+    """--keep-share 0.25 (not the paper's): a quarter of the unlabeled pixels in the semi epoch, whatever C is;
+    recorded in config.json, and an arm that may continue a lambda = 0 run (--fork-from)."""
+    assert cli(tiny_data, tmp_path / "l0", "--lambda-semi", "0", "--stop-at", "1").returncode == 0
+    proc = cli(tiny_data, tmp_path / "share", "--fork-from", str(tmp_path / "l0"), "--keep-share", "0.25",
+               "--t-semi", "1")  # T = 1 alone would keep (almost) nothing
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in open(tmp_path / "share" / "metrics.jsonl")]
+    assert [m["phase"] for m in lines] == ["supervised", "fill", "semi"]  # epoch 0 from the source
+    assert abs(lines[2]["mask_coverage_pct"] - 25.0) < 0.5, lines[2]
+    assert json.load(open(tmp_path / "share" / "config.json"))["keep_share"] == 0.25
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "nan"])
+def test_keep_share_outside_0_1_is_a_usage_error(value, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--keep-share", value])
+    assert "--keep-share must be in (0, 1] (a share of pixels), got" in capsys.readouterr().err

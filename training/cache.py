@@ -22,13 +22,15 @@ Which entries ``read`` in epoch e uses ("the previous epoch's pseudo-label"):
   ``read(..., ages=True)`` returns it per slot, and the trainer records the mean age
   of the kept pixels in metrics.jsonl (``pseudo_label_age``).
 
-All operations are asynchronous NDArray ops: no host synchronisation.
+All operations are asynchronous NDArray ops: no host synchronisation (but for --keep-share,
+whose threshold depends on the rows read).
 
 ``dtype='float16'`` halves the memory of depth and confidence; reads return float32.
 ``training.disk_cache.DiskPseudoLabelCache`` has the same interface with the arrays
 in files (``--cache-on disk``).  Both save to and load from the same ``.npy`` shard
 layout (``save_files`` / ``load_files``), so a run may switch between them on resume.
 """
+import math
 import os
 
 import mxnet as mx
@@ -49,12 +51,27 @@ def check_rule(rule):
     return rule
 
 
-def masked_pseudo_labels(depth, conf, written, epoch, threshold, ctx, rule="previous", ages=False):
+def share_threshold(conf, usable, share):
+    """--keep-share: the T that keeps the ``share`` most confident of the usable pixels, i.e. the
+    confidence of the ceil(share x n)-th most confident of the n pixels in rows with ``usable``
+    (shape (rows, 1, 1, 1)); C = T counts as kept, so ties at T keep a few more.  +inf (nothing
+    kept) when no row is usable.  One host synchronisation per read."""
+    per_row = conf[0].size
+    n = int(round(float(usable.sum().asscalar()))) * per_row
+    if n == 0:
+        return float("inf")
+    k = min(n, max(1, int(math.ceil(round(share * n, 6)))))  # round: 0.3 x 10 is 3.0000000000000004
+    scores = mx.nd.where(mx.nd.broadcast_mul(mx.nd.ones_like(conf), usable) > 0, conf, -mx.nd.ones_like(conf))
+    return float(mx.nd.topk(scores.reshape((-1,)), k=k, ret_typ="value")[k - 1].asscalar())
+
+
+def masked_pseudo_labels(depth, conf, written, epoch, threshold, ctx, rule="previous", ages=False, share=None):
     """D^ and B (eq. 5) from gathered cache rows (float32 ``written``).
 
     B = 0 where the entry is not usable in ``epoch`` under ``rule``: ``written != epoch - 1``
     ("previous"), or not 0 <= written < epoch ("earlier").  With ``ages``, also the age
-    epoch - written of each row, shape (n, 1, 1, 1) (meaningful where B > 0).
+    epoch - written of each row, shape (n, 1, 1, 1) (meaningful where B > 0).  With ``share``
+    (--keep-share, not the paper's), ``threshold`` is replaced by ``share_threshold`` of these rows.
     """
     if depth.dtype != np.float32:
         depth, conf = depth.astype("float32"), conf.astype("float32")
@@ -63,6 +80,8 @@ def masked_pseudo_labels(depth, conf, written, epoch, threshold, ctx, rule="prev
     else:
         fresh = (written >= 0) * (written < epoch)
     fresh = fresh.reshape((-1, 1, 1, 1))
+    if share is not None:
+        threshold = share_threshold(conf, fresh, share)
     mask = mx.nd.broadcast_mul(confidence_mask(mx.nd, conf, threshold), fresh)
     if ages:
         age = (epoch - written).reshape((-1, 1, 1, 1))
@@ -126,16 +145,16 @@ class PseudoLabelCache:
     def flush(self):
         """Nothing to do: writes are engine ops (the disk cache applies queued writes here)."""
 
-    def read(self, ids, epoch, threshold, ctx=None, ages=False):
+    def read(self, ids, epoch, threshold, ctx=None, ages=False, share=None):
         """Pseudo depth D^ and mask B (eq. 5) for slots ``ids`` in epoch ``epoch``, float32.
 
         B is 0 for slots whose entry ``self.rule`` does not allow (module docstring);
-        ``ages``: also each slot's age in epochs (``masked_pseudo_labels``).
+        ``ages``: also each slot's age in epochs; ``share``: --keep-share (``masked_pseudo_labels``).
         """
         ids = ids.as_in_context(self.ctx).astype("int64")
         return masked_pseudo_labels(mx.nd.take(self.depth, ids), mx.nd.take(self.conf, ids),
                                     mx.nd.take(self.written, ids), epoch, threshold, ctx or self.ctx,
-                                    self.rule, ages)
+                                    self.rule, ages, share)
 
     def shapes(self):
         return {key: getattr(self, key).shape for key in self.KEYS}

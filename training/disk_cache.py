@@ -139,7 +139,7 @@ class DiskPseudoLabelCache:
             self._write_slots("conf", ids, conf.asnumpy())
             self._write_slots("written", ids, np.full(len(ids), epoch, np.int32))
 
-    def read(self, ids, epoch, threshold, ctx=None, ages=False):
+    def read(self, ids, epoch, threshold, ctx=None, ages=False, share=None):
         """Pseudo depth D^ and mask B (eq. 5) for slots ``ids`` in epoch ``epoch``, float32
         (and with ``ages`` each slot's age, as ``PseudoLabelCache.read``)."""
         self.flush()
@@ -148,7 +148,7 @@ class DiskPseudoLabelCache:
         rows = {key: self._read_slots(key, ids) for key in self.KEYS}
         nd = {key: mx.nd.array(value, dtype=value.dtype) for key, value in rows.items()}
         return masked_pseudo_labels(nd["depth"], nd["conf"], nd["written"].astype("float32"),
-                                    epoch, threshold, ctx, self.rule, ages)
+                                    epoch, threshold, ctx, self.rule, ages, share)
 
     def shapes(self):
         return dict(self._shapes)

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
 from common.files import read_json, refuse_link, write_json_atomic, write_text_atomic  # noqa: E402
+from common.threads import cpu_model  # noqa: E402
 from data.unlabeled_dir import describe_change  # noqa: E402
 from symbols import NETS  # noqa: E402
 
@@ -59,6 +60,7 @@ def run_config(opts, derived=None):
     cfg["git_commit"] = git_commit()
     cfg["nets"] = NETS  # what the networks take; checkpoint.check_nets compares it
     cfg["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")  # common/threads.py
+    cfg["cpu_model"] = cpu_model()  # numbers depend on it too (oneDNN's kernels); resume records a change
     cfg["data_relative_to_run"] = os.path.relpath(os.path.abspath(opts.data), os.path.abspath(opts.out))
     with h5py.File(os.path.join(opts.data, "train.h5"), "r") as f:
         cfg["data_attrs"] = {k: (v.item() if hasattr(v, "item") else str(v)) for k, v in f.attrs.items()}
@@ -94,17 +96,17 @@ def curve_points(history, key):
     return [(m["epoch"], m[key]) for m in history if m.get(key) is not None]
 
 
-def curves_png(run_dir, history, t_semi=None):
+def curves_png(run_dir, history, mask_rule=None):
     """curves.png of ``curves_figure``."""
-    fig = curves_figure(history, t_semi)
+    fig = curves_figure(history, mask_rule)
     tmp = refuse_link(os.path.join(run_dir, "curves.tmp.png"))
     fig.savefig(tmp, dpi=80)
     plt.close(fig)
     os.replace(tmp, os.path.join(run_dir, "curves.png"))
 
 
-def curves_figure(history, t_semi=None):
-    """Loss curves, mask coverage (at threshold ``t_semi``) and validation rel per epoch."""
+def curves_figure(history, mask_rule=None):
+    """Loss curves, mask coverage (pixels kept by ``mask_rule``, e.g. 'C >= 0.9') and validation rel per epoch."""
     xlabel = "epoch (from 0, as metrics.jsonl)"
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for key in ("sup", "semi", "conf"):
@@ -119,7 +121,7 @@ def curves_figure(history, t_semi=None):
     pts = curve_points(history, "mask_coverage_pct")
     if pts:
         axes[1].plot(*zip(*pts), marker=".")
-    axes[1].set(title="unlabeled pixels with C >= %s (%%)" % ("T" if t_semi is None else "%g" % t_semi),
+    axes[1].set(title="unlabeled pixels kept, %s (%%)" % (mask_rule or "C >= T"),
                 xlabel=xlabel)
     pts = curve_points(history, "val_rel")
     if pts:

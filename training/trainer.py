@@ -198,6 +198,11 @@ class Trainer:
         conf = gluon.Trainer(self.conf_net.collect_params(), "adam", {"learning_rate": o.conf_lr}, kvstore=kv)
         return depth, conf
 
+    def mask_rule(self):
+        """B's rule in words, for curves.png: 'C >= 0.9' (eq. 5) or --keep-share's 'top 50 %'."""
+        keep = getattr(self.opts, "keep_share", None)
+        return "C >= %g" % self.opts.t_semi if keep is None else "top %g %% by C" % (100 * keep)
+
     def uses_unlabeled(self):
         return self.opts.lambda_semi > 0 and self.num_unlabeled > 0
 
@@ -230,7 +235,8 @@ class Trainer:
         out = {}
         if phase == "semi":
             with self.phase("cache"):
-                read = self.cache.read(ids, epoch, self.opts.t_semi, ctx=image.context, ages=bool(self.per_step))
+                read = self.cache.read(ids, epoch, self.opts.t_semi, ctx=image.context, ages=bool(self.per_step),
+                                       share=self.opts.keep_share)
                 pseudo, mask = read[:2]
                 if self.per_step:  # kept pixels and their summed ages, for metrics.jsonl
                     out["kept"], out["age"] = mask.sum(), mx.nd.broadcast_mul(mask, read[2]).sum()
@@ -432,7 +438,7 @@ class Trainer:
             if best_epoch == epoch:
                 self.save("best", epoch + 1, 0)
             write_metrics(self.run_dir, self.history)
-            curves_png(self.run_dir, self.history, self.opts.t_semi)
+            curves_png(self.run_dir, self.history, self.mask_rule())
             tqdm.write(summary_line(metrics, o.epochs))
         return self.history
 
@@ -479,7 +485,7 @@ class Trainer:
                 tqdm.write(note)
             write_metrics(self.run_dir, self.history)
             if self.history:
-                curves_png(self.run_dir, self.history, self.opts.t_semi)
+                curves_png(self.run_dir, self.history, self.mask_rule())
         return state
 
     def restore(self, path, trust_pickles=False):

@@ -16,7 +16,8 @@ from common.files import read_json, write_json_atomic, write_text_atomic
 from evaluation import EvaluationError
 
 from . import stats
-from .tables import HEADROOM_ARM, LOWER_IS_BETTER, ORACLE_ARM, TABLE2, aggregate, from_claims, load_runs
+from .tables import (HEADROOM_ARM, LOWER_IS_BETTER, ORACLE_ARM, TABLE2, aggregate, from_claims, load_runs,
+                     mixed_cpu_seeds)
 
 PROTOCOL_TEXT = {"eigen": "`eigen`: raw ground truth, Eigen crop, 1e-3 < depth < 10 m, mean over images",
                  "full": "`full`: filled ground truth, no crop, every pixel > 0, pooled over pixels "
@@ -63,21 +64,26 @@ def rule_lines(regimes):
          "Written in `experiments/claims/stats.py` before the runs it applies to and not changed after them: "
          "primary metric %s; the paired std of Δrel over seeds measured in the earlier, depth-pretrained regime "
          "(%s); the effect to detect is the paper's Δrel at 1/4 labeled (column paper (NYU)); %s at α = %g; %d %% "
-         "power. The headroom and oracle arms are reference points, not claims: at least %d seeds each."
+         "power. The reference arms (%s) are reference points, not claims: at least %d seeds each."
          % (r["primary_metric"], r["paired_std_source"], r["test"], r["alpha"], 100 * r["power"],
-            r["min_reference_seeds"]), "",
-         "| primary metric | paired std of Δrel | paper (NYU) Δrel at 1/4 | test | power | seeds needed |",
-         "|---|---:|---:|---|---:|---:|",
-         "| %s | %.4f | %s | %s, α = %g | %d %% | %d |" % (r["primary_metric"], r["paired_std"],
+            ", ".join(r.get("reference_arms") or ("headroom", "oracle")), r["min_reference_seeds"]), ""]
+    if r.get("keep_share") is not None:
+        L += ["Fixed with the rule, before any of their results: the `share` arm keeps the %g %% most confident "
+              "unlabeled pixels of each step (`--keep-share %g`, NOT the paper's method; the paper's T = 0.9 kept "
+              "almost no pixel of the depth-free probe in most semi epochs), `share_oracle` the same mask with ground truth "
+              "in the cache." % (100 * r["keep_share"], r["keep_share"]), ""]
+    L += ["| primary metric | paired std of Δrel | paper (NYU) Δrel at 1/4 | test | power | seeds needed |",
+          "|---|---:|---:|---|---:|---:|",
+          "| %s | %.4f | %s | %s, α = %g | %d %% | %d |" % (r["primary_metric"], r["paired_std"],
                                                          signed(r["effect"], 3), r["test"], r["alpha"],
                                                          100 * r["power"], r["n_required"]), "",
-         "The power is exact (noncentral t, n − 1 degrees of freedom): %s with 3 seeds, %s with 6, %s with 10; "
-         "at a paired std of 0.003 the rule would need %d seeds." % (
-             fmt(r["power_at"]["3"]), fmt(r["power_at"]["6"]), fmt(r["power_at"]["10"]),
-             r["n_required_at_std_0.003"]), "",
-         "Achieved (each arm paired with lambda0 on the seeds both have):", "",
-         "| regime | arm | seeds | n | required | met | power of this n against the paper (NYU) Δrel |",
-         "|---|---|---|---:|---:|---|---:|"]
+          "The power is exact (noncentral t, n − 1 degrees of freedom): %s with 3 seeds, %s with 6, %s with 10; "
+          "at a paired std of 0.003 the rule would need %d seeds." % (
+              fmt(r["power_at"]["3"]), fmt(r["power_at"]["6"]), fmt(r["power_at"]["10"]),
+              r["n_required_at_std_0.003"]), "",
+          "Achieved (each arm paired with lambda0 on the seeds both have):", "",
+          "| regime | arm | seeds | n | required | met | power of this n against the paper (NYU) Δrel |",
+          "|---|---|---|---:|---:|---|---:|"]
     for name, block in regimes:
         rule, by_arm = block["seed_rule"], block["setup"].get("seeds_by_arm", {})
         for arm, a in rule.get("achieved", {}).items():
@@ -110,6 +116,12 @@ def setup_lines(name, c):
                           "training.pretext" if pre.get("task") == "rotation" else "symbols.backbone", pre.get("n_scenes", "?"),
                           pre.get("generator_seed", "?"), pre.get("scenes_seed_of_claims", "?"),
                           pre.get("epochs", "?"), pre.get("lr", "?"), stand_in_sentence(pre)), ""]
+    cpus, mixed = mixed_cpu_seeds(c.get("per_seed") or [])
+    if cpus:
+        L += [("Every run trained on one CPU model: %s." % cpus[0]) if len(cpus) == 1 else
+              ("Runs trained on %d CPU models (%s); seeds whose arms come from more than one: %s (their paired "
+               "Δ mixes machines, whose numbers differ for the same seed)." % (
+                  len(cpus), ", ".join(cpus), seeds_text(mixed))), ""]
     if s.get("wall_seconds") is not None:
         L += ["Wall time %.1f min on %s (%s cores, OMP_NUM_THREADS %s), pretraining included." % (
             s["wall_seconds"] / 60, s.get("cpu", "?"), s.get("cores", "?"), s.get("omp_num_threads", "?")), ""]
@@ -164,22 +176,25 @@ def table2_lines(t2, semi_lam, protocol):
     return L + [""]
 
 
-def shares_lines(sh, semi_lam):
-    L = ["### The λ = %g gain as a share of the oracle's and of the headroom (protocol `eigen`)" % semi_lam, "",
-         "Share = (λ %g − λ0) / |reference − λ0|, mean over the seeds the three arms share, signed so that a positive "
-         "share means λ = %g moved the better way; oracle = λ %g with ground-truth pseudo-labels (what L_semi can give "
-         "with this mask and λ), headroom = λ 0 at 1/2 labeled (what more labels give)." % (semi_lam, semi_lam,
-                                                                                         semi_lam), ""]
-    run = {ref: sh.get(ref) for ref in (ORACLE_ARM, HEADROOM_ARM)}
+def shares_lines(sh, semi_lam, arm=None, oracle=ORACLE_ARM):
+    """The shares table of the λ arm (or of extra ``arm`` against its own ``oracle`` arm)."""
+    name = arm or "λ%g" % semi_lam
+    L = ["### The %s gain as a share of %s's and of the headroom (protocol `eigen`)" % (
+             "λ = %g" % semi_lam if arm is None else "`%s`" % arm, "the oracle" if arm is None else "`%s`" % oracle), "",
+         "Share = (%s − λ0) / |reference − λ0|, mean over the seeds the three arms share, signed so that a positive "
+         "share means %s moved the better way; %s = %s with ground-truth pseudo-labels (what L_semi can give "
+         "with this mask and λ), headroom = λ 0 at 1/2 labeled (what more labels give)." % (
+             name, name, oracle, name), ""]
+    run = {ref: sh.get(ref) for ref in (oracle, HEADROOM_ARM)}
     for ref, v in run.items():
         if v is None:
-            L += ["%s: not run." % ref.capitalize(), ""]
+            L += ["`%s`: not run." % ref, ""]
     if not any(run.values()):
         return L
-    L += ["| metric | Δ λ%g | Δ oracle | share of oracle | Δ headroom | share of headroom | "
-          "paper (NYU) share of headroom |" % semi_lam, "|---|---:|---:|---:|---:|---:|---:|"]
+    L += ["| metric | Δ %s | Δ %s | share of %s | Δ headroom | share of headroom | "
+          "paper (NYU) share of headroom |" % (name, oracle, oracle), "|---|---:|---:|---:|---:|---:|---:|"]
     for m in TABLE2:
-        o, h = (run[ORACLE_ARM] or {}).get(m), (run[HEADROOM_ARM] or {}).get(m)
+        o, h = (run[oracle] or {}).get(m), (run[HEADROOM_ARM] or {}).get(m)
         first = o or h
         L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
             arrow(m), signed(first["delta"]), signed(o and o["reference_delta"]), ref_share(o),
@@ -247,6 +262,8 @@ def regime_lines(name, c, main):
     L += table2_lines(c["table2"], s["lambdas"][1], "eigen")
     L += table2_lines(c.get("table2_full"), s["lambdas"][1], "full")
     L += shares_lines(c.get("shares") or {}, s["lambdas"][1])
+    for arm, v in sorted((c.get("shares_by_arm") or {}).items()):
+        L += shares_lines(v["eigen"], s["lambdas"][1], arm, v["oracle_arm"])
     L += table1_lines(c) + per_seed_lines(c)
     return L
 
@@ -299,6 +316,14 @@ def claim_sentences(c):
                        lam, "; ".join(parts), "; %s not run" % " and ".join(missing) if missing else ""))
     else:
         out.append("The λ = %s gain cannot be set against an oracle or a headroom: neither arm was run" % lam)
+    for arm, v in sorted((c.get("shares_by_arm") or {}).items()):
+        t2 = (c.get("table2") or {}).get("rel", {}).get("extra", {}).get(arm)
+        o = (v["eigen"] or {}).get(v["oracle_arm"])
+        if t2:
+            out.append("`%s` (not the paper's method, see the rule), protocol `eigen`, %d paired seeds: rel Δ %s %s "
+                       "**%s**; %s" % (arm, t2["n"], signed(t2["delta"]), fmt_ci(t2["ci95"]), t2["verdict"],
+                                       "%s of `%s`'s gain in rel" % (ref_share(o["rel"]), v["oracle_arm"]) if o
+                                       else "`%s` not run" % v["oracle_arm"]))
     cov = [e["coverage_pct"] for e in (c.get("diagnosis") or {}).get("coverage", {}).get(semi, [])
            if e["coverage_pct"] is not None]
     if cov:

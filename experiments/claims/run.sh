@@ -19,7 +19,7 @@
 #    and the input size are scaled.  A seed fixes split, initialisation and shuffling and is
 #    shared by its arms.  Per seed, one lambda = 0 run first trains to the start of epoch
 #    semi_start - 1 (seed<S>_prefix); every arm that differs from it only in --lambda-semi,
-#    --t-semi or --pseudo-labels continues from there (train.py --fork-from, equal to training it
+#    --t-semi, --keep-share or --pseudo-labels continues from there (train.py --fork-from, equal to training it
 #    from scratch bit for bit: tests/test_fork_oracle.py).  Arms: lambda0 and lambda0.1 (the
 #    paper's) on CLAIMS_SEEDS seeds, then the CLAIMS_EXTRA_ARMS on the first CLAIMS_EXTRA_SEEDS.
 #    Each run's LAST checkpoint is evaluated; nothing is selected on the test images.
@@ -138,7 +138,7 @@ forkable() {  # the arm's flags change only what acts from the first unlabeled e
   local word skip=0
   for word in $1; do
     if [ "$skip" = 1 ]; then skip=0; continue; fi
-    case "$word" in --lambda-semi|--t-semi|--pseudo-labels) skip=1;; *) return 1;; esac
+    case "$word" in --lambda-semi|--t-semi|--keep-share|--pseudo-labels) skip=1;; *) return 1;; esac
   done
 }
 

@@ -30,7 +30,14 @@ RULE_STD = 0.0020          # paired std of Δrel, depth-pretrained regime (docs/
 RULE_EFFECT = -0.003       # the paper's Δrel at 1/4 labeled: 0.235 − 0.238 (Table 2)
 RULE_ALPHA = 0.05          # two-sided paired t-test
 RULE_POWER = 0.80
-RULE_MIN_REFERENCE = 3     # seeds of the headroom and oracle arms (reference points, not claims)
+RULE_MIN_REFERENCE = 3     # seeds of the reference arms (reference points, not claims)
+# The share arms (make claims-extra), fixed with the rule, before any of their results: the paper's
+# T = 0.9 kept 0-0.6 % of the unlabeled pixels in most semi epochs of the depth-free probe
+# (docs/claims/rotation_probe), so its lambda arm can hardly differ from lambda 0.  `share` keeps the
+# RULE_SHARE most confident unlabeled pixels of each step instead (--keep-share; NOT the paper's
+# method), `share_oracle` the same mask with ground truth in the cache.  0.25 is a round value, not tuned.
+RULE_SHARE = 0.25
+REFERENCE_ARMS = ("headroom", "oracle", "share", "share_oracle")
 PAPER_FRAC = 0.25          # the labeled fraction of the claims runs (the paper's 1/4 row)
 CI_LEVEL = 0.95
 
@@ -114,7 +121,7 @@ def seeds_for_power(std=RULE_STD, effect=RULE_EFFECT, alpha=RULE_ALPHA, power=RU
     raise ValueError("more than %d seeds needed" % n_max)
 
 
-def seed_rule(achieved=None, reference_arms=("headroom", "oracle"), main_arms=("lambda0", "lambda0.1")):
+def seed_rule(achieved=None, reference_arms=REFERENCE_ARMS, main_arms=("lambda0", "lambda0.1")):
     """The rule's constants, the n it asks for and, with ``achieved`` ({arm: n seeds}), whether each
     arm reached it (the paper's two arms: the power n; ``reference_arms``: ``RULE_MIN_REFERENCE``)."""
     n = seeds_for_power()
@@ -122,7 +129,8 @@ def seed_rule(achieved=None, reference_arms=("headroom", "oracle"), main_arms=("
             "power": RULE_POWER, "test": "two-sided paired t-test", "n_required": n,
             "power_at_n_required": paired_power(n), "power_at": {str(k): paired_power(k) for k in (3, 6, 10)},
             "n_required_at_std_0.003": seeds_for_power(std=0.003), "min_reference_seeds": RULE_MIN_REFERENCE,
-            "paired_std_source": "docs/claims/depth_pretrained/claims.json (depth-pretrained stand-in, 3 seeds)"}
+            "paired_std_source": "docs/claims/depth_pretrained/claims.json (depth-pretrained stand-in, 3 seeds)",
+            "keep_share": RULE_SHARE, "reference_arms": list(reference_arms)}
     if achieved is not None:
         need = {a: n for a in main_arms}
         need.update({a: RULE_MIN_REFERENCE for a in reference_arms})
@@ -142,8 +150,8 @@ def paper_row(labeled_frac, lam, paper=None):
 
 
 def is_paper_method(arm):
-    """An arm the paper has a row for: its own pseudo-labels, and T = 0.9 whenever λ > 0."""
-    if arm.get("pseudo_labels", "model") not in (None, "model"):
+    """An arm the paper has a row for: its own pseudo-labels, and T = 0.9 (no --keep-share) whenever λ > 0."""
+    if arm.get("pseudo_labels", "model") not in (None, "model") or arm.get("keep_share") is not None:
         return False
     return arm["lambda"] == 0 or arm.get("t_semi") is None or abs(arm["t_semi"] - 0.9) < MATCH_TOL
 

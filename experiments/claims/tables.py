@@ -29,6 +29,7 @@ TABLE2 = ("rel", "log10", "rms", "d1", "d2", "d3")
 BASE_ARM = "lambda0"
 HEADROOM_ARM = "headroom"   # λ = 0 at 1/2 labeled: what more labels give
 ORACLE_ARM = "oracle"       # λ = 0.1 with ground truth in the pseudo-label cache: what L_semi can give
+ORACLE_SUFFIX = "_oracle"    # <arm>_oracle: the arm's flags with ground truth in the cache (e.g. share_oracle)
 PREFIX_ARM = "prefix"       # run.sh's shared λ = 0 epochs before the first unlabeled one: not an arm
 T_KEY, ALL_KEY = "%g" % PAPER_T, "0"
 
@@ -196,7 +197,26 @@ def per_seed_entry(run):
             "metrics": {m: run["eval"]["metrics"][m] for m in TABLE2},
             "metrics_full": {m: full[m] for m in TABLE2} if full else None, "metrics_full_source": source,
             "table1": {"%g" % t: v for t, v in sorted(table1_entry(run).items(), reverse=True)},
-            "sparsification": {k: spars[k] for k in ("ause", "aurg", "n_pixels", "mean")} if spars else None}
+            "sparsification": {k: spars[k] for k in ("ause", "aurg", "n_pixels", "mean")} if spars else None,
+            "keep_share": cfg.get("keep_share"), "cpus": run_cpus(cfg)}
+
+
+def run_cpus(cfg):
+    """Every CPU model a run's numbers came from (config.json: cpu_model, cpu_changes; a fork's
+    source is among them when it differed); [] for runs from before they were recorded."""
+    cpus = {cfg.get("cpu_model")}
+    for change in cfg.get("cpu_changes") or []:
+        cpus |= {change.get("cpu_model"), change.get("before")}
+    return sorted(c for c in cpus if c)
+
+
+def mixed_cpu_seeds(per_seed):
+    """(every CPU model in the regime, the seeds whose runs together came from more than one)."""
+    by_seed = {}
+    for p in per_seed:
+        by_seed.setdefault(p["seed"], set()).update(p.get("cpus") or [])
+    cpus = sorted(set().union(*by_seed.values())) if by_seed else []
+    return cpus, sorted(s for s, c in by_seed.items() if len(c) > 1)
 
 
 def roles(per_seed):
@@ -259,13 +279,14 @@ def table1_stats(per_seed):
             "paper_delta": paper_table1_delta()}
 
 
-def shares(per_seed, key="metrics"):
-    """The λ arm's mean gain over ``lambda0`` as a fraction of the oracle's and of the headroom's
-    (``stats.share``), per metric, on the seeds all three arms share; None for an arm not run."""
+def shares(per_seed, key="metrics", arm=None, oracle=ORACLE_ARM):
+    """An arm's (default: the λ arm's) mean gain over ``lambda0`` as a fraction of its ``oracle``'s and of
+    the headroom's (``stats.share``), per metric, on the seeds all three arms share; None for an arm not run."""
     base, semi, _, seeds_of, by = roles(per_seed)
+    semi = arm or semi
     paper = paper_shares(TABLE2)
     out = {}
-    for ref in (ORACLE_ARM, HEADROOM_ARM):
+    for ref in (oracle, HEADROOM_ARM):
         seeds = [s for s in seeds_of.get(ref, []) if s in seeds_of[semi]
                  and all(by[s, a][key] for a in (base, semi, ref))]
         if not seeds:
@@ -281,12 +302,19 @@ def shares(per_seed, key="metrics"):
     return out
 
 
+def own_oracles(arms):
+    """{arm: its oracle} for the extra arms run with an oracle twin named ``<arm>_oracle`` (e.g. share)."""
+    return {a: a + ORACLE_SUFFIX for a in arms if a + ORACLE_SUFFIX in arms}
+
+
 def statistics(per_seed):
     """Every number of a regime computed from its ``per_seed`` list alone."""
     base, semi, extras, seeds_of, _ = roles(per_seed)
     full = table2(per_seed, "metrics_full")
     return {"table2": table2(per_seed), "table2_full": full, "table1": table1_stats(per_seed),
             "shares": shares(per_seed), "shares_full": shares(per_seed, "metrics_full") if full else None,
+            "shares_by_arm": {a: {"oracle_arm": o, "eigen": shares(per_seed, arm=a, oracle=o)}
+                              for a, o in own_oracles(extras).items()},
             "seed_rule": seed_rule(dict({a: len(s) for a, s in seeds_of.items()}, **{base: len(seeds_of[semi])}),
                                    main_arms=(base, semi))}
 
