@@ -56,7 +56,7 @@ from evaluation.quantize import DEFAULT_CALIB_IMAGES, INT8_CPU_ONLY, int8_nets  
 from evaluation.report import scoring_file  # noqa: E402
 from evaluation.runs import load_run  # noqa: E402
 from evaluation.scoring import per_image_table, score_predictions, score_test_set  # noqa: E402
-from training.checkpoint import CheckpointError  # noqa: E402
+from rundir.layout import RunError  # noqa: E402
 
 # Table 2's columns first, then the extra measures.
 TABLE_ORDER = ("rel", "log10", "rms", "d1", "d2", "d3", "sq_rel", "rms_log", "silog")
@@ -236,7 +236,7 @@ def main(argv=None):
                 print(write_text_atomic(args.per_image, table))
             return 0
         written = evaluate_run(args, protocol)
-    except (EvaluationError, CheckpointError) + edge_errors() as err:
+    except (EvaluationError, RunError) + edge_errors() as err:
         print("error: %s" % one_line(err), file=sys.stderr)
         return 2
     print("\n".join(written))

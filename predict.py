@@ -45,7 +45,7 @@ from common.cli import OneLineParser  # noqa: E402
 from common.devices import contexts  # noqa: E402
 from common.files import failed_write, refuse_link  # noqa: E402
 from common.memory import FORWARD_BYTES_PER_PIXEL, check_fits  # noqa: E402
-from common.records import read_config  # noqa: E402
+from rundir.records import read_config  # noqa: E402
 from data.images import IMAGE_SUFFIXES, check_images, list_images, read_rgb  # noqa: E402
 
 IMAGE_EXTENSIONS = IMAGE_SUFFIXES
@@ -209,7 +209,7 @@ def save_maps(out_dir, stem, depth, conf):
 def run(args):
     """Every check first, then the forward passes and the files; returns the number of images."""
     from evaluation.runs import load_networks
-    from training.checkpoint import CheckpointError, checkpoint_dir
+    from rundir.layout import RunError, checkpoint_dir
     if args.batch_size < 1:
         raise PredictError("--batch-size must be >= 1")
     if args.num_workers < 0:
@@ -224,7 +224,7 @@ def run(args):
     paths, stems = find_images(args.inputs)
     if not os.path.isdir(args.run):
         raise PredictError("run directory %s does not exist" % args.run)
-    run_config = read_config(args.run, CheckpointError)
+    run_config = read_config(args.run, RunError)
     size = network_size(args, run_config)
     checkpoint_dir(args.run, args.checkpoint)  # fails before the slow parts if there is none
     ctxs = contexts(args.gpus)
@@ -262,11 +262,11 @@ def main(argv=None):
     """Command-line entry point; returns the exit status (2 on bad input)."""
     from data.errors import edge_errors, one_line
     from evaluation import EvaluationError
-    from training.checkpoint import CheckpointError
+    from rundir.layout import RunError
     args = build_parser().parse_args(argv)
     try:
         count, size, checkpoint = run(args)
-    except (PredictError, EvaluationError, CheckpointError) + edge_errors() as err:
+    except (PredictError, EvaluationError, RunError) + edge_errors() as err:
         print("error: %s" % one_line(err), file=sys.stderr)
         return 2
     print("%d image(s) predicted with %s at %dx%d%s -> %s (NAME_depth.npy/.png, NAME_conf.npy/.png)"

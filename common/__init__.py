@@ -2,14 +2,13 @@
 
 Modules
 -------
-threads   ``OMP_NUM_THREADS`` = physical cores, set before MXNet loads
+threads   ``OMP_NUM_THREADS`` = physical cores, set before MXNet loads; the CPU model
 files     JSON read, atomic writes that never follow a link, the cause of a failed write
-records   config.json / state.json checked on read against the types the project writes
 cli       the one-line-error argument parser shared by every command
 devices   ``--gpus`` -> MXNet contexts, checked before any work
 numbers   round half up, valid (measured) depth
 memory    sizes the machine's memory allows, by estimates per pixel
 
-The layers above: data -> symbols -> training / evaluation -> the CLIs (train.py,
-evaluate.py, predict.py, ``python -m data.prepare``, ``python -m symbols.export``).
+The layers above: data -> symbols -> rundir -> evaluation -> training -> the CLIs (train.py,
+evaluate.py, predict.py, export.py, ``python -m data.prepare``).
 """

@@ -3,7 +3,7 @@
 #   train ARGS      python train.py ARGS
 #   evaluate ARGS   python evaluate.py ARGS
 #   predict ARGS    python predict.py ARGS           (depth + confidence maps of any images)
-#   export ARGS     python -m symbols.export ARGS    (symbol JSON + params, optional ONNX)
+#   export ARGS     python export.py ARGS    (symbol JSON + params, optional ONNX)
 #   prepare ARGS    python -m data.prepare ARGS      (NYU .mat files -> train.h5 / test.h5)
 #   synthetic ARGS  python -m data.synthetic ARGS    (rendered rooms in the NYU layout)
 #   report ARGS     python -m evaluation.report ARGS
@@ -25,7 +25,7 @@ case "$command" in
     train)     exec python train.py "$@" ;;
     evaluate)  exec python evaluate.py "$@" ;;
     predict)   exec python predict.py "$@" ;;
-    export)    exec python -m symbols.export "$@" ;;
+    export)    exec python export.py "$@" ;;
     prepare)   exec python -m data.prepare "$@" ;;
     synthetic) exec python -m data.synthetic "$@" ;;
     report)    exec python -m evaluation.report "$@" ;;

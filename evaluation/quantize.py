@@ -105,7 +105,7 @@ def int8_nets(run, run_dir, n_images, verbose=False):
     returns ``(nets, record)``, ``record`` what eval.json stores under ``int8``.  MXNet's own log lines
     of the quantization are shown only if ``verbose``."""
     from common.files import native_stderr_silenced, read_json
-    from training.checkpoint import CheckpointError
+    from rundir.layout import RunError
     check_int8(run["ctxs"])
     if n_images < 1:
         raise EvaluationError("--calib-images must be >= 1")
@@ -113,7 +113,7 @@ def int8_nets(run, run_dir, n_images, verbose=False):
     if not os.path.isfile(train_h5):
         raise EvaluationError("--int8 calibrates on the run's labeled training images: %s has no train.h5"
                               % run["data"])
-    split = run.get("split") or read_json(os.path.join(run_dir, "split.json"), error=CheckpointError)
+    split = run.get("split") or read_json(os.path.join(run_dir, "split.json"), error=RunError)
     images, rows = calibration_images(train_h5, split.get("labeled_rows") or [], n_images)
     with native_stderr_silenced(not verbose):
         nets, (depth_excluded, conf_excluded) = quantize_nets(*run["nets"], images)

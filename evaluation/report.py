@@ -24,7 +24,7 @@ import numpy as np
 
 from common.cli import OneLineParser
 from common.files import open_new_file, read_json
-from common.records import read_config
+from rundir.records import read_config
 
 from . import EvaluationError
 from .metrics import DEFAULT_PROTOCOL

@@ -11,10 +11,11 @@ from mxnet.base import MXNetError
 
 from common.devices import contexts
 from common.files import read_json
-from common.records import read_config, read_state
+from rundir.records import read_config, read_state
 from data.dataset import TestDataset
 from data.errors import one_line
-from training.checkpoint import CheckpointError, checkpoint_dir, load_nets
+from rundir.layout import RunError, checkpoint_dir
+from rundir.nets import load_nets
 
 from . import EvaluationError
 from .inference import inference_mode
@@ -67,7 +68,7 @@ def load_run(run_dir, checkpoint="last", data=None, gpus=(), table1=False, proto
     """
     if not os.path.isdir(run_dir):
         raise EvaluationError("run directory %s does not exist" % run_dir)
-    run_config = read_config(run_dir, CheckpointError)
+    run_config = read_config(run_dir, RunError)
     checkpoint_dir(run_dir, checkpoint)  # fails before any work if there is none
     data_dir = data or stored_data(run_dir, run_config)
     if not data_dir:
@@ -78,7 +79,7 @@ def load_run(run_dir, checkpoint="last", data=None, gpus=(), table1=False, proto
     test_set = open_test_set(find_test_h5(data_dir), protocol)
     split = None
     if table1:
-        split = read_json(os.path.join(run_dir, "split.json"), error=CheckpointError)
+        split = read_json(os.path.join(run_dir, "split.json"), error=RunError)
         if not split.get("unlabeled_rows"):
             raise EvaluationError("%s/split.json has no unlabeled_rows: Table 1 needs unlabeled images" % run_dir)
         if not os.path.isfile(os.path.join(data_dir, "train.h5")):
@@ -105,8 +106,8 @@ def stored_data(run_dir, run_config):
 def trained_extent(run_dir, path, run_config):
     """How far the scored checkpoint trained against the run's ``--epochs``, and for a checkpoint chosen
     on validation images (``best``), on how many."""
-    state = read_state(path, CheckpointError, ("epoch",))
-    split = read_json(os.path.join(run_dir, "split.json"), required=False, error=CheckpointError) or {}
+    state = read_state(path, RunError, ("epoch",))
+    split = read_json(os.path.join(run_dir, "split.json"), required=False, error=RunError) or {}
     extent = {"trained_epochs": state["epoch"], "trained_iteration": state.get("iteration", 0),
               "epochs": run_config.get("epochs", state["epoch"])}
     if os.path.basename(os.path.normpath(path)) == "best":

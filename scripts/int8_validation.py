@@ -18,7 +18,7 @@ from common.threads import set_omp_threads  # noqa: E402
 set_omp_threads()  # before mxnet loads (common/threads.py)
 from common.cli import OneLineParser  # noqa: E402
 from common.files import read_json  # noqa: E402
-from common.records import read_config  # noqa: E402
+from rundir.records import read_config  # noqa: E402
 
 NAMES = ("rel", "log10", "rms", "d1", "d2", "d3")
 
@@ -58,9 +58,9 @@ def main(argv=None):
     from evaluation.metrics import PROTOCOLS
     from evaluation.quantize import DEFAULT_CALIB_IMAGES, int8_nets
     from evaluation.runs import load_run
-    from training.checkpoint import CheckpointError
+    from rundir.layout import RunError
     try:
-        split = read_json(os.path.join(args.run, "split.json"), error=CheckpointError)
+        split = read_json(os.path.join(args.run, "split.json"), error=RunError)
         if not split.get("val_rows"):
             raise EvaluationError("%s has no validation rows (train with --val-frac > 0)" % args.run)
         run = load_run(args.run, args.checkpoint, args.data, protocol=PROTOCOLS["full"])
@@ -70,7 +70,7 @@ def main(argv=None):
         nets, record = int8_nets(run, args.run, args.calib_images or DEFAULT_CALIB_IMAGES)
         rows["int8"] = score_depth(nets[0], val, PROTOCOLS["full"], args.batch_size)
         conf8 = confidences(nets, val, args.batch_size)
-    except (EvaluationError, CheckpointError) as err:
+    except (EvaluationError, RunError) as err:
         print("error: %s" % err, file=sys.stderr)
         return 2
     print("%d validation rows, protocol full; INT8 calibrated on %d labeled training rows"
@@ -79,7 +79,7 @@ def main(argv=None):
     for name, metrics in rows.items():
         print("%-8s" % name + "".join("%9.4f" % metrics[n] for n in NAMES))
     print("%-8s" % "int8-f32" + "".join("%+9.4f" % (rows["int8"][n] - rows["float32"][n]) for n in NAMES))
-    t = read_config(args.run, CheckpointError).get("t_semi", 0.9)
+    t = read_config(args.run, RunError).get("t_semi", 0.9)
     print("\n".join(confidence_lines(conf32, conf8, t)))
     return 0
 

@@ -1,6 +1,5 @@
-"""A trained depth net's bottom-up path as a ``resnet50_v1b`` weights file.
-
-    python -m symbols.backbone --run runs/PRETRAIN --out backbone.params [--checkpoint last]
+"""A trained depth net's bottom-up path as a ``resnet50_v1b`` weights file
+(``python -m training.save_backbone --run RUN --out FILE`` writes it for a run directory).
 
 The file has the layout of gluoncv's ImageNet ``resnet50_v1b`` weights (the classifier
 ``fc`` is freshly initialised and unused), so ``train.py --backbone-params FILE`` takes
@@ -11,16 +10,10 @@ cannot be downloaded everywhere: a depth net pretrained on other synthetic scene
 ``save_layers`` writes any trained resnet50_v1b's layers the same way (``python -m
 training.pretext``: a stand-in pretrained without depth, on rotation prediction).
 """
-import argparse
 import os
-import sys
 
 import mxnet as mx
 from gluoncv.model_zoo import resnet50_v1b
-
-from common.cli import OneLineParser
-from data.errors import edge_errors, one_line
-from training.checkpoint import CheckpointError, load_nets
 
 from .depth_net import INPUT_MULTIPLE
 
@@ -67,23 +60,3 @@ def save_layers(layers, path):
 def save_backbone(depth_net, path):
     """Write the backbone of ``depth_net`` (weights and BatchNorm statistics) to ``path``."""
     return save_layers(depth_net_layers(depth_net), path)
-
-
-def main(argv=None):
-    parser = OneLineParser(prog="python -m symbols.backbone", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, help="run directory made by train.py")
-    parser.add_argument("--out", required=True, help="the .params file to write")
-    parser.add_argument("--checkpoint", default="last", help="last, best or a checkpoint directory. default: %(default)s")
-    args = parser.parse_args(argv)
-    try:
-        depth_net = load_nets(args.run, args.checkpoint)[0]
-        print(save_backbone(depth_net, args.out))
-    except (CheckpointError,) + edge_errors() as err:
-        print("error: %s" % one_line(err), file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

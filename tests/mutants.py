@@ -48,7 +48,7 @@ MUTANTS = {
     "bench_size_swapped": ("bench/train_step.py", "check_input_size(args.size[1], args.size[0])",
                            "check_input_size(args.size[0], args.size[1])",
                            ["tests/test_bench.py", "-k", "rejects"]),
-    "export_no_run_dir_check": ("symbols/export.py", "    if not os.path.isdir(run_dir):\n", "    if False:\n",
+    "export_no_run_dir_check": ("export.py", "    if not os.path.isdir(run_dir):\n", "    if False:\n",
                                 ["tests/test_predict_export.py", "-k", "export_errors"]),
     "predict_size_ignored": ("predict.py", "size = args.size or run_config.get(\"input_size\")",
                              "size = run_config.get(\"input_size\")",

@@ -1,4 +1,4 @@
-"""The edges of evaluate.py, predict.py, symbols.export and data.prepare: one error line, never a traceback."""
+"""The edges of evaluate.py, predict.py, export.py and data.prepare: one error line, never a traceback."""
 
 import cv2
 import numpy as np
@@ -8,7 +8,7 @@ import evaluate
 import predict
 import train
 from data import prepare
-from symbols import export
+import export
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ def test_export_and_predict_on_a_full_disk_leave_no_partial_file(tiny_data, smal
     assert subprocess.run([sys.executable, "train.py", *BASE, "--data", tiny_data, "--out", str(run),
                            "--epochs", "1"], cwd=REPO, capture_output=True, timeout=600).returncode == 0
     out = small_disk / "exported"
-    done = subprocess.run([sys.executable, "-m", "symbols.export", "--run", str(run), "--out", str(out)], cwd=REPO,
+    done = subprocess.run([sys.executable, "export.py", "--run", str(run), "--out", str(out)], cwd=REPO,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 2 and "no space left on device" in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

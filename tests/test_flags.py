@@ -55,7 +55,7 @@ def test_stop_at_beyond_epochs(capsys):
     ["train.py", "--epochs", "many"],
     ["-m", "data.prepare", "--no-such-flag"],
     ["-m", "data.synthetic", "--no-such-flag"],
-    ["-m", "symbols.backbone", "--no-such-flag"],
+    ["-m", "training.save_backbone", "--no-such-flag"],
     ["-m", "evaluation.report", "--no-such-flag"],
     ["bench/cache_memory.py", "--no-such-flag"],
     ["evaluate.py", "--no-such-flag"],
@@ -196,7 +196,7 @@ def test_the_demo_preset_does_not_default_to_the_paper_runs_name():
 
 def test_curves_name_the_threshold_and_label_a_loss_axis_within_one_decade():
     import matplotlib.pyplot as plt
-    from training.run_files import curves_figure
+    from rundir.files import curves_figure
     # 0.15 .. 2.0: a little more than one decade, with one power of ten (1) inside
     history = [{"epoch": e, "sup": 2.0 - 0.5 * e, "conf": 0.15 + 0.01 * e, "mask_coverage_pct": 10.0 + e}
                for e in range(4)]

@@ -13,6 +13,8 @@ import train
 from common.files import LinkError, write_json_atomic, write_text_atomic
 from test_train import BASE, REPO
 from training import checkpoint
+from rundir import layout
+from rundir.lock import RunLock
 from training.disk_cache import DiskPseudoLabelCache
 
 SECRET = "export PATH=$HOME/bin:$PATH\n"
@@ -36,8 +38,8 @@ def test_lock_file_linked_outside(tmp_path, outside):
     run = tmp_path / "run"
     run.mkdir()
     os.symlink(outside, run / ".lock")
-    with pytest.raises(checkpoint.CheckpointError) as err:
-        checkpoint.RunLock(str(run))
+    with pytest.raises(layout.RunError) as err:
+        RunLock(str(run))
     assert str(err.value) == link_message(run / ".lock")
     assert outside.read_text() == SECRET
 

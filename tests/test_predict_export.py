@@ -1,4 +1,4 @@
-"""predict.py on images of any size and symbols.export (MXNet symbol files, optional ONNX) of a tiny run."""
+"""predict.py on images of any size and export.py (MXNet symbol files, optional ONNX) of a tiny run."""
 import json
 import os
 import shutil
@@ -13,8 +13,8 @@ import train
 from data.augment import resize_image
 from data.dataset import normalize_image
 from evaluation.metrics import upsample
-from symbols import export
-from training.checkpoint import load_nets
+import export
+from rundir.nets import load_nets
 
 TRAIN_SIZE = (64, 48)                      # (width, height) of tiny_data
 IMAGE_SIZES = ((100, 70), (90, 90), (37, 53))  # none of them the training size

@@ -5,7 +5,7 @@ from importlib import metadata
 
 import pytest
 
-from training import run_files
+from rundir import files as run_files
 
 
 def test_versions_are_the_installed_distributions():

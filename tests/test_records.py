@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import train
-from common.records import (CONFIG_REQUIRED, NUMBER, STATE_REQUIRED, STATE_TYPES, check_record, config_types,
+from rundir.records import (CONFIG_REQUIRED, NUMBER, STATE_REQUIRED, STATE_TYPES, check_record, config_types,
                             flag_types)
 from test_train import BASE, REPO
 

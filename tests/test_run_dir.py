@@ -17,6 +17,8 @@ import pytest
 
 import train
 from training import checkpoint
+from rundir import layout
+from rundir.lock import RunLock
 from training.trainer import Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,7 +91,7 @@ class WritesMarker:
 
 def test_checkpoint_holds_no_pickle(one_epoch):
     last = os.path.join(one_epoch, "checkpoints", "last")
-    assert sorted(os.listdir(last)) == sorted(checkpoint.FILES)
+    assert sorted(os.listdir(last)) == sorted(layout.FILES)
     for name in os.listdir(last):
         with open(os.path.join(last, name), "rb") as f:
             assert f.read(1) != b"\x80", name  # every pickle protocol >= 2 starts with PROTO 0x80
@@ -150,12 +152,12 @@ def test_trusted_pickled_checkpoint_converts_and_resumes_exactly(tiny_data, tmp_
     first.start()
     first.train(stop_at=1)
     make_legacy(str(tmp_path / "r"), trainers=first)  # what the code before this format wrote
-    with pytest.raises(checkpoint.CheckpointError, match="pickles"):
+    with pytest.raises(layout.RunError, match="pickles"):
         Trainer(options(tiny_data, tmp_path / "r", *args)).resume()
     resumed = Trainer(options(tiny_data, tmp_path / "r", *(args + ("--trust-pickled-states",))))
     resumed.resume()
     last = tmp_path / "r" / "checkpoints" / "last"
-    assert sorted(os.listdir(last)) == sorted(checkpoint.FILES)  # converted at once
+    assert sorted(os.listdir(last)) == sorted(layout.FILES)  # converted at once
     resumed.train()
     for name in ("depth_net.params", "conf_net.params"):
         assert_same_files(str(tmp_path / "s" / "checkpoints" / "last"), str(last), name)
@@ -172,7 +174,7 @@ def test_optimiser_record_is_checked(run_copy, key, value, message):
     (record["hyper"] if key in record["hyper"] else record)[key] = value
     path.write_text(json.dumps(state))
     t = Trainer(train.resume_options(train.parse_args(["--resume", str(run_copy)]))[0])
-    with pytest.raises(checkpoint.CheckpointError, match=message):
+    with pytest.raises(layout.RunError, match=message):
         t.resume()
 
 
@@ -183,7 +185,7 @@ def test_optimiser_state_of_the_wrong_shape_is_refused(run_copy):
     arrays[key] = mx.nd.zeros((3,))
     mx.nd.save(str(last / "conf_trainer.nd"), arrays)
     t = Trainer(train.resume_options(train.parse_args(["--resume", str(run_copy)]))[0])
-    with pytest.raises(checkpoint.CheckpointError, match="has shape"):
+    with pytest.raises(layout.RunError, match="has shape"):
         t.resume()
 
 
@@ -254,7 +256,7 @@ def test_second_writer_gets_one_line_naming_the_holder(run_copy, tiny_data, tmp_
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     for run, argv in ((fresh, ["--out", fresh, "--data", tiny_data] + BASE), (run_copy, ["--resume", run_copy])):
-        held = checkpoint.RunLock(str(run))  # this test process is the other training
+        held = RunLock(str(run))  # this test process is the other training
         before = {p: os.path.getmtime(os.path.join(d, p)) for d, _, files in os.walk(run) for p in files}
         line = one_error_line(run_cli(*argv))
         held.release()

@@ -13,7 +13,7 @@ from data.augment import resize_image
 from data.dataset import normalize_image
 from data.errors import DataError
 from data.unlabeled_dir import ExtraUnlabeledDataset
-from training import checkpoint
+from rundir import layout
 from training.cache import PseudoLabelCache
 from training.checkpoint import CacheSnapshots
 from training.disk_cache import DiskPseudoLabelCache
@@ -95,7 +95,7 @@ def test_extra_images_join_the_cache_and_the_split(tiny_data, tmp_path, capsys):
     # resume checks the extra source: one more image is another run
     write_images(tmp_path / "photos" / "more", [(80, 60)], seed=5)
     # ... and says it is the folder, not the prepared data set
-    with pytest.raises(checkpoint.CheckpointError, match=r"the --unlabeled folder \S+photos changed .*3 images then, 4 now"):
+    with pytest.raises(layout.RunError, match=r"the --unlabeled folder \S+photos changed .*3 images then, 4 now"):
         Trainer(opts).resume()
     assert train.main(BASE + ["--data", tiny_data, "--out", str(tmp_path / "bad"),
                               "--unlabeled", str(tmp_path / "nowhere")]) == 2
@@ -140,7 +140,7 @@ def test_shards_are_pruned_only_when_no_checkpoint_names_them(tmp_path):
     entries = [snaps.write(cache, epoch, 0) for epoch in (1, 2, 3, 4)]
     snaps.prune({entries[0]["shards"], entries[2]["shards"]}, before=CacheSnapshots.point(3, 0))
     assert sorted(os.listdir(snaps.root)) == ["e00001-i00000000", "e00003-i00000000", "e00004-i00000000"]
-    with pytest.raises(checkpoint.CheckpointError, match="resume with 1 worker"):
+    with pytest.raises(layout.RunError, match="resume with 1 worker"):
         CacheSnapshots(str(tmp_path), world=2).load(cache, entries[0], str(tmp_path / "checkpoints"))
 
 

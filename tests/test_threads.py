@@ -71,7 +71,7 @@ def test_a_value_the_user_set_is_kept(tmp_path, no_quota):
     assert env["OMP_NUM_THREADS"] == "2"
 
 
-@pytest.mark.parametrize("module", ["symbols", "training", "evaluation", "data"])
+@pytest.mark.parametrize("module", ["symbols", "rundir", "training", "evaluation", "data"])
 def test_importing_a_package_sets_threads_before_mxnet(module):
     """Each package that leads to mxnet sets the variable first (MXNet reads it when it loads)."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}

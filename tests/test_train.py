@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import train
-from training import checkpoint, losses
+from training import losses
+from rundir import layout
 from training.trainer import KILL_AT_ENV, Trainer, TrainingStopped
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -168,7 +169,7 @@ def test_non_finite_steps_are_skipped_then_training_stops(tiny_data, tmp_path, m
         t.train()
     for key, value in params_of(t.depth_net).items():  # no skipped step touched the weights
         np.testing.assert_array_equal(value, saved[key])
-    state, _ = checkpoint.load_state(checkpoint.checkpoint_dir(str(tmp_path / "r"), "last"))
+    state, _ = layout.load_state(layout.checkpoint_dir(str(tmp_path / "r"), "last"))
     assert state["epoch"] == 1
 
 

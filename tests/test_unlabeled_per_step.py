@@ -9,7 +9,7 @@ import pytest
 import train
 from training import trainer as trainer_module
 from training.cache import PseudoLabelCache
-from training.checkpoint import CheckpointError
+from rundir.layout import RunError
 from training.disk_cache import DiskPseudoLabelCache
 from training.distributed import owned_slots, unlabeled_plan
 from training.trainer import Trainer
@@ -219,13 +219,13 @@ def test_resume_with_another_k_is_refused(tmp_path):
     json.dump(vars(stored), open(tmp_path / "config.json", "w"))
     merged, notes = train.resume_options(train.parse_args(["--resume", str(tmp_path)]))
     assert merged.unlabeled_per_step == 3 and notes == []
-    with pytest.raises(CheckpointError, match=r"with a different --unlabeled-per-step \(stored: unlabeled_per_step=3\)"):
+    with pytest.raises(RunError, match=r"with a different --unlabeled-per-step \(stored: unlabeled_per_step=3\)"):
         train.resume_options(train.parse_args(["--resume", str(tmp_path), "--unlabeled-per-step", "2"]))
     # a run from before the flag used the paper's pairing: setting K now changes it
     old = vars(stored)
     old.pop("unlabeled_per_step")
     json.dump(old, open(tmp_path / "config.json", "w"))
-    with pytest.raises(CheckpointError, match=r"stored: unlabeled_per_step=None"):
+    with pytest.raises(RunError, match=r"stored: unlabeled_per_step=None"):
         train.resume_options(train.parse_args(["--resume", str(tmp_path), "--unlabeled-per-step", "2"]))
     merged, _ = train.resume_options(train.parse_args(["--resume", str(tmp_path)]))
     assert merged.unlabeled_per_step is None

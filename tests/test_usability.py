@@ -19,7 +19,7 @@ from data.errors import DataError
 from data.images import list_images
 from data.unlabeled_dir import ExtraUnlabeledDataset, describe_change
 from evaluation import figures, report
-from training.run_files import curve_points
+from rundir.files import curve_points
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = (64, 48)

@@ -1,12 +1,4 @@
-"""Run directories and crash-safe checkpoints.
-
-A run directory ``runs/NAME`` holds::
-
-    config.json      every flag + package versions + git commit
-    split.json       labeled / unlabeled / val source ids and their train.h5 rows
-    metrics.jsonl    one JSON line per epoch
-    curves.png       the losses of metrics.jsonl
-    checkpoints/last/, checkpoints/best/   (best only with --val-frac > 0)
+"""Crash-safe checkpoints of a training point (the run directory's layout: rundir/layout.py).
 
 A checkpoint directory holds ``depth_net.params``, ``conf_net.params``,
 ``depth_trainer.nd``, ``conf_trainer.nd``, ``cache.nd`` (the pseudo-label cache,
@@ -33,40 +25,26 @@ pickles: resuming a run directory from someone else runs no code from it.  A
 checkpoint from before that change (``*_trainer.states``, pickles) is refused unless
 ``train.py --trust-pickled-states`` says its author is trusted; it is then converted.
 
-The run directory is locked (``flock`` on ``<run>/.lock``) by the training writing it,
-and ``tidy`` (at every start) removes what an interrupted save left behind.
+The run directory is locked by the training writing it (rundir/lock.py), and ``tidy``
+(at every start) removes what an interrupted save left behind.
 
 Test hook: with ``$DEPTH_CRASH_AFTER=<stage>`` the process ends at once (``os._exit``,
 like ``kill -9``) when a save reaches ``<stage>``: ``<tag>:tmp`` (files written, not
 yet swapped in), ``<tag>:swap`` (between the two renames) or ``<tag>`` (complete);
 ``<stage>#<n>`` ends it the n-th time.
 """
-import errno
-import fcntl
 import os
 import shutil
 
 import mxnet as mx
 
-from common.files import (LinkError, failed_write, read_json, refuse_link, refuse_links_below,
-                          write_json_atomic)
-from common.records import STATE_REQUIRED, read_config, read_state
-from data.errors import one_line
-from symbols import NETS, get_confidence_net, get_depth_net
+from common.files import failed_write, read_json, refuse_link, refuse_links_below, write_json_atomic
+from rundir.layout import CHECKPOINTS, SHARDS, RunError, is_complete, is_legacy, load_state, named_shards, best_epoch
+from rundir.nets import load_parameters
 
-CHECKPOINTS = "checkpoints"
-FILES = ("depth_net.params", "conf_net.params", "depth_trainer.nd",
-         "conf_trainer.nd", "cache.nd", "state.json")
-# the layout before optimiser states left pickle (see the module docstring)
-LEGACY_FILES = ("depth_net.params", "conf_net.params", "depth_trainer.states",
-                "conf_trainer.states", "cache.nd", "state.json")
-TAGS = ("last", "best")
-SHARDS = "cache-shards"
+from . import optim_states
+
 CRASH_ENV = "DEPTH_CRASH_AFTER"
-
-
-class CheckpointError(Exception):
-    """A run directory without a usable checkpoint (one-line message)."""
 
 
 _reached = {}
@@ -81,28 +59,6 @@ def crash_point(stage):
             os._exit(137)
 
 
-def is_complete(path):
-    """A checkpoint directory with every file (of this layout or the pickled one)."""
-    return any(all(os.path.isfile(os.path.join(path, f)) for f in files) for files in (FILES, LEGACY_FILES))
-
-
-def is_legacy(path):
-    return not all(os.path.isfile(os.path.join(path, f)) for f in FILES)
-
-
-def checkpoint_dir(run_dir, tag):
-    """The directory of checkpoint ``tag`` ('last', 'best') or an explicit path."""
-    if os.path.isdir(tag) and os.path.isfile(os.path.join(tag, "state.json")):
-        return tag
-    root = os.path.join(run_dir, CHECKPOINTS)
-    for name in (tag, ".old-" + tag):
-        path = os.path.join(root, name)
-        if is_complete(path):
-            return path
-    raise CheckpointError("no complete checkpoint '%s' in %s (train first, or pick --checkpoint last|best|PATH)"
-                          % (tag, run_dir))
-
-
 def save(run_dir, tag, depth_net, conf_net, depth_trainer, conf_trainer, cache_arrays, state):
     """Write checkpoint ``tag`` atomically (see the module docstring)."""
     root = refuse_links_below(run_dir, os.path.join(run_dir, CHECKPOINTS))
@@ -112,7 +68,7 @@ def save(run_dir, tag, depth_net, conf_net, depth_trainer, conf_trainer, cache_a
     try:
         write_files(tmp, depth_net, conf_net, depth_trainer, conf_trainer, cache_arrays, state)
     except (OSError, mx.base.MXNetError) as err:  # a full disk: leave no partial .tmp- behind to keep it full
-        raise CheckpointError("%s; the previous checkpoint is intact: free space, then resume the run"
+        raise RunError("%s; the previous checkpoint is intact: free space, then resume the run"
                               % failed_write("checkpoint " + final, err, tmp)) from None
     crash_point(tag + ":tmp")
     swap_in(tmp, final, old, tag)
@@ -125,7 +81,6 @@ def write_files(tmp, depth_net, conf_net, depth_trainer, conf_trainer, cache_arr
     os.makedirs(tmp)
     depth_net.save_parameters(os.path.join(tmp, "depth_net.params"))
     conf_net.save_parameters(os.path.join(tmp, "conf_net.params"))
-    from . import optim_states
     state = dict(state, optimizers={
         name: optim_states.save(trainer, os.path.join(tmp, name + "_trainer.nd"))
         for name, trainer in (("depth", depth_trainer), ("conf", conf_trainer))})
@@ -149,14 +104,13 @@ def swap_in(tmp, final, old, tag=""):
 
 def load_optimisers(path, state, depth_trainer, conf_trainer, trust_pickles=False):
     """Both optimisers' states from checkpoint ``path``; pickles only when trusted."""
-    from . import optim_states
     trainers = (("depth", depth_trainer), ("conf", conf_trainer))
     if not is_legacy(path):
         for name, trainer in trainers:
             optim_states.load(trainer, os.path.join(path, name + "_trainer.nd"), state.get("optimizers", {}).get(name))
         return
     if not trust_pickles:
-        raise CheckpointError("%s holds optimiser states as pickles (*_trainer.states, an older format), which "
+        raise RunError("%s holds optimiser states as pickles (*_trainer.states, an older format), which "
                               "can run code when loaded; if you trust whoever wrote it, resume once with "
                               "--trust-pickled-states to convert it" % path)
     for name, trainer in trainers:
@@ -186,15 +140,6 @@ def tidy(run_dir):
             os.remove(os.path.join(run_dir, name))
 
 
-def best_epoch(history):
-    """(epoch, val_rel) of the first lowest validation rel in ``history``, or (None, inf)."""
-    epoch, best = None, float("inf")
-    for m in history:
-        if m.get("val_rel") is not None and m["val_rel"] < best:
-            epoch, best = m["epoch"], m["val_rel"]
-    return epoch, best
-
-
 def repair_best(run_dir, history, last_path, last_state):
     """Make ``best`` the checkpoint after the best epoch of ``history`` again.
 
@@ -207,10 +152,10 @@ def repair_best(run_dir, history, last_path, last_state):
     root = os.path.join(run_dir, CHECKPOINTS)
     best = os.path.join(root, "best")
     try:
-        point = read_json(os.path.join(best, "state.json"), error=CheckpointError)
+        point = read_json(os.path.join(best, "state.json"), error=RunError)
         if is_complete(best) and (point["epoch"], point["iteration"]) == (epoch + 1, 0):
             return None
-    except (CheckpointError, KeyError, TypeError):
+    except (RunError, KeyError, TypeError):
         pass
     if (last_state["epoch"], last_state["iteration"]) != (epoch + 1, 0):
         return "checkpoints/best is not the best epoch (%d) of the history and cannot be rebuilt" % (epoch + 1)
@@ -219,108 +164,6 @@ def repair_best(run_dir, history, last_path, last_state):
     shutil.copytree(last_path, tmp)
     swap_in(tmp, best, os.path.join(root, ".old-best"))
     return "checkpoints/best restored (epoch %d)" % (epoch + 1)
-
-
-class RunLock:
-    """An exclusive ``flock`` on ``<run>/<name>`` for as long as this object lives.
-
-    A second training into the same directory fails at once with one line naming
-    the holder's pid (written into the lock file).
-    """
-
-    def __init__(self, run_dir, name=".lock"):
-        self.path = os.path.join(run_dir, name)
-        try:
-            self.fd = os.open(refuse_link(self.path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        except LinkError as err:
-            raise CheckpointError(str(err))
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            holder = os.pread(self.fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(self.fd)
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            raise CheckpointError("%s is being written by another training (pid %s); wait for it to end or "
-                                  "use another --out" % (run_dir, holder))
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, b"%d\n" % os.getpid(), 0)
-
-    def release(self, remove=False):
-        if self.fd is not None:
-            if remove:
-                os.remove(self.path)
-            os.close(self.fd)
-            self.fd = None
-
-
-def named_shards(run_dir):
-    """The cache shard directories that a checkpoint of the run names."""
-    root = os.path.join(run_dir, CHECKPOINTS)
-    named = set()
-    for name in os.listdir(root):
-        try:
-            named.add(read_json(os.path.join(root, name, "state.json"), error=CheckpointError)
-                      .get("cache", {}).get("shards"))
-        except (CheckpointError, OSError, AttributeError):
-            continue
-    return named - {None}
-
-
-def load_state(path):
-    """state.json and the cache arrays of a checkpoint directory."""
-    state = read_state(path, CheckpointError, STATE_REQUIRED)
-    try:
-        cache = mx.nd.load(os.path.join(path, "cache.nd"))
-    except mx.base.MXNetError as err:
-        raise CheckpointError("%s: cannot load (%s)" % (os.path.join(path, "cache.nd"), one_line(err)))
-    return state, cache
-
-
-def check_nets(config, run_dir):
-    """Refuse, in one line, a run recorded (config.json "nets") for networks other than this code's.
-
-    Runs from before the record was kept have none and are taken as they are: the
-    networks and their inputs were the same then.
-    """
-    recorded = config.get("nets")
-    if recorded is None or recorded == NETS:
-        return
-    name = next(k for k in NETS if recorded.get(k) != NETS[k])
-    raise CheckpointError("%s was trained for another %s (%s), this code has %s; use the code of its config.json "
-                          "git_commit" % (run_dir, name, recorded.get(name), NETS[name]))
-
-
-def froze_bn(config):
-    """Whether a run's backbone BatchNorm kept its stored statistics: ``--freeze-bn`` if given,
-    else frozen exactly when pretrained weights were loaded (symbols/depth_net.py)."""
-    if config.get("freeze_bn") is not None:
-        return bool(config["freeze_bn"])
-    return bool(config.get("pretrained") or config.get("backbone_params"))
-
-
-def load_nets(run_dir, checkpoint="last", ctx=None):
-    """Both networks of a run, ready for inference.
-
-    Returns ``(depth_net, conf_net, config, path)``; ``config`` is the run's config.json.
-    """
-    ctx = ctx or mx.cpu()
-    config = read_config(run_dir, CheckpointError)
-    check_nets(config, run_dir)
-    path = checkpoint_dir(run_dir, checkpoint)
-    depth_net = get_depth_net(pretrained=False, ctx=ctx, freeze_bn=froze_bn(config))
-    conf_net = get_confidence_net(ctx=ctx)
-    load_parameters(depth_net, os.path.join(path, "depth_net.params"), ctx)
-    load_parameters(conf_net, os.path.join(path, "conf_net.params"), ctx)
-    return depth_net, conf_net, config, path
-
-
-def load_parameters(net, path, ctx):
-    """``net.load_parameters`` with a one-line error naming the file."""
-    try:
-        net.load_parameters(path, ctx=ctx)
-    except (mx.base.MXNetError, AssertionError, ValueError) as err:
-        raise CheckpointError("%s: cannot load (%s)" % (path, one_line(err)))
 
 
 class CacheSnapshots:
@@ -356,11 +199,11 @@ class CacheSnapshots:
     def load(self, cache, entry, checkpoints_dir):
         """Restore this rank's shard named by a checkpoint's ``state["cache"]``."""
         if entry["world"] != self.world:
-            raise CheckpointError("the checkpoint holds the cache of %d worker(s); resume with %d worker(s), not %d"
+            raise RunError("the checkpoint holds the cache of %d worker(s); resume with %d worker(s), not %d"
                                   % (entry["world"], entry["world"], self.world))
         shard = os.path.join(checkpoints_dir, entry["shards"], "rank%d" % self.rank)
         if not os.path.isdir(shard):
-            raise CheckpointError("cache shard %s of the checkpoint is missing" % shard)
+            raise RunError("cache shard %s of the checkpoint is missing" % shard)
         cache.load_files(shard)
 
     def prune(self, referenced, before):
@@ -432,7 +275,7 @@ class Checkpoints:
         if "cache" in state:
             self.snapshots.load(self.cache, state["cache"], os.path.join(self.run_dir, CHECKPOINTS))
         elif self.world.size > 1:
-            raise CheckpointError("%s was written by a single process; resume it with one" % path)
+            raise RunError("%s was written by a single process; resume it with one" % path)
         else:
             self.cache.load(cache_arrays)
         if is_legacy(path):

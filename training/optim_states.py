@@ -21,7 +21,7 @@ import mxnet as mx
 
 from data.errors import one_line
 
-from .checkpoint import CheckpointError
+from rundir.layout import RunError
 
 FORMAT = 1
 HYPER = ("lr", "wd", "rescale_grad", "clip_gradient", "momentum", "beta1", "beta2", "epsilon",
@@ -37,7 +37,7 @@ def _updaters(trainer):
     if trainer._update_on_kvstore:
         updater = getattr(trainer._kvstore, "_updater", None)
         if updater is None:
-            raise CheckpointError("optimiser states live on the kvstore servers and cannot be checkpointed")
+            raise RunError("optimiser states live on the kvstore servers and cannot be checkpointed")
         return [updater]
     return trainer._updaters
 
@@ -66,7 +66,7 @@ def _flatten(state, key, arrays):
         return key
     if isinstance(state, (tuple, list)):
         return [_flatten(s, "%s.%d" % (key, i), arrays) for i, s in enumerate(state)]
-    raise CheckpointError("cannot checkpoint an optimiser state of type %s" % type(state).__name__)
+    raise RunError("cannot checkpoint an optimiser state of type %s" % type(state).__name__)
 
 
 def _unflatten(layout, arrays, shape, where):
@@ -75,9 +75,9 @@ def _unflatten(layout, arrays, shape, where):
     if isinstance(layout, list):
         return tuple(_unflatten(item, arrays, shape, where) for item in layout)
     if not isinstance(layout, str) or layout not in arrays:
-        raise CheckpointError("%s: optimiser state %r missing" % (where, layout))
+        raise RunError("%s: optimiser state %r missing" % (where, layout))
     if arrays[layout].shape != shape:
-        raise CheckpointError("%s: optimiser state %s has shape %s, its parameter %s"
+        raise RunError("%s: optimiser state %s has shape %s, its parameter %s"
                               % (where, layout, arrays[layout].shape, shape))
     return arrays[layout].copy()
 
@@ -107,7 +107,7 @@ def _same(a, b):
 def load(trainer, path, record):
     """Fill ``trainer``'s optimiser states from ``path`` and ``record`` (see ``save``)."""
     if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise CheckpointError("%s: unknown optimiser state format" % path)
+        raise RunError("%s: unknown optimiser state format" % path)
     updaters = _updaters(trainer)
     opt = updaters[0].optimizer
     stored = record.get("hyper") if isinstance(record.get("hyper"), dict) else {}
@@ -117,7 +117,7 @@ def load(trainer, path, record):
     hyper = hyper_parameters(opt)
     if not _same(hyper, stored):
         diff = sorted(k for k in set(hyper) | set(stored) if not _same(hyper.get(k), stored.get(k)))
-        raise CheckpointError("%s: the stored optimiser differs from the run's flags in %s" % (path, ", ".join(diff)))
+        raise RunError("%s: the stored optimiser differs from the run's flags in %s" % (path, ", ".join(diff)))
     try:
         arrays = mx.nd.load(path)
         shapes = {i: p.shape for i, p in enumerate(trainer._params)}
@@ -125,7 +125,7 @@ def load(trainer, path, record):
             states = {}
             for index, layout in record["states"]:
                 if index not in shapes:
-                    raise CheckpointError("%s: optimiser state for parameter %r, which does not exist" % (path, index))
+                    raise RunError("%s: optimiser state for parameter %r, which does not exist" % (path, index))
                 states[index] = _unflatten(layout, arrays, shapes[index], path)
             updater.states, updater.states_synced = states, dict.fromkeys(states, False)
         opt.num_update, opt.begin_num_update = int(record["num_update"]), int(record["begin_num_update"])
@@ -134,7 +134,7 @@ def load(trainer, path, record):
         current = int(record["current_device"])
         opt._index_update_count = opt._all_index_update_counts.setdefault(current, {})
     except mx.base.MXNetError as err:
-        raise CheckpointError("%s: not a readable array file (%s)" % (path, one_line(err)))
+        raise RunError("%s: not a readable array file (%s)" % (path, one_line(err)))
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError("%s: malformed optimiser record in state.json (%s)" % (path, err))
+        raise RunError("%s: malformed optimiser record in state.json (%s)" % (path, err))
 

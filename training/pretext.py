@@ -14,7 +14,7 @@ net's (§5.1), to 0 at the end, so the last steps barely move the weights and th
 statistics the file keeps match them (``train.py --backbone-params`` freezes them).
 
 Writes FILE.params, a resnet50_v1b weights file laid out like gluoncv's ImageNet one
-(``symbols.backbone.save_layers``, as ``python -m symbols.backbone`` writes), so
+(``symbols.backbone.save_layers``, as ``python -m training.save_backbone`` writes), so
 ``train.py --backbone-params FILE.params`` loads it exactly as it loads ImageNet weights;
 and FILE.json beside it: the settings, the rotation accuracy on the training images (last
 epoch, as trained) and on every row of PREPARED_DIR/test.h5 in its four rotations

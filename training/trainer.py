@@ -49,6 +49,8 @@ from data.dataset import (LabeledDataset, TestDataset, UnlabeledDataset, read_de
 from data.unlabeled_dir import ConcatUnlabeled, ExtraUnlabeledDataset
 from evaluation.inference import score_depth
 from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS
+from rundir import layout
+from rundir.files import check_split, curves_png, start_run, summary_line, write_metrics
 from symbols import check_input_size, get_confidence_net, get_depth_net
 
 from . import checkpoint, losses, precision
@@ -58,7 +60,6 @@ from .disk_cache import DiskPseudoLabelCache
 from .interrupt import Interrupted
 from .distributed import (OwnedSlots, World, labeled_plan, owned_slots, unlabeled_batch_size,
                           unlabeled_plan)
-from .run_files import check_split, curves_png, start_run, summary_line, write_metrics
 
 # Loss terms summed over workers each step (fixed order: one kvstore key holds them).
 LOSS_TERMS = ("sup", "conf", "semi", "coverage")
@@ -170,7 +171,7 @@ class Trainer:
     def oracle_depths(self, train_h5):
         """--pseudo-labels oracle: the ground truth at 1/4 resolution of this worker's cache slots (NaN = invalid)."""
         if self.opts.unlabeled:
-            raise checkpoint.CheckpointError("--pseudo-labels oracle needs the ground truth of every unlabeled image; "
+            raise layout.RunError("--pseudo-labels oracle needs the ground truth of every unlabeled image; "
                                   "the --unlabeled images have none")
         depths = read_depths(train_h5, self.split["unlabeled_rows"], quarter=True)
         slots = self.unlabeled.slots if isinstance(self.unlabeled, OwnedSlots) else np.arange(len(depths))
@@ -431,7 +432,7 @@ class Trainer:
             self.history.append(metrics)
             self.partial, self.start_iter, self.epoch = {}, 0, epoch + 1
             # best is a function of the history that `last` stores (checkpoint.repair_best)
-            best_epoch, self.best_val = checkpoint.best_epoch(self.history)
+            best_epoch, self.best_val = layout.best_epoch(self.history)
             self.save("last", epoch + 1, 0)
             if not lead:
                 continue
@@ -473,8 +474,8 @@ class Trainer:
         self.world.barrier()
         check_split(self.run_dir, self.split, self.opts.data)
         try:
-            path = checkpoint.checkpoint_dir(self.run_dir, "last")
-        except checkpoint.CheckpointError:
+            path = layout.checkpoint_dir(self.run_dir, "last")
+        except layout.RunError:
             path = None
         state = {"epoch": 0, "iteration": 0}
         if path is not None:
@@ -494,7 +495,7 @@ class Trainer:
         self.epoch, self.start_iter = state["epoch"], state["iteration"]
         self.bad_steps, self.skipped = state["bad_steps"], state["skipped"]
         self.history, self.partial = state["history"], state["partial"]
-        _, self.best_val = checkpoint.best_epoch(self.history)
+        _, self.best_val = layout.best_epoch(self.history)
         self.precision.load_state(state.get("amp"))  # the loss scales (--amp), for an exact resume
         return state
 
@@ -507,10 +508,10 @@ class Trainer:
         equals training the new run from scratch (tests/test_fork.py checks it bit for bit).
         """
         if self.checkpoints.sharded:
-            raise checkpoint.CheckpointError("--fork-from works with the cache in memory of one process, "
+            raise layout.RunError("--fork-from works with the cache in memory of one process, "
                                              "not with --cache-on disk or several workers")
         check_split(source, self.split, self.opts.data)
-        state = self.restore(checkpoint.checkpoint_dir(source, "last"))
+        state = self.restore(layout.checkpoint_dir(source, "last"))
         self.save("last", self.epoch, self.start_iter)  # the new run now resumes on its own
         write_metrics(self.run_dir, self.history)
         return state

@@ -113,7 +113,7 @@ def setup_lines(name, c):
               "top-down layers fresh), saved by `python -m %s` from a ResNet-50 trained from scratch "
               "on %s other synthetic scenes (generator seed %s; the claims' scenes use seed %s) for %s epochs at lr "
               "%s. %s" % (pre.get("backbone", s["backbone_params"]), s.get("freeze_bn"),
-                          "training.pretext" if pre.get("task") == "rotation" else "symbols.backbone", pre.get("n_scenes", "?"),
+                          "training.pretext" if pre.get("task") == "rotation" else "training.save_backbone", pre.get("n_scenes", "?"),
                           pre.get("generator_seed", "?"), pre.get("scenes_seed_of_claims", "?"),
                           pre.get("epochs", "?"), pre.get("lr", "?"), stand_in_sentence(pre)), ""]
     cpus, mixed = mixed_cpu_seeds(c.get("per_seed") or [])

@@ -10,7 +10,7 @@
 #                python -m training.pretext): its labels hold no depth and no geometry computed
 #                from depth, as ImageNet's hold none;
 #      depth     a depth net trained from scratch, supervised, on those scenes (its backbone saved by
-#                python -m symbols.backbone): a second regime whose backbone already knows depth.
+#                python -m training.save_backbone): a second regime whose backbone already knows depth.
 #    Done once per OUT, reused by every seed and arm.
 # 2. Claims runs: --backbone-params takes that file exactly as it takes ImageNet weights
 #    (BatchNorm frozen with the stored statistics, top-down layers fresh), with the paper's
@@ -125,7 +125,7 @@ if [ ! -f "$BACKBONE" ]; then
         --labeled-frac 1 --val-frac 0 --epochs "$PRE_EPOCHS" --lr "$PRE_LR" --seed 0 --no-progress 2>&1 \
         | tee "$PRE/train.log"
     fi
-    "$PY" -m symbols.backbone --run "$PRE" --out "$BACKBONE"
+    "$PY" -m training.save_backbone --run "$PRE" --out "$BACKBONE"
   fi
 fi
 

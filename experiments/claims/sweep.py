@@ -23,7 +23,7 @@ from evaluation.metrics import ErrorAccumulator, select_pixels, scored_mask
 from evaluation.pseudo_labels import FULL, PseudoLabelTable, pooled_rel, training_row_predictions
 from evaluation.runs import load_run
 from evaluation.scoring import score_test_set
-from training.checkpoint import checkpoint_dir, load_state
+from rundir.layout import checkpoint_dir, load_state
 
 SWEEP = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 

@@ -20,7 +20,7 @@ from scipy.stats import ttest_rel
 from common.files import read_json
 from config import T_SEMI as PAPER_T  # the paper's threshold (§5.1)
 from evaluation import EvaluationError
-from training.checkpoint import froze_bn
+from rundir.nets import froze_bn
 
 from .stats import (LOWER_IS_BETTER, better_sign, delta_stats, is_paper_method, paper_delta, paper_shares,
                     paper_table1_delta, seed_rule, share, t_interval)

@@ -3,7 +3,7 @@
 A run directory may come from anyone: a value of the wrong type must stop a command with one
 line naming the file and the key, never with a traceback from deep inside training.  The flag
 types come from the flags' own definitions (``config.py``: ``add_*_args``); the other keys are
-listed here beside what writes them (training/run_files.py: config.json, training/trainer.py
+listed here beside what writes them (rundir/files.py: config.json, training/trainer.py
 ``save``: state.json).  Keys this code does not know are left alone (a newer or older run).
 """
 import argparse
@@ -12,11 +12,12 @@ import numbers
 import os
 
 import config
+from common.files import read_json
 
 # train.py's own flags (not in config.py's groups), as config.json stores them
 TRAIN_FLAGS = {"preset": str, "stop_at": (int, None), "track_test": bool, "fork_from": (str, None),
                "trust_pickled_states": bool, "allow_thread_change": bool}
-# what training/run_files.py and training/precision.py add to the flags
+# what rundir/files.py and training/precision.py add to the flags
 CONFIG_EXTRA = {"explicit": [str], "versions": dict, "git_commit": (str, None), "nets": dict,
                 "omp_num_threads": (str, None), "data_attrs": dict, "dataset": (str, None), "input_size": [int],
                 "unlabeled_batch": int, "amp_dtype": str, "thread_changes": [dict], "data_relative_to_run": str,
@@ -95,7 +96,6 @@ def config_types():
 
 
 def read_record(path, types, required, error):
-    from .files import read_json
     return check_record(read_json(path, error=error), path, types, required, error)
 
 

@@ -20,7 +20,7 @@ from common.threads import cpu_model  # noqa: E402
 from data.unlabeled_dir import describe_change  # noqa: E402
 from symbols import NETS  # noqa: E402
 
-from .checkpoint import CheckpointError  # noqa: E402
+from .layout import RunError  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,7 +58,7 @@ def run_config(opts, derived=None):
     cfg.update(derived or {})
     cfg["versions"] = versions()
     cfg["git_commit"] = git_commit()
-    cfg["nets"] = NETS  # what the networks take; checkpoint.check_nets compares it
+    cfg["nets"] = NETS  # what the networks take; rundir.nets.check_nets compares it
     cfg["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")  # common/threads.py
     cfg["cpu_model"] = cpu_model()  # numbers depend on it too (oneDNN's kernels); resume records a change
     cfg["data_relative_to_run"] = os.path.relpath(os.path.abspath(opts.data), os.path.abspath(opts.out))
@@ -77,12 +77,12 @@ def start_run(run_dir, split, opts, derived=None):
 
 def check_split(run_dir, split, data):
     """Refuse to resume ``run_dir`` unless its split.json is ``split`` (same data, same ``--unlabeled`` images)."""
-    saved = read_json(os.path.join(run_dir, "split.json"), error=CheckpointError)
+    saved = read_json(os.path.join(run_dir, "split.json"), error=RunError)
     saved_extra, extra = saved.get("extra_unlabeled"), split.get("extra_unlabeled")
     if saved_extra != extra:  # the --unlabeled images, not the prepared data, differ
-        raise CheckpointError("cannot resume %s: %s" % (run_dir, describe_change(saved_extra, extra)))
+        raise RunError("cannot resume %s: %s" % (run_dir, describe_change(saved_extra, extra)))
     if saved != split:
-        raise CheckpointError("split.json of %s does not match the data in %s" % (run_dir, data))
+        raise RunError("split.json of %s does not match the data in %s" % (run_dir, data))
 
 
 def write_metrics(run_dir, history):

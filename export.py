@@ -1,6 +1,6 @@
 """Export a run's two networks as MXNet symbol + params files (and optionally ONNX).
 
-    python -m symbols.export --run runs/NAME --out exported/ [--checkpoint last] [--onnx]
+    python export.py --run runs/NAME --out exported/ [--checkpoint last] [--onnx]
 
 writes into ``--out``::
 
@@ -49,14 +49,15 @@ import config
 from common.cli import OneLineParser
 from common.files import failed_write, refuse_link, write_json_atomic
 from common.memory import FORWARD_BYTES_PER_PIXEL, check_fits
-from common.records import read_config
+from rundir.records import read_config
 from data.dataset import IMAGENET_MEAN, IMAGENET_STD
 from data.errors import edge_errors, one_line
-from training.checkpoint import CheckpointError, checkpoint_dir, load_nets
+from rundir.layout import RunError, checkpoint_dir
+from rundir.nets import load_nets
 
-from . import NETS
-from .confidence_net import DOWNSAMPLE
-from .depth_net import INPUT_MULTIPLE, check_input_size
+from symbols import NETS
+from symbols.confidence_net import DOWNSAMPLE
+from symbols.depth_net import INPUT_MULTIPLE, check_input_size
 
 NAMES = ("depth_net", "conf_net")
 # what HybridBlock.export calls the inputs: "data" for one, "data0", "data1", ... for several
@@ -78,7 +79,7 @@ class ExportError(Exception):
 
 
 def build_parser():
-    parser = OneLineParser(prog="python -m symbols.export", description=__doc__,
+    parser = OneLineParser(prog="python export.py", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="run directory made by train.py")
     parser.add_argument("--out", required=True, help="output directory (created if needed)")
@@ -202,7 +203,7 @@ def export(run_dir, out_dir, checkpoint="last", size=None, onnx=False):
     """Write the files listed in the module docstring; returns export.json's content."""
     if not os.path.isdir(run_dir):
         raise ExportError("run directory %s does not exist" % run_dir)
-    size = size or read_config(run_dir, CheckpointError).get("input_size")
+    size = size or read_config(run_dir, RunError).get("input_size")
     if not size:
         raise ExportError("%s/config.json has no input_size; pass --size WIDTHxHEIGHT" % run_dir)
     check_fits("exporting the networks", size, FORWARD_BYTES_PER_PIXEL, ExportError)
@@ -237,7 +238,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         info = export(args.run, args.out, args.checkpoint, args.size, args.onnx)
-    except (ExportError, CheckpointError) + edge_errors() as err:
+    except (ExportError, RunError) + edge_errors() as err:
         print("error: %s" % one_line(err), file=sys.stderr)
         return 2
     written = [f for name in NAMES for key, f in info[name].items() if key in ("symbol", "params", "onnx")]
