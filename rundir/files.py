@@ -51,6 +51,12 @@ def versions():
             "numpy": installed_version(numpy, "numpy"), "gluoncv": installed_version(gluoncv, "gluoncv")}
 
 
+def mxnet_build():
+    """The features this MXNet library was built with (MKLDNN = oneDNN, CUDA, ...): numbers depend on them."""
+    from mxnet.runtime import Features
+    return sorted(name for name, feature in Features().items() if feature.enabled)
+
+
 def run_config(opts, derived=None):
     """All flags + package versions + git commit (+ the prepared data's attributes, + ``derived``:
     figures the trainer computes from them, e.g. the unlabeled images per step)."""
@@ -60,6 +66,7 @@ def run_config(opts, derived=None):
     cfg["git_commit"] = git_commit()
     cfg["nets"] = NETS  # what the networks take; rundir.nets.check_nets compares it
     cfg["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")  # common/threads.py
+    cfg["mxnet_build"] = mxnet_build()
     cfg["cpu_model"] = cpu_model()  # numbers depend on it too (oneDNN's kernels); resume records a change
     cfg["data_relative_to_run"] = os.path.relpath(os.path.abspath(opts.data), os.path.abspath(opts.out))
     with h5py.File(os.path.join(opts.data, "train.h5"), "r") as f:

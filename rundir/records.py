@@ -21,7 +21,7 @@ TRAIN_FLAGS = {"preset": str, "stop_at": (int, None), "track_test": bool, "fork_
 CONFIG_EXTRA = {"explicit": [str], "versions": dict, "git_commit": (str, None), "nets": dict,
                 "omp_num_threads": (str, None), "data_attrs": dict, "dataset": (str, None), "input_size": [int],
                 "unlabeled_batch": int, "amp_dtype": str, "thread_changes": [dict], "data_relative_to_run": str,
-                "cpu_model": (str, None), "cpu_changes": [dict]}
+                "cpu_model": (str, None), "cpu_changes": [dict], "mxnet_build": [str]}
 # present in every config.json this project has written; a resume cannot guess them
 CONFIG_REQUIRED = ("data", "epochs", "semi_start", "batch_size", "lr", "seed", "labeled_frac", "lambda_semi")
 # checkpoints/<tag>/state.json (training/trainer.py ``save``; ``cache`` when sharded; ``optimizers``:

@@ -43,3 +43,22 @@ def test_bench_rejects_bad_settings(argv, message, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1
     assert message in err, err
+
+
+def test_thread_determinism_compares_parameters_bit_for_bit(tmp_path):
+    """bench/thread_determinism.py's comparison: 0.0 only for identical files, else the largest difference."""
+    import mxnet as mx
+    from bench.thread_determinism import max_difference
+    a = {"w": mx.nd.array([1.0, 2.0, 3.0]), "b": mx.nd.array([0.5])}
+    b = {"w": mx.nd.array([1.0, 2.25, 3.0]), "b": mx.nd.array([0.5 + 2 ** -20])}
+    for name, arrays in (("a", a), ("b", b)):
+        mx.nd.save(str(tmp_path / (name + ".params")), arrays)
+    same = [str(tmp_path / "a.params")]
+    assert max_difference(same, same) == 0.0
+    assert max_difference(same, [str(tmp_path / "b.params")]) == 0.25
+
+
+def test_thread_determinism_rejects_a_bad_size(capsys):
+    from bench.thread_determinism import main
+    assert main(["--size", "100x"]) == 2
+    assert capsys.readouterr().err.startswith("error: --size")

@@ -16,6 +16,12 @@ def test_versions_are_the_installed_distributions():
     assert recorded["numpy"] == "1.23.5"
 
 
+def test_the_mxnet_build_is_recorded():
+    """The pinned CPU wheel (mxnet 1.9.1) is built with oneDNN (MKLDNN) and OpenMP, without CUDA."""
+    build = run_files.mxnet_build()
+    assert {"MKLDNN", "OPENMP"} <= set(build) and "CUDA" not in build and build == sorted(build)
+
+
 def test_commit_from_the_checkout_else_from_the_image(tmp_path, monkeypatch):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=run_files.REPO, capture_output=True, text=True)
     if head.returncode != 0:
