@@ -54,7 +54,7 @@ from evaluation.metrics import (ALIGN_SPACES, ALIGNMENTS, AVERAGES, CROPS, DEFAU
 from evaluation.pseudo_labels import score_pseudo_labels  # noqa: E402
 from evaluation.quantize import DEFAULT_CALIB_IMAGES, INT8_CPU_ONLY, int8_nets  # noqa: E402
 from evaluation.report import scoring_file  # noqa: E402
-from evaluation.runs import load_run  # noqa: E402
+from evaluation.runs import extent_caption, load_run  # noqa: E402
 from evaluation.scoring import per_image_table, score_predictions, score_test_set  # noqa: E402
 from rundir.layout import RunError  # noqa: E402
 
@@ -189,6 +189,8 @@ def evaluate_run(args, protocol):
         print("note: %s is at epoch %d of %d: the run stopped early; continue it with python train.py --resume %s"
               % (run["checkpoint"], run["extent"]["trained_epochs"], run["extent"]["epochs"], args.run),
               file=sys.stderr)
+    caption = "%s; protocol %s%s%s" % (extent_caption(args.run, run["checkpoint"], run["extent"]), protocol.name,
+                                       ", flip TTA" if args.flip_tta else "", ", int8" if int8 else "")
     table = per_image_table(scorer, run["test"])
     table1 = score_pseudo_labels(run, args.batch_size, progress=not args.no_progress) if args.table1 else None
     confidence = None
@@ -211,11 +213,11 @@ def evaluate_run(args, protocol):
         written.append(write_json_atomic(out("table1.json", by_protocol=False), table1))  # training rows, own rule
     if confidence:
         written.append(write_json_atomic(out("confidence.json"), confidence))
-        written.append(figures.sparsification_plot(confidence["sparsification"], out("sparsification.png")))
-        written.append(figures.reliability_plot(confidence["reliability"], out("reliability.png")))
+        written.append(figures.sparsification_plot(confidence["sparsification"], out("sparsification.png"), caption))
+        written.append(figures.reliability_plot(confidence["reliability"], out("reliability.png"), caption))
     if scorer.figure_rows:
         rows = sorted(scorer.figure_rows, key=lambda r: r["id"])
-        written.append(figures.qualitative_grid(rows, scorer.t_semi, out("qualitative.png")))
+        written.append(figures.qualitative_grid(rows, scorer.t_semi, out("qualitative.png"), caption))
     return written
 
 

@@ -29,8 +29,14 @@ CONF_PERCENTILES = (2.0, 98.0)
 MIN_SPAN = 1e-3           # a constant map still gets a usable (non-empty) scale
 
 
-def _save(fig, path, metadata=None):
+def _save(fig, path, metadata=None, caption=None):
+    """Write ``fig``; ``caption`` (what was scored: the run, checkpoint and how far it trained,
+    ``evaluation.runs.extent_caption``) goes in small grey type at the bottom left and into the
+    PNG's ``source`` text field."""
     FigureCanvasAgg(fig)
+    if caption:
+        fig.text(0.003, 0.003, caption, fontsize=6, color="0.4", ha="left", va="bottom")
+        metadata = dict(metadata or {}, source=caption)
     tmp = refuse_link(path + ".tmp")
     fig.savefig(tmp, dpi=DPI, format="png", metadata=metadata)
     os.replace(tmp, path)
@@ -71,7 +77,7 @@ def grid_size_px(n_rows, gt_shape):
     return len(COLUMNS) * PANEL_PX, n_rows * row_px + TITLE_PX + COLORBAR_PX
 
 
-def qualitative_grid(rows, t_semi, path):
+def qualitative_grid(rows, t_semi, path, caption=None):
     """image | ground truth | prediction | confidence | mask, one test image per row.
 
     Parameters
@@ -142,10 +148,10 @@ def qualitative_grid(rows, t_semi, path):
                fontsize=7, frameon=False, handlelength=1.2)
     metadata = {"depth_vmin": "%.6g" % vmin, "depth_vmax": "%.6g" % vmax, "confidence_vmin": "%.6g" % cmin,
                 "confidence_vmax": "%.6g" % cmax, "t_semi": "%.6g" % t_semi}
-    return _save(fig, path, metadata)
+    return _save(fig, path, metadata, caption)
 
 
-def sparsification_plot(result, path):
+def sparsification_plot(result, path, caption=None):
     """Confidence / oracle / random curves of ``confidence.SparsificationAccumulator.result()``."""
     fractions = np.asarray(result["fractions"])
     fig = Figure(figsize=(9, 3.6), dpi=DPI)
@@ -158,14 +164,14 @@ def sparsification_plot(result, path):
         ax.set_xlabel("fraction of pixels removed")
         ax.set_ylabel(name)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
+    fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
+    return _save(fig, path, caption=caption)
 
 
 RELIABILITY_YLABEL = "mean target Y (bars); share of pixels (line)"
 
 
-def reliability_plot(result, path):
+def reliability_plot(result, path, caption=None):
     """Mean eq.-1 target and share of pixels per confidence bin of ``ReliabilityAccumulator.result()``."""
     edges = np.asarray(result["edges"])
     centres = (edges[1:] + edges[:-1]) / 2
@@ -185,5 +191,5 @@ def reliability_plot(result, path):
     err = result["calibration_error"]
     ax.set_title("reliability (calibration error %s)" % ("n/a" if err is None else "%.3f" % err), fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    return _save(fig, path)
+    fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
+    return _save(fig, path, caption=caption)

@@ -115,6 +115,18 @@ def trained_extent(run_dir, path, run_config):
     return extent
 
 
+def extent_caption(run_dir, path, extent):
+    """One line naming what a figure shows: 'RUN, checkpoint last: epoch 8 of 8' (+ the iteration of a
+    mid-epoch checkpoint, + for ``best`` the validation images that chose it)."""
+    text = "%s, checkpoint %s: epoch %d of %d" % (os.path.normpath(run_dir), os.path.basename(os.path.normpath(path)),
+                                                 extent["trained_epochs"], extent["epochs"])
+    if extent.get("trained_iteration"):
+        text += ", iteration %d" % extent["trained_iteration"]
+    if "chosen_on_val_images" in extent:
+        text += ", chosen on %d validation images" % extent["chosen_on_val_images"]
+    return text
+
+
 def load_networks(run_dir, checkpoint, ctxs):
     """Both networks of the run on every context of ``ctxs``, hybridized for inference
     (``evaluation.inference.inference_mode``); and the checkpoint path."""

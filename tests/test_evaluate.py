@@ -200,6 +200,14 @@ def test_run_end_to_end_matches_reference_and_predictions_path(tiny, capsys):
     assert png_size(os.path.join(run, "qualitative.png")) == (1200, 3 * 180 + 30 + 64)
     assert png_size(os.path.join(run, "sparsification.png")) == (900, 360)
     assert png_size(os.path.join(run, "reliability.png")) == (450, 450)
+    # every figure names what it shows: the run, the checkpoint, how far it trained, the protocol
+    from PIL import Image
+    state = json.load(open(os.path.join(run, "checkpoints", "last", "state.json")))
+    assert "epochs" not in json.load(open(os.path.join(run, "config.json")))  # this hand-made run: as far as it went
+    caption = "%s, checkpoint last: epoch %d of %d; protocol eigen" % (os.path.normpath(run), state["epoch"],
+                                                                      state["epoch"])
+    for name in ("qualitative.png", "sparsification.png", "reliability.png"):
+        assert Image.open(os.path.join(run, name)).text["source"] == caption, name
 
 
 def test_flip_tta_on_a_run(tiny, capsys):
@@ -523,3 +531,13 @@ def test_a_test_h5_that_is_not_hdf5_is_named(tiny, tmp_path, capsys):
     assert (code, err.strip()) == (2, "error: %s: not an HDF5 file; make it with python -m data.prepare"
                                    % (data / "test.h5"))
     assert not os.path.exists(os.path.join(run, "eval.json"))
+
+
+def test_figure_caption_of_a_mid_epoch_and_a_best_checkpoint():
+    from evaluation.runs import extent_caption
+    assert extent_caption("runs/a/", "runs/a/checkpoints/last", {"trained_epochs": 3, "trained_iteration": 7,
+                                                                 "epochs": 8}) == \
+        "runs/a, checkpoint last: epoch 3 of 8, iteration 7"
+    assert extent_caption("runs/a", "runs/a/checkpoints/best/", {"trained_epochs": 5, "trained_iteration": 0,
+                                                                 "epochs": 8, "chosen_on_val_images": 2}) == \
+        "runs/a, checkpoint best: epoch 5 of 8, chosen on 2 validation images"
