@@ -91,7 +91,8 @@ def build_data(root, size, n_labeled):
 
 # ---- one size, in its own process ------------------------------------------------------------
 class VirtualUnlabeled:
-    """``count`` unlabeled images made from their index (a stand-in for ``ExtraUnlabeledDataset``)."""
+    """``count`` unlabeled images made from their index, passed to the Trainer in place of the --unlabeled
+    folder's ``ExtraUnlabeledDataset`` (``training.run_data``)."""
 
     def __init__(self, count, size):
         self.count, self.size = count, tuple(size)
@@ -114,16 +115,17 @@ def measure(count, data, work, args):
     import numpy as np
 
     import train
-    from training import trainer as trainer_module
     from training.distributed import labeled_plan, unlabeled_plan
-    trainer_module.ExtraUnlabeledDataset = lambda path, size, progress=True: VirtualUnlabeled(count, size)
+    from data.dataset import read_prepared
+    from training.trainer import Trainer
     opts = train.parse_args(["--pretrained", "0", "--batch-size", str(args.batch), "--labeled-frac", "1",
                              "--unlabeled", "virtual", "--unlabeled-per-step", str(args.per_step),
                              "--cache-on", "disk", "--semi-start", "1", "--epochs", "1000", "--t-semi", "0.5",
                              "--no-progress", "--data", data, "--out", os.path.join(work, "run")])
     baseline = peak_rss_mib()
     tic = time.perf_counter()
-    t = trainer_module.Trainer(opts)
+    prepared = read_prepared(data)
+    t = Trainer(opts, extra_unlabeled=VirtualUnlabeled(count, (prepared.width, prepared.height)))
     t.start()
     build_seconds = time.perf_counter() - tic
     assert t.num_unlabeled == count and t.cache.num_samples == count, (t.num_unlabeled, count)

@@ -8,6 +8,7 @@ cli       the one-line-error argument parser shared by every command
 devices   ``--gpus`` -> MXNet contexts, checked before any work
 numbers   round half up, valid (measured) depth
 memory    sizes the machine's memory allows, by estimates per pixel
+crash     the one test hook: end the process at a named point, as kill -9 would
 
 The layers above: data -> symbols -> rundir -> evaluation -> training -> the CLIs (train.py,
 evaluate.py, predict.py, export.py, ``python -m data.prepare``).

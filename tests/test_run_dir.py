@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import train
-from training import checkpoint
+from common.crash import CRASH_ENV
 from rundir import layout
 from rundir.lock import RunLock
 from training.trainer import Trainer
@@ -219,7 +219,7 @@ def straight_cli(tiny_data, tmp_path_factory):
 @pytest.mark.parametrize("stage", ["last:tmp", "best:tmp", "last#2", "last:swap#2"])
 def test_crash_at_any_save_stage_then_resume_equals_uninterrupted(stage, straight_cli, tiny_data, tmp_path):
     run = tmp_path / "run"
-    crashed = run_cli("--out", run, "--data", tiny_data, *(BASE + CRASH_ARGS), env={checkpoint.CRASH_ENV: stage})
+    crashed = run_cli("--out", run, "--data", tiny_data, *(BASE + CRASH_ARGS), env={CRASH_ENV: stage})
     assert crashed.returncode == 137, crashed.stderr
     assert os.path.isfile(run / "config.json")
     if stage == "last:tmp":  # killed in the very first checkpoint write: still a run, resumable
@@ -242,7 +242,7 @@ def test_crash_at_any_save_stage_then_resume_equals_uninterrupted(stage, straigh
 def test_resumed_epoch_seconds_include_the_time_before_the_crash(tiny_data, tmp_path):
     run = tmp_path / "run"
     args = BASE + ["--data", tiny_data, "--epochs", "1", "--save-every", "1"]
-    assert run_cli("--out", run, *args, env={checkpoint.CRASH_ENV: "last#3"}).returncode == 137
+    assert run_cli("--out", run, *args, env={CRASH_ENV: "last#3"}).returncode == 137
     before = json.load(open(run / "checkpoints" / "last" / "state.json"))
     assert before["iteration"] == 3 and before["partial"]["seconds"] > 0
     assert run_cli("--resume", run).returncode == 0

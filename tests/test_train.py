@@ -2,7 +2,6 @@
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -14,7 +13,8 @@ import pytest
 import train
 from training import losses
 from rundir import layout
-from training.trainer import KILL_AT_ENV, Trainer, TrainingStopped
+from common.crash import CRASH_ENV
+from training.trainer import Trainer, TrainingStopped
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = ["--pretrained", "0", "--batch-size", "2", "--labeled-frac", "0.5", "--no-progress", "--lr", "1e-3"]
@@ -179,12 +179,12 @@ def run_cli(*args, timeout=300):
 
 
 def test_sigkill_mid_epoch_then_resume_completes_exactly(tiny_data, tmp_path):
-    """Killed right after the checkpoint of epoch 1, iteration 2 (of 4), by the trainer's test hook."""
+    """Killed right after the checkpoint of epoch 1, iteration 2 (of 4), by the test hook (common/crash.py)."""
     args = BASE + ["--data", tiny_data, "--epochs", "2", "--semi-start", "1", "--save-every", "1"]
     run = tmp_path / "killed"
     killed = subprocess.run([sys.executable, "train.py", "--out", str(run)] + args, cwd=REPO, capture_output=True,
-                            text=True, timeout=300, env=dict(os.environ, **{KILL_AT_ENV: "1:2"}))
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+                            text=True, timeout=300, env=dict(os.environ, **{CRASH_ENV: "step:1:2"}))
+    assert killed.returncode == 137, killed.stderr  # os._exit: no cleanup, as under kill -9
     state = json.loads((run / "checkpoints" / "last" / "state.json").read_text())
     assert (state["epoch"], state["iteration"]) == (1, 2)
     assert len(open(run / "metrics.jsonl").readlines()) == 1      # only epoch 0 finished

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import train
-from training import trainer as trainer_module
+from common import crash
 from training.cache import PseudoLabelCache
 from rundir.layout import RunError
 from training.disk_cache import DiskPseudoLabelCache
@@ -184,10 +184,10 @@ def test_k_set_resumes_mid_epoch_exactly_and_records_the_age(tiny_data, tmp_path
     assert [m["unlabeled_per_step"] for m in history] == [1, 1, 1]
     np.testing.assert_array_equal(straight.cache.to_numpy()["written"], written)
 
-    def stop_at(epoch, iteration):
-        if (epoch, iteration) == (2, 2):
+    def stop_at(point):
+        if point == "step:2:2":
             raise Stop
-    monkeypatch.setattr(trainer_module, "kill_if_asked", stop_at)
+    monkeypatch.setattr(crash, "crash_point", stop_at)
     opts = options(tiny_data, tmp_path / "r", *args, "--cache-on", "disk")
     first = Trainer(opts)
     first.start()

@@ -28,36 +28,20 @@ checkpoint from before that change (``*_trainer.states``, pickles) is refused un
 The run directory is locked by the training writing it (rundir/lock.py), and ``tidy``
 (at every start) removes what an interrupted save left behind.
 
-Test hook: with ``$DEPTH_CRASH_AFTER=<stage>`` the process ends at once (``os._exit``,
-like ``kill -9``) when a save reaches ``<stage>``: ``<tag>:tmp`` (files written, not
-yet swapped in), ``<tag>:swap`` (between the two renames) or ``<tag>`` (complete);
-``<stage>#<n>`` ends it the n-th time.
+Test hook: ``$DEPTH_CRASH_AFTER`` ends the process like ``kill -9`` at a save's stages
+``<tag>:tmp``, ``<tag>:swap`` and ``<tag>`` (common/crash.py).
 """
 import os
 import shutil
 
 import mxnet as mx
 
+from common import crash
 from common.files import failed_write, read_json, refuse_link, refuse_links_below, write_json_atomic
 from rundir.layout import CHECKPOINTS, SHARDS, RunError, is_complete, is_legacy, load_state, named_shards, best_epoch
 from rundir.nets import load_parameters
 
 from . import optim_states
-
-CRASH_ENV = "DEPTH_CRASH_AFTER"
-
-
-_reached = {}
-
-
-def crash_point(stage):
-    """Test hook (module docstring): end the process here, as ``kill -9`` would."""
-    wanted = os.environ.get(CRASH_ENV)
-    if wanted and wanted.split("#")[0] == stage:
-        _reached[stage] = _reached.get(stage, 0) + 1
-        if _reached[stage] == int(wanted.split("#")[1] if "#" in wanted else 1):
-            os._exit(137)
-
 
 def save(run_dir, tag, depth_net, conf_net, depth_trainer, conf_trainer, cache_arrays, state):
     """Write checkpoint ``tag`` atomically (see the module docstring)."""
@@ -70,9 +54,9 @@ def save(run_dir, tag, depth_net, conf_net, depth_trainer, conf_trainer, cache_a
     except (OSError, mx.base.MXNetError) as err:  # a full disk: leave no partial .tmp- behind to keep it full
         raise RunError("%s; the previous checkpoint is intact: free space, then resume the run"
                               % failed_write("checkpoint " + final, err, tmp)) from None
-    crash_point(tag + ":tmp")
+    crash.crash_point(tag + ":tmp")
     swap_in(tmp, final, old, tag)
-    crash_point(tag)
+    crash.crash_point(tag)
     return final
 
 
@@ -97,7 +81,7 @@ def swap_in(tmp, final, old, tag=""):
     if os.path.isdir(final):
         shutil.rmtree(old, ignore_errors=True)
         os.rename(final, old)
-    crash_point(tag + ":swap")
+    crash.crash_point(tag + ":swap")
     os.rename(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
 

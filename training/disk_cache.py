@@ -25,7 +25,7 @@ import numpy as np
 
 from common.files import refuse_link
 
-from .cache import NEVER, SHARD_FILES, check_rule, check_shard, masked_pseudo_labels
+from .cache import NEVER, SHARD_FILES, PseudoLabelCache, check_rule, check_shard, masked_pseudo_labels
 
 
 def _fsync(path):
@@ -196,3 +196,15 @@ class DiskPseudoLabelCache:
     def nbytes(self):
         """Bytes on disk (not in memory)."""
         return sum(self._row_bytes(key) * self._shapes[key][0] for key in self.KEYS)
+
+
+def make_cache(opts, num_samples, height, width, run_dir, rank=0):
+    """A worker's pseudo-label cache of ``num_samples`` slots at ``height x width``: in memory, or with
+    ``--cache-on disk`` in ``<run>/cache/rank<r>/``; the paper's rule (the previous epoch only) unless
+    ``--unlabeled-per-step`` visits a part of the unlabeled set per epoch."""
+    rule = "previous" if opts.unlabeled_per_step is None else "earlier"
+    if opts.cache_on == "disk":
+        return DiskPseudoLabelCache(os.path.join(run_dir, "cache", "rank%d" % rank), num_samples, height, width,
+                                    dtype=opts.cache_dtype, rule=rule)
+    return PseudoLabelCache(num_samples, height, width, dtype=opts.cache_dtype, rule=rule)
+

@@ -218,3 +218,10 @@ class World:
         out = mx.nd.zeros(vector.shape)
         self.kv.pushpull(self.loss_key, vector, out=out)
         return out
+
+    def sum_terms(self, total, terms, keys):
+        """{term: the sum over ranks} of the step's loss terms ``total`` (a term a rank lacks adds 0; the
+        fixed order ``terms`` shares one kvstore key), for the ``keys`` the step has."""
+        vector = mx.nd.concat(*[total.get(k, mx.nd.zeros((1,))).reshape((1,)) for k in terms], dim=0)
+        summed = self.allreduce_losses(vector)
+        return {k: summed[i:i + 1] for i, k in enumerate(terms) if k in keys}

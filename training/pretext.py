@@ -47,7 +47,7 @@ from data.errors import DataError, edge_errors, one_line  # noqa: E402
 from symbols.backbone import resnet_layers, save_layers  # noqa: E402
 from symbols.depth_net import INPUT_MULTIPLE  # noqa: E402
 
-from .trainer import CPU_SGD_AGGREGATION  # noqa: E402
+from .optimisers import CPU_SGD_AGGREGATION  # noqa: E402
 
 ROTATIONS = 4  # classes: k = 0, 1, 2, 3 quarter turns counter-clockwise (0, 90, 180, 270 degrees)
 EPOCHS = 4
@@ -139,7 +139,7 @@ def make_trainer(net, lr, epochs, steps_per_epoch):
     schedule = LRScheduler("poly", base_lr=lr, nepochs=epochs, iters_per_epoch=steps_per_epoch,
                            power=config.POLY_POWER)
     sgd = mx.optimizer.SGD(learning_rate=lr, momentum=MOMENTUM, wd=WD, lr_scheduler=schedule)
-    sgd.aggregate_num = CPU_SGD_AGGREGATION  # faster on CPU (training/trainer.py)
+    sgd.aggregate_num = CPU_SGD_AGGREGATION  # faster on CPU (training/optimisers.py)
     return gluon.Trainer(net.collect_params(), sgd, kvstore=None)
 
 

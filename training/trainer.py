@@ -23,41 +23,35 @@ uses the cache of the previous epoch (L_semi) and refills it.  With lambda = 0 t
 unlabeled images are never visited, which is exactly supervised training.  With
 lambda > 0 and BatchNorm on batch statistics (training from scratch) the unlabeled
 images in a step's batch also shift the statistics the labeled images are normalised
-with; with ImageNet weights BatchNorm is frozen and they do not (see
-docs/claims/claims.md for what that does to a comparison).
-
-The unlabeled set is the split's unlabeled rows followed by the ``--unlabeled``
-images (``data.unlabeled_dir``); the cache lives in memory or in files
-(``--cache-on``, ``training.disk_cache``).
+with; with ImageNet weights BatchNorm is frozen and they do not (docs/claims/from_scratch/
+shows what that does to a comparison).  The data: ``training.run_data``; the cache: in
+memory or in files (``--cache-on``, ``training.disk_cache``).
 """
 import math
 import os
-import signal
 import time
 from contextlib import nullcontext
 
 import mxnet as mx
 import numpy as np
-from gluoncv.utils import LRScheduler
 from mxnet import autograd, gluon
 from tqdm import tqdm
 
 import config
+from common import crash
 from common.devices import contexts
-from data.dataset import (LabeledDataset, TestDataset, UnlabeledDataset, read_depths, read_prepared, rows_for_sources,
-                          split_sources)
-from data.unlabeled_dir import ConcatUnlabeled, ExtraUnlabeledDataset
 from evaluation.inference import score_depth
 from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS
 from rundir import layout
 from rundir.files import check_split, curves_png, start_run, summary_line, write_metrics
-from symbols import check_input_size, get_confidence_net, get_depth_net
+from symbols import get_confidence_net, get_depth_net
 
 from . import checkpoint, losses, precision
 from .bn_snapshot import BatchNormSnapshot
-from .cache import PseudoLabelCache
-from .disk_cache import DiskPseudoLabelCache
+from .disk_cache import make_cache
 from .interrupt import Interrupted
+from .optimisers import make_optimisers
+from .run_data import RunData
 from .distributed import (OwnedSlots, World, labeled_plan, owned_slots, unlabeled_batch_size,
                           unlabeled_plan)
 
@@ -66,21 +60,6 @@ LOSS_TERMS = ("sup", "conf", "semi", "coverage")
 # With --unlabeled-per-step: kept pseudo-label pixels and the sum of their ages (epochs)
 AGE_TERMS = ("kept", "age")
 NO_CLOCK = nullcontext()  # Trainer.phase when nothing times the step
-# SGD arrays per update call on CPU.  MXNet's default (4, MXNET_OPTIMIZER_AGGREGATION_SIZE) runs
-# the multi-tensor kernel, which on CPU is slower than one sgd_mom_update per array: the
-# depth net's update took 0.089 s with 4, 0.124 s with 60 and 0.045 s with 0 (160x128, 1 thread).
-CPU_SGD_AGGREGATION = 0
-
-
-# Test hook (tests/test_train.py): "EPOCH:ITERATION" makes the process SIGKILL itself right
-# after writing the mid-epoch checkpoint of that point, a crash at a known place.
-KILL_AT_ENV = "SEMIDEPTH_TEST_SIGKILL_AT"
-
-
-def kill_if_asked(epoch, iteration):
-    """SIGKILL this process if ``$SEMIDEPTH_TEST_SIGKILL_AT`` names (epoch, iteration); tests only."""
-    if os.environ.get(KILL_AT_ENV) == "%d:%d" % (epoch, iteration):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class TrainingStopped(Exception):
@@ -90,26 +69,16 @@ class TrainingStopped(Exception):
 class Trainer:
     """Both networks, both optimisers, the pseudo-label cache and the run directory."""
 
-    def __init__(self, opts, ctx=None, claim=None):
-        """``claim(rank)``, if given, locks the run directory (``train.py``) before anything is written."""
+    def __init__(self, opts, ctx=None, claim=None, extra_unlabeled=None):
+        """``claim(rank)``, if given, locks the run directory (``train.py``) before anything is written;
+        ``extra_unlabeled``: a dataset in place of the --unlabeled folder (``training.run_data``)."""
         self.opts = opts
         self.ctx = ctx or contexts(opts.gpus)
         self.run_dir = opts.out
-        prepared = read_prepared(opts.data)
-        train_h5 = prepared.train_path
-        self.height, self.width = prepared.height, prepared.width
-        extra = ExtraUnlabeledDataset(opts.unlabeled, (self.width, self.height),
-                                      progress=not opts.no_progress) if opts.unlabeled else None
-        self.split = self.make_split(prepared.train_source, extra)
-        self.labeled = LabeledDataset(train_h5, self.split["labeled_rows"])
-        if opts.batch_size > len(self.labeled):  # checked before anything is written
-            raise ValueError("--batch-size %d is larger than the %d labeled training rows of this split (--data %s, "
-                             "--labeled-frac %g)" % (opts.batch_size, len(self.labeled), opts.data, opts.labeled_frac))
-        unlabeled = UnlabeledDataset(train_h5, self.split["unlabeled_rows"])
-        unlabeled = ConcatUnlabeled([unlabeled, extra]) if extra else unlabeled
-        self.val = LabeledDataset(train_h5, self.split["val_rows"]) if self.split["val_rows"] else None
-        self.test = TestDataset(prepared.test_path) if opts.track_test else None
-        check_input_size(self.height, self.width)
+        data = RunData(opts, extra_unlabeled)
+        self.height, self.width, self.split = data.height, data.width, data.split
+        self.labeled, self.val, self.test = data.labeled, data.val, data.test
+        unlabeled = data.unlabeled
 
         self.world = World(opts.kvstore)
         self.lock = claim(self.world.rank) if claim else None
@@ -134,10 +103,13 @@ class Trainer:
         # BatchNorm running statistics: moved by every forward pass unless frozen
         self.bn_snapshot = BatchNormSnapshot([] if self.depth_net.freeze_bn else
                                              [p for params in self.net_params for p in params if p.grad_req == "null"])
-        self.depth_trainer, self.conf_trainer = self.make_optimisers()
+        self.depth_trainer, self.conf_trainer = make_optimisers(
+            opts, self.depth_net, self.conf_net, self.steps, self.ctx, None if self.world.distributed else opts.kvstore)
         self.precision.attach((self.depth_trainer, self.conf_trainer))  # loss scalers (--amp)
-        self.cache = self.make_cache()
-        self.oracle = self.oracle_depths(train_h5) if opts.pseudo_labels == "oracle" else None
+        self.cache = make_cache(opts, len(self.unlabeled), self.height // config.OUTPUT_STRIDE,
+                                self.width // config.OUTPUT_STRIDE, self.run_dir, self.world.rank)
+        self.oracle = data.oracle_depths(self.unlabeled.slots if isinstance(self.unlabeled, OwnedSlots) else None) \
+            if opts.pseudo_labels == "oracle" else None
         # a cache in files or spread over workers is checkpointed as shards beside the checkpoint
         self.checkpoints = checkpoint.Checkpoints(
             self.run_dir, (self.depth_net, self.conf_net), (self.depth_trainer, self.conf_trainer), self.cache,
@@ -149,34 +121,6 @@ class Trainer:
         self.signals = None  # train.py: SIGINT / SIGTERM stop at the next step (training.interrupt)
 
     # ---- set-up -----------------------------------------------------------------
-    def make_split(self, source, extra=None):
-        """Labeled / unlabeled / val source ids (§5.3), their rows in train.h5 and the extra images."""
-        sides = split_sources(source, self.opts.labeled_frac, self.opts.seed, self.opts.val_frac)
-        rows = {side + "_rows": rows_for_sources(source, ids).tolist() for side, ids in sides.items()}
-        split = dict(sides, **rows)
-        if extra is not None:
-            split["extra_unlabeled"] = extra.record()
-        return split
-
-    def make_cache(self):
-        """This worker's pseudo-label cache, in memory or in ``<run>/cache/rank<r>/``."""
-        shape = (len(self.unlabeled), self.height // config.OUTPUT_STRIDE, self.width // config.OUTPUT_STRIDE)
-        # the paper's rule (previous epoch only) unless an epoch visits a part of the unlabeled set
-        rule = "previous" if self.per_step is None else "earlier"
-        if self.opts.cache_on == "disk":
-            directory = os.path.join(self.run_dir, "cache", "rank%d" % self.world.rank)
-            return DiskPseudoLabelCache(directory, *shape, dtype=self.opts.cache_dtype, rule=rule)
-        return PseudoLabelCache(*shape, dtype=self.opts.cache_dtype, rule=rule)
-
-    def oracle_depths(self, train_h5):
-        """--pseudo-labels oracle: the ground truth at 1/4 resolution of this worker's cache slots (NaN = invalid)."""
-        if self.opts.unlabeled:
-            raise layout.RunError("--pseudo-labels oracle needs the ground truth of every unlabeled image; "
-                                  "the --unlabeled images have none")
-        depths = read_depths(train_h5, self.split["unlabeled_rows"], quarter=True)
-        slots = self.unlabeled.slots if isinstance(self.unlabeled, OwnedSlots) else np.arange(len(depths))
-        return mx.nd.array(depths[slots], ctx=mx.cpu())
-
     def pseudo_labels(self, ids, pred):
         """What the cache stores for these slots: the prediction (§4.2.3) or, with --pseudo-labels
         oracle, the ground truth where it is valid (the prediction elsewhere, as the model would)."""
@@ -184,20 +128,6 @@ class Trainer:
             return pred
         gt = self.oracle.take(ids.as_in_context(mx.cpu()).astype("int64")).expand_dims(1).as_in_context(pred.context)
         return mx.nd.where(gt > 0, gt, pred)  # NaN > 0 is false
-
-    def make_optimisers(self):
-        """SGD + poly decay for the depth net, Adam for the confidence net (§5.1)."""
-        o = self.opts
-        poly = LRScheduler("poly", base_lr=o.lr, nepochs=o.epochs, iters_per_epoch=self.steps, power=o.poly_power) \
-            if o.epochs * self.steps > 1 else LRScheduler("constant", base_lr=o.lr, niters=1)  # poly: 1 - T / 0
-        # distributed: the Trainers update locally after World.allreduce_grads (training/distributed.py)
-        kv = None if self.world.distributed else o.kvstore
-        sgd = mx.optimizer.SGD(learning_rate=o.lr, momentum=o.momentum, wd=o.wd, lr_scheduler=poly)
-        if all(c.device_type == "cpu" for c in self.ctx):  # GPUs keep MXNet's multi-tensor default
-            sgd.aggregate_num = CPU_SGD_AGGREGATION
-        depth = gluon.Trainer(self.depth_net.collect_params(), sgd, kvstore=kv)
-        conf = gluon.Trainer(self.conf_net.collect_params(), "adam", {"learning_rate": o.conf_lr}, kvstore=kv)
-        return depth, conf
 
     def mask_rule(self):
         """B's rule in words, for curves.png: 'C >= 0.9' (eq. 5) or --keep-share's 'top 50 %'."""
@@ -305,7 +235,8 @@ class Trainer:
         total = {k: sum(t[k].as_in_context(mx.cpu()) for t in per_device if k in t)
                  for k in per_device[0] if k in self.loss_terms}
         if self.world.distributed:
-            total = self.sum_over_workers(total, phase)
+            total = self.world.sum_terms(total, self.loss_terms, self.loss_terms if phase == "semi" else
+                                         self.loss_terms[:2])  # a worker without unlabeled images adds 0
         # The one per-step read-back: a non-finite step must be skipped before it is applied.
         finite = bool(mx.nd.contrib.isfinite(total["sup"] + total["conf"] + total.get("semi", 0)).asscalar())
         if finite:
@@ -331,14 +262,6 @@ class Trainer:
     def phase(self, name):
         """A span of the step that ``self.clock`` times (bench/train_step.py); nothing when it is None."""
         return self.clock.span(name) if self.clock else NO_CLOCK
-
-    def sum_over_workers(self, total, phase):
-        """The step's loss terms of all workers (a worker without unlabeled images adds 0)."""
-        terms = self.loss_terms
-        vector = mx.nd.concat(*[total.get(k, mx.nd.zeros((1,))).reshape((1,)) for k in terms], dim=0)
-        summed = self.world.allreduce_losses(vector)
-        keys = terms if phase == "semi" else terms[:2]
-        return {k: summed[i:i + 1] for i, k in enumerate(terms) if k in keys}
 
     # ---- epochs ------------------------------------------------------------------------
     def loader(self, dataset, batches):
@@ -388,7 +311,7 @@ class Trainer:
                 self.partial = {"sums": {k: float(v.asscalar()) for k, v in sums.items()}, "good": good,
                                 "seconds": time.time() - tic}
                 self.save("last", epoch, it + 1)
-                kill_if_asked(epoch, it + 1)
+                crash.crash_point("step:%d:%d" % (epoch, it + 1))  # tests only (common/crash.py)
                 if stop:
                     bar.close()
                     raise Interrupted(stop, epoch, it + 1)
@@ -509,7 +432,7 @@ class Trainer:
         """
         if self.checkpoints.sharded:
             raise layout.RunError("--fork-from works with the cache in memory of one process, "
-                                             "not with --cache-on disk or several workers")
+                                  "not with --cache-on disk or several workers")
         check_split(source, self.split, self.opts.data)
         state = self.restore(layout.checkpoint_dir(source, "last"))
         self.save("last", self.epoch, self.start_iter)  # the new run now resumes on its own
