@@ -53,6 +53,21 @@ DEPTH_FLOOR = 1e-3
 BATCH_SIZE = 4
 
 
+# How a flag behaves on train.py --resume and --fork-from (train.py derives its rules from these tags;
+# an untagged flag must match the stored run and is restored from it):
+#   FREE        may differ on --resume: it changes where or how fast, not what is computed
+#   INVOCATION  belongs to one invocation: may differ, never taken from the stored run
+#   SEMI        acts only from the first epoch that visits unlabeled images: may differ on --fork-from
+FREE, INVOCATION, SEMI = "free", "invocation", "semi"
+RESUME_ROLES = {}  # flag dest -> role, filled as the parsers are built
+
+
+def resume_role(action, role):
+    """Record the role (FREE, INVOCATION or SEMI) of the argparse ``action``'s flag; returns the action."""
+    RESUME_ROLES[action.dest] = role
+    return action
+
+
 def parse_size(text):
     """'320x240' -> (320, 240) as (width, height)."""
     try:
@@ -102,14 +117,16 @@ def add_train_args(parser):
     g = parser.add_argument_group("TRAINING (§4, §5.1)")
     g.add_argument("--labeled-frac", type=fraction, default=0.25,
                    help="fraction of the training source images that keep their depth (§5.3: 1/2 or 1/4). default: %(default)s")
-    g.add_argument("--lambda-semi", type=float, default=LAMBDA_SEMI,
-                   help="weight of L_semi in eq. 3 (§5.1); 0 = the supervised baseline of Table 2. default: %(default)s")
+    resume_role(g.add_argument("--lambda-semi", type=float, default=LAMBDA_SEMI,
+                               help="weight of L_semi in eq. 3 (§5.1); 0 = the supervised baseline of Table 2. "
+                                    "default: %(default)s"), SEMI)
     g.add_argument("--alpha", type=float, default=ALPHA, help="alpha of eq. 1 (§5.1). default: %(default)s")
-    g.add_argument("--t-semi", type=float, default=T_SEMI, help="confidence threshold of eq. 5 (§5.1). default: %(default)s")
-    g.add_argument("--keep-share", type=float, default=None, metavar="Q",
-                   help="instead of the fixed --t-semi, keep the Q most confident share of each step's usable "
-                        "unlabeled pixels (T = that step's (1 - Q) quantile of C; NOT the paper's method: a "
-                        "research arm for a confidence net whose C rarely reaches --t-semi). default: off")
+    resume_role(g.add_argument("--t-semi", type=float, default=T_SEMI,
+                               help="confidence threshold of eq. 5 (§5.1). default: %(default)s"), SEMI)
+    resume_role(g.add_argument("--keep-share", type=float, default=None, metavar="Q",
+                               help="instead of the fixed --t-semi, keep the Q most confident share of each step's usable "
+                                    "unlabeled pixels (T = that step's (1 - Q) quantile of C; NOT the paper's method: a "
+                                    "research arm for a confidence net whose C rarely reaches --t-semi). default: off"), SEMI)
     g.add_argument("--epochs", type=int, default=EPOCHS, help="total epochs (§5.1). default: %(default)s")
     g.add_argument("--semi-start", type=int, default=SEMI_START,
                    help="first epoch (0-based) that uses L_semi (§5.1: after 40 supervised epochs). default: %(default)s")
@@ -125,11 +142,11 @@ def add_train_args(parser):
                    help="fraction of the labeled source images held out to pick the `best` checkpoint; "
                         "0 trains on all labeled images as the paper does (then `best` is not written). default: %(default)s")
     g.add_argument("--seed", type=int, default=0, help="seed of the split, shuffling and initialisation. default: %(default)s")
-    g.add_argument("--pseudo-labels", choices=PSEUDO_LABELS, default="model",
-                   help="what the pseudo-label cache stores for an unlabeled image: model = the depth net's "
-                        "prediction (§4.2.3, the paper's method); oracle = its ground truth instead (NOT the "
-                        "paper's method: a research bound on what L_semi can give with the same confidence "
-                        "mask and lambda; needs ground truth, so not with --unlabeled). default: %(default)s")
+    resume_role(g.add_argument("--pseudo-labels", choices=PSEUDO_LABELS, default="model",
+                               help="what the pseudo-label cache stores for an unlabeled image: model = the depth net's "
+                                    "prediction (§4.2.3, the paper's method); oracle = its ground truth instead (NOT the "
+                                    "paper's method: a research bound on what L_semi can give with the same confidence "
+                                    "mask and lambda; needs ground truth, so not with --unlabeled). default: %(default)s"), SEMI)
     return g
 
 
@@ -137,23 +154,23 @@ def add_run_args(parser):
     g = parser.add_argument_group("RUN")
     g.add_argument("--data", default="datasets/nyu",
                    help="directory made by `python -m data.prepare`. default: %(default)s")
-    g.add_argument("--out", default=None,
-                   help="run directory (default: runs/frac<f>_lambda<l>_seed<s>; --preset demo: runs/demo_frac...)")
-    g.add_argument("--resume", default=None, help="run directory to continue exactly where it stopped")
-    g.add_argument("--gpus", type=parse_gpus, default=[], help="comma-separated GPU ids; empty = CPU. default: CPU")
+    resume_role(g.add_argument("--out", default=None,
+                               help="run directory (default: runs/frac<f>_lambda<l>_seed<s>; --preset demo: runs/demo_frac...)"), INVOCATION)
+    resume_role(g.add_argument("--resume", default=None, help="run directory to continue exactly where it stopped"), INVOCATION)
+    resume_role(g.add_argument("--gpus", type=parse_gpus, default=[], help="comma-separated GPU ids; empty = CPU. default: CPU"), FREE)
     g.add_argument("--amp", choices=("off", "auto", "bf16", "fp16"), default="off",
                    help="mixed precision (MXNet AMP; README 'Mixed precision'): fp16 = float16 with dynamic loss "
                         "scaling on GPUs, bf16 = bfloat16 on CPUs (AVX512-BF16, AMX), auto = fp16 on GPUs, bf16 "
                         "on a CPU that has it, else off. Weights, losses and the cache stay float32. "
                         "default: %(default)s")
-    g.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes. default: %(default)s")
-    g.add_argument("--save-every", type=int, default=0,
-                   help="also checkpoint every N iterations (0 = only at the end of each epoch). default: %(default)s")
-    g.add_argument("--log-every", type=int, default=20,
-                   help="read losses back from the device every N iterations (progress bar). default: %(default)s")
-    g.add_argument("--max-bad-steps", type=int, default=5,
-                   help="stop after this many non-finite losses in a row. default: %(default)s")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    resume_role(g.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes. default: %(default)s"), FREE)
+    resume_role(g.add_argument("--save-every", type=int, default=0,
+                               help="also checkpoint every N iterations (0 = only at the end of each epoch). default: %(default)s"), FREE)
+    resume_role(g.add_argument("--log-every", type=int, default=20,
+                               help="read losses back from the device every N iterations (progress bar). default: %(default)s"), FREE)
+    resume_role(g.add_argument("--max-bad-steps", type=int, default=5,
+                               help="stop after this many non-finite losses in a row. default: %(default)s"), FREE)
+    resume_role(g.add_argument("--no-progress", action="store_true", help="no progress bars"), FREE)
     return g
 
 
@@ -169,15 +186,15 @@ def add_scale_args(parser):
                         "used if written in any earlier epoch (README). Step memory and time do not grow "
                         "with the number of unlabeled images. default: unset, the paper's epoch (every "
                         "unlabeled image once, ceil(M / steps) per step; pseudo-labels of the previous epoch only)")
-    g.add_argument("--cache-on", choices=("memory", "disk"), default="memory",
-                   help="where the pseudo-label cache lives: in memory, or in files of the run directory "
-                        "(constant memory for any number of unlabeled images). default: %(default)s")
+    resume_role(g.add_argument("--cache-on", choices=("memory", "disk"), default="memory",
+                               help="where the pseudo-label cache lives: in memory, or in files of the run directory "
+                                    "(constant memory for any number of unlabeled images). default: %(default)s"), FREE)
     g.add_argument("--cache-dtype", choices=("float32", "float16"), default="float32",
                    help="storage type of the cached depth and confidence. default: %(default)s")
     g.add_argument("--kvstore", default="device", choices=("device", "local", "dist_sync", "dist_device_sync"),
                    help="how gradients are summed: over the devices of this machine (device, local) or also "
                         "over the workers of a parameter-server job (dist_*, see scripts/launch_dist.sh). "
                         "default: %(default)s")
-    g.add_argument("--dump-params", default=None, metavar="DIR",
-                   help="after training, write each worker's networks to DIR/rank<r>.{depth,conf}_net.params")
+    resume_role(g.add_argument("--dump-params", default=None, metavar="DIR",
+                               help="after training, write each worker's networks to DIR/rank<r>.{depth,conf}_net.params"), INVOCATION)
     return g

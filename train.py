@@ -25,16 +25,6 @@ set_omp_threads()  # before mxnet loads (common/threads.py)
 import config  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
-# Flags that may differ when resuming: they change where or how fast, not what is computed.
-# All others must match the stored config.json.  Every stored flag is restored unless given again.
-RESUME_FREE = {"resume", "gpus", "num_workers", "no_progress", "log_every", "save_every", "cache_on",
-               "max_bad_steps", "out", "preset", "stop_at", "track_test", "dump_params", "trust_pickled_states",
-               "fork_from", "allow_thread_change"}
-# Flags of one invocation, never taken from the stored run.
-NOT_RESTORED = {"resume", "out", "stop_at", "explicit", "dump_params", "trust_pickled_states", "fork_from",
-                "allow_thread_change"}
-# --fork-from: flags that act only from the first epoch that visits unlabeled images (semi_start - 1)
-FORK_FREE = RESUME_FREE | NOT_RESTORED | {"lambda_semi", "t_semi", "keep_share", "pseudo_labels"}
 # Paths stored absolute in config.json (a run is then usable from any directory); the run also keeps
 # --data relative to itself (data_relative_to_run) for a run directory moved with its data.
 PATH_FLAGS = ("data", "backbone_params", "unlabeled")
@@ -60,35 +50,45 @@ PRESETS = {
 def build_parser():
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                            fromfile_prefix_chars="@")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper",
-                        help="defaults to start from: paper (§5.1) or demo (synthetic data, CPU minutes; "
-                             "see PRESETS in train.py). default: %(default)s")
+    role = config.resume_role  # how each flag behaves on --resume / --fork-from (config.py)
+    role(parser.add_argument("--preset", choices=sorted(PRESETS), default="paper",
+                             help="defaults to start from: paper (§5.1) or demo (synthetic data, CPU minutes; "
+                                  "see PRESETS in train.py). default: %(default)s"), config.FREE)
     config.add_model_args(parser)
     config.add_train_args(parser)
     config.add_run_args(parser)
     config.add_scale_args(parser)
-    parser.add_argument("--stop-at", type=int, default=None,
-                        help="stop after this many epochs (the schedule still spans --epochs); "
-                             "continue with --resume, e.g. under a cluster's time limit")
-    parser.add_argument("--track-test", action="store_true",
-                        help="score the test images after every epoch into metrics.jsonl (learning curves "
-                             "only; nothing is ever selected on them)")
-    parser.add_argument("--fork-from", default=None, metavar="RUN",
-                        help="start this new run from RUN's last checkpoint instead of from scratch. RUN must "
-                             "agree on every flag but --lambda-semi, --t-semi, --pseudo-labels (and those free on "
-                             "--resume) and have stopped (--stop-at) no later than this run's epoch semi_start - 1, "
-                             "the first that visits unlabeled images: until then both are the same computation, "
-                             "so the result equals training from scratch, bit for bit (e.g. a lambda = 0.1 arm "
-                             "from its lambda = 0 twin)")
-    parser.add_argument("--allow-thread-change", action="store_true",
-                        help="with --resume: continue a run that trained with another OMP_NUM_THREADS. MXNet's CPU "
-                             "kernels sum in another order per thread count, so the result differs from an "
-                             "uninterrupted run (refused without this flag)")
-    parser.add_argument("--trust-pickled-states", action="store_true",
-                        help="with --resume: load a checkpoint written before optimiser states left pickle "
-                             "(*_trainer.states; loading a pickle can run code) and convert it. Only for runs "
-                             "whose author you trust")
+    role(parser.add_argument("--stop-at", type=int, default=None,
+                             help="stop after this many epochs (the schedule still spans --epochs); "
+                                  "continue with --resume, e.g. under a cluster's time limit"), config.INVOCATION)
+    role(parser.add_argument("--track-test", action="store_true",
+                             help="score the test images after every epoch into metrics.jsonl (learning curves "
+                                  "only; nothing is ever selected on them)"), config.FREE)
+    role(parser.add_argument("--fork-from", default=None, metavar="RUN",
+                             help="start this new run from RUN's last checkpoint instead of from scratch. RUN must "
+                                  "agree on every flag but --lambda-semi, --t-semi, --keep-share, --pseudo-labels (and those free "
+                                  "on --resume) and have stopped (--stop-at) no later than this run's epoch semi_start - 1, "
+                                  "the first that visits unlabeled images: until then both are the same computation, "
+                                  "so the result equals training from scratch, bit for bit (e.g. a lambda = 0.1 arm "
+                                  "from its lambda = 0 twin)"), config.INVOCATION)
+    role(parser.add_argument("--allow-thread-change", action="store_true",
+                             help="with --resume: continue a run that trained with another OMP_NUM_THREADS. MXNet's CPU "
+                                  "kernels sum in another order per thread count, so the result differs from an "
+                                  "uninterrupted run (refused without this flag)"), config.INVOCATION)
+    role(parser.add_argument("--trust-pickled-states", action="store_true",
+                             help="with --resume: load a checkpoint written before optimiser states left pickle "
+                                  "(*_trainer.states; loading a pickle can run code) and convert it. Only for runs "
+                                  "whose author you trust"), config.INVOCATION)
     return parser
+
+
+build_parser()  # records every flag's role (config.RESUME_ROLES)
+# Flags that may differ when resuming (FREE and INVOCATION); all others must match the stored config.json.
+# Every stored flag is restored unless given again, but INVOCATION flags (and `explicit`) never are.
+RESUME_FREE = {k for k, r in config.RESUME_ROLES.items() if r in (config.FREE, config.INVOCATION)}
+NOT_RESTORED = {k for k, r in config.RESUME_ROLES.items() if r == config.INVOCATION} | {"explicit"}
+# --fork-from: flags that act only from the first epoch that visits unlabeled images (semi_start - 1)
+FORK_FREE = RESUME_FREE | NOT_RESTORED | {k for k, r in config.RESUME_ROLES.items() if r == config.SEMI}
 
 
 def parse_args(argv=None):

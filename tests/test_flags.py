@@ -244,3 +244,18 @@ def test_check_fits_by_hand(monkeypatch):
     memory.check_fits("x", (1000, 1000), 2048, ValueError, images=5)  # 9.5 GiB: fits
     with pytest.raises(ValueError, match=r"^x at 1000x1000 needs about 11 GB of memory .* has 10 GB$"):
         memory.check_fits("x", (1000, 1000), 2048, ValueError, images=6)  # 11.4 GiB
+
+
+def test_resume_and_fork_rules_come_from_the_flags_roles():
+    """train.py's resume / fork rules, derived from config.py's roles, are the documented policy (README: what a
+    resume may change) restated by hand; every flag of the parser is either tagged or must match."""
+    free = {"gpus", "num_workers", "no_progress", "log_every", "save_every", "cache_on", "max_bad_steps", "preset",
+            "track_test"}
+    invocation = {"resume", "out", "stop_at", "dump_params", "trust_pickled_states", "fork_from",
+                  "allow_thread_change"}
+    assert train.RESUME_FREE == free | invocation
+    assert train.NOT_RESTORED == invocation | {"explicit"}
+    assert train.FORK_FREE == free | invocation | {"explicit", "lambda_semi", "t_semi", "keep_share", "pseudo_labels"}
+    dests = set(vars(train.parse_args([])))
+    assert train.RESUME_FREE | train.FORK_FREE <= dests | {"explicit"}
+    assert {"lr", "seed", "epochs", "alpha", "labeled_frac", "data"} <= dests - train.FORK_FREE  # must match
