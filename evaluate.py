@@ -189,8 +189,10 @@ def evaluate_run(args, protocol):
         print("note: %s is at epoch %d of %d: the run stopped early; continue it with python train.py --resume %s"
               % (run["checkpoint"], run["extent"]["trained_epochs"], run["extent"]["epochs"], args.run),
               file=sys.stderr)
-    caption = "%s; protocol %s%s%s" % (extent_caption(args.run, run["checkpoint"], run["extent"]), protocol.name,
-                                       ", flip TTA" if args.flip_tta else "", ", int8" if int8 else "")
+    threads = run["config"].get("omp_num_threads")  # the numbers depend on it (README "CPU and GPU")
+    caption = "%s%s; protocol %s%s%s" % (extent_caption(args.run, run["checkpoint"], run["extent"]),
+                                         ", trained with OMP_NUM_THREADS=%s" % threads if threads else "",
+                                         protocol.name, ", flip TTA" if args.flip_tta else "", ", int8" if int8 else "")
     table = per_image_table(scorer, run["test"])
     table1 = score_pseudo_labels(run, args.batch_size, progress=not args.no_progress) if args.table1 else None
     confidence = None

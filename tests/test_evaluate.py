@@ -159,7 +159,7 @@ def test_help_exits_zero():
 
 
 def test_run_end_to_end_matches_reference_and_predictions_path(tiny, capsys):
-    run = make_run(tiny, "e2e")
+    run = make_run(tiny, "e2e", omp_num_threads="2")
     code, out, err = run_main(["--run", run, "--confidence", "--figures", "3", "--batch-size", "3",
                                "--no-progress"], capsys)
     assert code == 0, err
@@ -203,9 +203,10 @@ def test_run_end_to_end_matches_reference_and_predictions_path(tiny, capsys):
     # every figure names what it shows: the run, the checkpoint, how far it trained, the protocol
     from PIL import Image
     state = json.load(open(os.path.join(run, "checkpoints", "last", "state.json")))
-    assert "epochs" not in json.load(open(os.path.join(run, "config.json")))  # this hand-made run: as far as it went
-    caption = "%s, checkpoint last: epoch %d of %d; protocol eigen" % (os.path.normpath(run), state["epoch"],
-                                                                      state["epoch"])
+    cfg = json.load(open(os.path.join(run, "config.json")))
+    assert "epochs" not in cfg  # this hand-made run: as far as it went
+    caption = "%s, checkpoint last: epoch %d of %d, trained with OMP_NUM_THREADS=2; protocol eigen" % (
+        os.path.normpath(run), state["epoch"], state["epoch"])
     for name in ("qualitative.png", "sparsification.png", "reliability.png"):
         assert Image.open(os.path.join(run, name)).text["source"] == caption, name
 
