@@ -74,11 +74,16 @@ def resume(run, threads, *extra):
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_resume_under_another_thread_count_is_refused_or_recorded(tiny_data, tmp_path):
+def stopped_run(tiny_data, tmp_path, epochs, semi_start):
+    """A run in tmp_path/r stopped after epoch 0 (--stop-at 1), and its config.json."""
     run = tmp_path / "r"
-    assert train.main(BASE + ["--data", tiny_data, "--out", str(run), "--epochs", "2", "--semi-start", "1",
-                              "--stop-at", "1"]) == 0
-    config = json.loads((run / "config.json").read_text())
+    assert train.main(BASE + ["--data", tiny_data, "--out", str(run), "--epochs", str(epochs), "--semi-start",
+                              str(semi_start), "--stop-at", "1"]) == 0
+    return run, json.loads((run / "config.json").read_text())
+
+
+def test_resume_under_another_thread_count_is_refused_or_recorded(tiny_data, tmp_path):
+    run, config = stopped_run(tiny_data, tmp_path, epochs=2, semi_start=1)
     ours = config["omp_num_threads"]
     assert ours == os.environ["OMP_NUM_THREADS"]
     other = "3" if ours != "3" else "1"
@@ -112,10 +117,7 @@ def test_resume_with_the_same_thread_count_needs_no_flag(tiny_data, tmp_path):
 
 def test_a_run_records_its_cpu_model_and_a_resume_or_fork_on_another_one(tiny_data, tmp_path):
     from common.threads import cpu_model
-    run = tmp_path / "r"
-    assert train.main(BASE + ["--data", tiny_data, "--out", str(run), "--epochs", "3", "--semi-start", "2",
-                              "--stop-at", "1"]) == 0
-    config = json.loads((run / "config.json").read_text())
+    run, config = stopped_run(tiny_data, tmp_path, epochs=3, semi_start=2)
     ours = config["cpu_model"]
     assert ours == cpu_model() and ours  # /proc/cpuinfo names it here
     same = resume(run, os.environ["OMP_NUM_THREADS"], "--stop-at", "1")  # nothing to train: the same CPU, no note
