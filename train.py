@@ -216,14 +216,17 @@ def cpu_change(was, how):
 
 def record_cpu_change(run_dir, state, was):
     """config.json: the CPU model the run trained on before ``state`` (``cpu_model``: the one it started on)."""
-    from common.files import read_json, write_json_atomic
     from common.threads import cpu_model
+    if was is not None and cpu_model() not in (None, was):
+        record_change(run_dir, "cpu_changes", state, cpu_model=cpu_model(), before=was)
+
+
+def record_change(run_dir, key, state, **entry):
+    """Append {epoch, iteration of ``state``, **entry} to config.json's list ``key`` (thread and CPU changes)."""
+    from common.files import read_json, write_json_atomic
     path = os.path.join(run_dir, "config.json")
     cfg = read_json(path)
-    if was is None or cpu_model() in (None, was):
-        return
-    cfg.setdefault("cpu_changes", []).append({"epoch": state["epoch"], "iteration": state["iteration"],
-                                              "cpu_model": cpu_model(), "before": was})
+    cfg.setdefault(key, []).append(dict({"epoch": state["epoch"], "iteration": state["iteration"]}, **entry))
     write_json_atomic(path, cfg)
 
 
@@ -259,12 +262,7 @@ def last_cpu(run):
 
 def record_thread_change(run_dir, state):
     """config.json keeps every thread count the run trained with, from which point."""
-    from common.files import read_json, write_json_atomic
-    path = os.path.join(run_dir, "config.json")
-    cfg = read_json(path)
-    cfg.setdefault("thread_changes", []).append({"epoch": state["epoch"], "iteration": state["iteration"],
-                                                 "omp_num_threads": os.environ.get("OMP_NUM_THREADS")})
-    write_json_atomic(path, cfg)
+    record_change(run_dir, "thread_changes", state, omp_num_threads=os.environ.get("OMP_NUM_THREADS"))
 
 
 def check_fork(args):
