@@ -53,13 +53,16 @@ DEPTH_FLOOR = 1e-3
 BATCH_SIZE = 4
 
 
-# How a flag behaves on train.py --resume and --fork-from (train.py derives its rules from these tags;
-# an untagged flag must match the stored run and is restored from it):
+# How a flag behaves on train.py --resume and --fork-from (rundir/resume.py derives its rules from these
+# tags; an untagged flag must match the stored run and is restored from it):
 #   FREE        may differ on --resume: it changes where or how fast, not what is computed
 #   INVOCATION  belongs to one invocation: may differ, never taken from the stored run
 #   SEMI        acts only from the first epoch that visits unlabeled images: may differ on --fork-from
 FREE, INVOCATION, SEMI = "free", "invocation", "semi"
 RESUME_ROLES = {}  # flag dest -> role, filled as the parsers are built
+# Paths stored absolute in config.json (a run is then usable from any directory); the run also keeps
+# --data relative to itself (data_relative_to_run) for a run directory moved with its data.
+PATH_FLAGS = ("data", "backbone_params", "unlabeled")
 
 
 def resume_role(action, role):

@@ -25,9 +25,6 @@ set_omp_threads()  # before mxnet loads (common/threads.py)
 import config  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
-# Paths stored absolute in config.json (a run is then usable from any directory); the run also keeps
-# --data relative to itself (data_relative_to_run) for a run directory moved with its data.
-PATH_FLAGS = ("data", "backbone_params", "unlabeled")
 FINITE = ("lr", "conf_lr", "momentum", "wd", "poly_power", "alpha", "lambda_semi", "t_semi")
 
 # --preset demo: the embedded synthetic default on 2 CPU cores in a few minutes, with the
@@ -82,13 +79,7 @@ def build_parser():
     return parser
 
 
-build_parser()  # records every flag's role (config.RESUME_ROLES)
-# Flags that may differ when resuming (FREE and INVOCATION); all others must match the stored config.json.
-# Every stored flag is restored unless given again, but INVOCATION flags (and `explicit`) never are.
-RESUME_FREE = {k for k, r in config.RESUME_ROLES.items() if r in (config.FREE, config.INVOCATION)}
-NOT_RESTORED = {k for k, r in config.RESUME_ROLES.items() if r == config.INVOCATION} | {"explicit"}
-# --fork-from: flags that act only from the first epoch that visits unlabeled images (semi_start - 1)
-FORK_FREE = RESUME_FREE | NOT_RESTORED | {k for k, r in config.RESUME_ROLES.items() if r == config.SEMI}
+build_parser()  # records every flag's role (config.RESUME_ROLES): what --resume / --fork-from may change
 
 
 def parse_args(argv=None):
@@ -98,7 +89,7 @@ def parse_args(argv=None):
     parser.set_defaults(**PRESETS[preset.preset])
     args = parser.parse_args(argv)
     args.explicit = sorted(explicit_flags(parser, argv))
-    for key in PATH_FLAGS:
+    for key in config.PATH_FLAGS:
         if getattr(args, key):
             setattr(args, key, os.path.abspath(getattr(args, key)))
     if args.out is None:
@@ -144,196 +135,11 @@ def range_problems(args):
             for key, ok, rule in rules if not ok]
 
 
-def check_stop_at(args):
-    """--stop-at within the run's --epochs (the stored one on --resume)."""
-    from rundir.layout import RunError
-    if args.stop_at is not None and args.stop_at > args.epochs:
-        raise RunError("--stop-at %d is beyond the run's --epochs %d" % (args.stop_at, args.epochs))
-
-
 def explicit_flags(parser, argv):
     """Destinations of the flags written on the command line (``--x v`` or ``--x=v``)."""
     argv = parser._read_args_from_files(argv)  # flags inside @files count as written
     words = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
     return {a.dest for a in parser._actions if words.intersection(a.option_strings)}
-
-
-def flag_text(key, value):
-    if key == "gpus":
-        return "--gpus %s" % (",".join(map(str, value)) or "'' (CPU)")
-    return "--%s %s" % (key.replace("_", "-"), value)
-
-
-def resume_options(args):
-    """The stored config of ``--resume RUN``, refusing flags that would change the run.
-
-    Returns the options to resume with (every stored flag unless given again) and
-    one line per flag given with a new value.
-    """
-    from rundir.records import CONFIG_REQUIRED, read_config
-    from rundir.layout import RunError
-    from rundir.nets import check_nets
-    if not os.path.isfile(os.path.join(args.resume, "config.json")):
-        raise RunError("%s holds no run to resume (no config.json); start one with --out %s"
-                              % (args.resume, args.resume))
-    stored = read_config(args.resume, RunError, CONFIG_REQUIRED)
-    check_nets(stored, args.resume)
-    thread_note = thread_change(stored, args)
-    # a flag newer than the run was, in effect, at its default (e.g. --unlabeled-per-step unset)
-    was = {k: stored_value(stored, k, build_parser()) for k in args.explicit}
-    changed = [k for k in args.explicit if k not in RESUME_FREE and was[k] != getattr(args, k)]
-    if changed:
-        raise RunError("cannot resume %s with a different %s (stored: %s)" % (
-            args.resume, ", ".join("--" + k.replace("_", "-") for k in changed),
-            ", ".join("%s=%s" % (k, was[k]) for k in changed)))
-    # flags newer than the run take their defaults (the behaviour of the code it was started with)
-    merged, notes = argparse.Namespace(**vars(args)), []
-    for key, value in sorted(stored.items()):
-        if key not in vars(args) or key in NOT_RESTORED:
-            continue
-        if key not in args.explicit:
-            setattr(merged, key, value)
-        elif value != getattr(args, key):
-            notes.append("%s (stored: %s)" % (flag_text(key, getattr(args, key)), flag_text(key, value)))
-    merged.out = args.resume
-    merged.explicit = args.explicit
-    merged.thread_change = bool(thread_note)
-    cpu_note = cpu_change(last_cpu(stored), "trained so far on")
-    return merged, notes + [n for n in (thread_note, cpu_note) if n]
-
-
-def cpu_change(was, how):
-    """A note when this machine's CPU model differs from the run's (or the fork source's), else None:
-    not refused (one cannot pick one's CPU), but the numbers differ from here on (oneDNN picks its
-    kernels by CPU) and config.json lists the change under cpu_changes."""
-    from common.threads import cpu_model
-    now = cpu_model()
-    if was is None or now is None or was == now:  # runs from before the model was recorded cannot be checked
-        return None
-    return ("%s the CPU %r, this machine's is %r: from here the numbers differ from a run on one machine "
-            "(oneDNN picks its kernels by CPU); config.json lists the change under cpu_changes" % (how, was, now))
-
-
-def record_cpu_change(run_dir, state, was):
-    """config.json: the CPU model the run trained on before ``state`` (``cpu_model``: the one it started on)."""
-    from common.threads import cpu_model
-    if was is not None and cpu_model() not in (None, was):
-        record_change(run_dir, "cpu_changes", state, cpu_model=cpu_model(), before=was)
-
-
-def record_change(run_dir, key, state, **entry):
-    """Append {epoch, iteration of ``state``, **entry} to config.json's list ``key`` (thread and CPU changes)."""
-    from common.files import read_json, write_json_atomic
-    path = os.path.join(run_dir, "config.json")
-    cfg = read_json(path)
-    cfg.setdefault(key, []).append(dict({"epoch": state["epoch"], "iteration": state["iteration"]}, **entry))
-    write_json_atomic(path, cfg)
-
-
-def stored_value(stored, key, parser):
-    """A flag as the stored run had it: its default if the run predates the flag; a path absolute
-    (runs from before paths were stored absolute: taken from the current directory)."""
-    value = stored[key] if key in stored else parser.get_default(key)
-    return os.path.abspath(value) if key in PATH_FLAGS and value else value
-
-
-def thread_change(stored, args):
-    """Refuse (or, with --allow-thread-change, note) a resume under another OMP_NUM_THREADS."""
-    from rundir.layout import RunError
-    was, now = stored.get("omp_num_threads"), os.environ.get("OMP_NUM_THREADS")
-    if was is None or was == now:  # runs from before the count was recorded cannot be checked
-        return None
-    if not args.allow_thread_change:
-        raise RunError("%s trained with OMP_NUM_THREADS=%s, this process has %s; the numbers would differ "
-                              "from an uninterrupted run: resume with OMP_NUM_THREADS=%s, or accept it with "
-                              "--allow-thread-change" % (args.resume, was, now, was))
-    return ("OMP_NUM_THREADS=%s (stored: %s): from here the numbers differ from an uninterrupted run; "
-            "config.json lists the change under thread_changes" % (now, was))
-
-
-def last_cpu(run):
-    """The CPU model a run (its directory or its config.json as a dict) trained on last (cpu_model, then
-    cpu_changes); None if unrecorded."""
-    from common.files import read_json
-    cfg = run if isinstance(run, dict) else read_json(os.path.join(run, "config.json"))
-    changes = cfg.get("cpu_changes") or []
-    return changes[-1]["cpu_model"] if changes else cfg.get("cpu_model")
-
-
-def record_thread_change(run_dir, state):
-    """config.json keeps every thread count the run trained with, from which point."""
-    record_change(run_dir, "thread_changes", state, omp_num_threads=os.environ.get("OMP_NUM_THREADS"))
-
-
-def check_fork(args):
-    """Refuse ``--fork-from RUN`` unless RUN's last checkpoint is a point of this run's own training;
-    returns the epoch it continues from."""
-    from rundir.records import CONFIG_REQUIRED, STATE_REQUIRED, read_config, read_state
-    from rundir.layout import RunError, checkpoint_dir
-    from rundir.nets import check_nets
-    source = args.fork_from
-    if not os.path.isfile(os.path.join(source, "config.json")):
-        raise RunError("--fork-from %s: no run there (no config.json)" % source)
-    stored = read_config(source, RunError, CONFIG_REQUIRED)
-    check_nets(stored, source)
-    parser = build_parser()
-    differ = [k for k in sorted(vars(args)) if k not in FORK_FREE | {"explicit"}
-              and stored_value(stored, k, parser) != getattr(args, k)]
-    if differ:
-        raise RunError("cannot fork from %s: it differs in %s (stored: %s)" % (
-            source, ", ".join("--" + k.replace("_", "-") for k in differ),
-            ", ".join("%s=%s" % (k, stored_value(stored, k, parser)) for k in differ)))
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if stored.get("omp_num_threads") != threads:  # the numbers depend on it (common/threads.py)
-        raise RunError("cannot fork from %s: it trained with OMP_NUM_THREADS=%s, this run has %s"
-                              % (source, stored.get("omp_num_threads"), threads))
-    state = read_state(checkpoint_dir(source, "last"), RunError, STATE_REQUIRED)
-    first_unlabeled = max(args.semi_start - 1, 0)
-    if state["iteration"] != 0 or state["epoch"] > first_unlabeled:
-        raise RunError("cannot fork from %s: its last checkpoint is at epoch %d, iteration %d; a fork needs "
-                              "one at the end of an epoch <= %d (semi_start - 1; train it with --stop-at %d)"
-                              % (source, state["epoch"], state["iteration"], first_unlabeled, first_unlabeled))
-    return state["epoch"]
-
-
-def is_run(path):
-    """A directory holds a run once it has config.json or a complete checkpoint."""
-    from rundir.layout import RunError, checkpoint_dir
-    if os.path.isfile(os.path.join(path, "config.json")):
-        return True
-    for tag in ("last", "best"):
-        try:
-            checkpoint_dir(path, tag)
-            return True
-        except RunError:
-            pass
-    return False
-
-
-def refuse_existing_run(path):
-    from rundir.layout import RunError, checkpoint_dir
-    if not is_run(path):
-        return
-    try:
-        checkpoint_dir(path, "last")
-    except RunError:  # config.json but no training point: it failed or stopped before its first save
-        raise RunError("%s already holds a run without a checkpoint (it stopped before its first one); "
-                              "continue it with --resume %s, or remove %s to start it with other flags"
-                              % (path, path, path))
-    raise RunError("%s already holds a run; continue it with --resume %s or use another --out"
-                          % (path, path))
-
-
-def check_writable(path):
-    """Fail before any work if the run directory cannot be written."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write-test-%d" % os.getpid())  # workers of one job share --out
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as err:
-        raise OSError("cannot write to --out %s (%s)" % (path, err.strerror or err))
 
 
 def amp_note(args, ctx):
@@ -356,6 +162,7 @@ def main(argv=None):
     from symbols import WeightsError
     from rundir.layout import RunError
     from rundir.lock import RunLock
+    from rundir import resume
     from common.devices import contexts
     from training.interrupt import Interrupted, StopSignals
     from training.trainer import Trainer, TrainingStopped
@@ -365,40 +172,40 @@ def main(argv=None):
         """Lock the run directory for this process (rank r > 0 of a job: its own lock file)."""
         locks.append(RunLock(args.out, ".lock" if rank == 0 else ".lock-rank%d" % rank))
         if rank == 0 and not args.resume:
-            refuse_existing_run(args.out)  # again under the lock: another start may have just finished
+            resume.refuse_existing_run(args.out)  # again under the lock: another start may have just finished
         return locks[-1]
 
     signals = StopSignals().__enter__()  # Ctrl-C / SIGTERM: stop at a step, save, say how to resume
     try:
         if args.resume:
-            args, notes = resume_options(args)
+            args, notes = resume.resume_options(args, build_parser())
             for note in notes:
                 print("resume: %s" % note)
-            check_stop_at(args)
+            resume.check_stop_at(args)
         else:
-            refuse_existing_run(args.out)
-            fork_epoch = check_fork(args) if args.fork_from else None
+            resume.refuse_existing_run(args.out)
+            fork_epoch = resume.check_fork(args, build_parser()) if args.fork_from else None
             created = not os.path.isdir(args.out)
-            check_writable(args.out)
+            resume.check_writable(args.out)
         amp_note(args, contexts(args.gpus))  # every GPU id exists and --amp can run there, before any work
         trainer = Trainer(args, claim=claim)
         trainer.signals = signals
         if args.resume:
             state = trainer.resume()
-            print("resuming %s at epoch %d, iteration %d" % (args.out, state["epoch"], state["iteration"]))
+            print("resuming %s at epoch %d, iteration %d" % (args.out, state.epoch, state.iteration))
             if args.thread_change:
-                record_thread_change(args.out, state)
-            record_cpu_change(args.out, state, last_cpu(args.out))
+                resume.record_thread_change(args.out, state)
+            resume.record_cpu_change(args.out, state, resume.last_cpu(args.out))
         else:
             trainer.start()
             if args.fork_from:
                 state = trainer.fork(args.fork_from)
                 print("forked from %s at epoch %d" % (args.fork_from, fork_epoch))
-                source_cpu = last_cpu(args.fork_from)
-                note = cpu_change(source_cpu, "the source trained on")
+                source_cpu = resume.last_cpu(args.fork_from)
+                note = resume.cpu_change(source_cpu, "the source trained on")
                 if note:
                     print("fork: %s" % note)
-                    record_cpu_change(args.out, state, source_cpu)
+                    resume.record_cpu_change(args.out, state, source_cpu)
         trainer.train(stop_at=args.stop_at)
         if args.dump_params:
             trainer.dump_params(args.dump_params)

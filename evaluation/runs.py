@@ -11,11 +11,12 @@ from mxnet.base import MXNetError
 
 from common.devices import contexts
 from common.files import read_json
-from rundir.records import read_config, read_state
 from data.dataset import TestDataset
 from data.errors import one_line
 from rundir.layout import RunError, checkpoint_dir
 from rundir.nets import load_nets
+from rundir.records import read_config
+from rundir.state import TrainingPoint
 
 from . import EvaluationError
 from .inference import inference_mode
@@ -106,10 +107,10 @@ def stored_data(run_dir, run_config):
 def trained_extent(run_dir, path, run_config):
     """How far the scored checkpoint trained against the run's ``--epochs``, and for a checkpoint chosen
     on validation images (``best``), on how many."""
-    state = read_state(path, RunError, ("epoch",))
+    state = TrainingPoint.read(path, RunError, required=("epoch",))
     split = read_json(os.path.join(run_dir, "split.json"), required=False, error=RunError) or {}
-    extent = {"trained_epochs": state["epoch"], "trained_iteration": state.get("iteration", 0),
-              "epochs": run_config.get("epochs", state["epoch"])}
+    extent = {"trained_epochs": state.epoch, "trained_iteration": state.iteration,
+              "epochs": run_config.get("epochs", state.epoch)}
     if os.path.basename(os.path.normpath(path)) == "best":
         extent["chosen_on_val_images"] = len(split.get("val_rows") or [])
     return extent

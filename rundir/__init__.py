@@ -7,7 +7,8 @@ evaluate.py / predict.py / export.py / the claims read it through it.  Its one e
 Modules
 -------
 layout   what the directory holds, where a checkpoint is, ``RunError``
-records  config.json / state.json checked on read against the types the project writes
+records  config.json checked on read against the types the project writes (and the checker itself)
+state    state.json as one typed record, ``TrainingPoint``: where a training stands
 files    config.json, split.json, metrics.jsonl, curves.png as training writes them
 lock     one training writes a run directory at a time
 nets     the trained networks of a run, loaded for inference

@@ -17,10 +17,9 @@ import os
 
 import mxnet as mx
 
-from common.files import read_json
 from data.errors import one_line
 
-from .records import STATE_REQUIRED, read_state
+from .state import TrainingPoint
 
 CHECKPOINTS = "checkpoints"
 FILES = ("depth_net.params", "conf_net.params", "depth_trainer.nd",
@@ -65,16 +64,17 @@ def named_shards(run_dir):
     named = set()
     for name in os.listdir(root):
         try:
-            named.add(read_json(os.path.join(root, name, "state.json"), error=RunError)
-                      .get("cache", {}).get("shards"))
-        except (RunError, OSError, AttributeError):
+            cache = TrainingPoint.read(os.path.join(root, name), RunError, required=()).cache
+        except (RunError, OSError):
             continue
-    return named - {None}
+        if cache and isinstance(cache.get("shards"), str):
+            named.add(cache["shards"])
+    return named
 
 
 def load_state(path):
-    """state.json and the cache arrays of a checkpoint directory."""
-    state = read_state(path, RunError, STATE_REQUIRED)
+    """The ``TrainingPoint`` (state.json) and the cache arrays of a checkpoint directory."""
+    state = TrainingPoint.read(path, RunError)
     try:
         cache = mx.nd.load(os.path.join(path, "cache.nd"))
     except mx.base.MXNetError as err:

@@ -1,10 +1,10 @@
-"""config.json and state.json of a run directory, checked on every read.
+"""The records of a run directory (config.json; state.json's types: rundir/state.py), checked on every read.
 
 A run directory may come from anyone: a value of the wrong type must stop a command with one
 line naming the file and the key, never with a traceback from deep inside training.  The flag
 types come from the flags' own definitions (``config.py``: ``add_*_args``); the other keys are
-listed here beside what writes them (rundir/files.py: config.json, training/trainer.py
-``save``: state.json).  Keys this code does not know are left alone (a newer or older run).
+listed here beside what writes them (rundir/files.py, training/precision.py); state.json's types
+are its fields' (rundir/state.py).  Keys this code does not know are left alone (a newer or older run).
 """
 import argparse
 import json
@@ -24,12 +24,6 @@ CONFIG_EXTRA = {"explicit": [str], "versions": dict, "git_commit": (str, None), 
                 "cpu_model": (str, None), "cpu_changes": [dict], "mxnet_build": [str]}
 # present in every config.json this project has written; a resume cannot guess them
 CONFIG_REQUIRED = ("data", "epochs", "semi_start", "batch_size", "lr", "seed", "labeled_frac", "lambda_semi")
-# checkpoints/<tag>/state.json (training/trainer.py ``save``; ``cache`` when sharded; ``optimizers``:
-# training/checkpoint.py, what optim_states wrote beside the arrays)
-STATE_TYPES = {"epoch": int, "iteration": int, "seed": int, "bad_steps": int, "skipped": int,
-               "best_val": (float, None), "history": [dict], "partial": dict, "amp": (dict, None), "cache": dict,
-               "optimizers": dict}
-STATE_REQUIRED = ("epoch", "iteration", "history")
 NUMBER = float  # a JSON number: 3 and 3.0 are both numbers; true is not
 
 
@@ -103,8 +97,3 @@ def read_config(run_dir, error, required=()):
     """``run_dir``/config.json, checked; ``error`` (one line) if missing, unreadable, mistyped or without a
     ``required`` key (training needs ``CONFIG_REQUIRED``; scoring reads fewer)."""
     return read_record(os.path.join(run_dir, "config.json"), config_types(), required, error)
-
-
-def read_state(checkpoint_path, error, required=()):
-    """``checkpoint_path``/state.json, checked (restoring a training point needs ``STATE_REQUIRED``)."""
-    return read_record(os.path.join(checkpoint_path, "state.json"), STATE_TYPES, required, error)

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import train
+from rundir.resume import fork_free, not_restored, resume_free
 from test_train import BASE, REPO
 
 
@@ -249,15 +250,15 @@ def test_check_fits_by_hand(monkeypatch):
 
 
 def test_resume_and_fork_rules_come_from_the_flags_roles():
-    """train.py's resume / fork rules, derived from config.py's roles, are the documented policy (README: what a
+    """The resume / fork rules (rundir/resume.py), derived from config.py's roles, are the documented policy (README: what a
     resume may change) restated by hand; every flag of the parser is either tagged or must match."""
     free = {"gpus", "num_workers", "no_progress", "log_every", "save_every", "cache_on", "max_bad_steps", "preset",
             "track_test"}
     invocation = {"resume", "out", "stop_at", "dump_params", "trust_pickled_states", "fork_from",
                   "allow_thread_change"}
-    assert train.RESUME_FREE == free | invocation
-    assert train.NOT_RESTORED == invocation | {"explicit"}
-    assert train.FORK_FREE == free | invocation | {"explicit", "lambda_semi", "t_semi", "keep_share", "pseudo_labels"}
+    assert resume_free() == free | invocation
+    assert not_restored() == invocation | {"explicit"}
+    assert fork_free() == free | invocation | {"explicit", "lambda_semi", "t_semi", "keep_share", "pseudo_labels"}
     dests = set(vars(train.parse_args([])))
-    assert train.RESUME_FREE | train.FORK_FREE <= dests | {"explicit"}
-    assert {"lr", "seed", "epochs", "alpha", "labeled_frac", "data"} <= dests - train.FORK_FREE  # must match
+    assert resume_free() | fork_free() <= dests | {"explicit"}
+    assert {"lr", "seed", "epochs", "alpha", "labeled_frac", "data"} <= dests - fork_free()  # must match

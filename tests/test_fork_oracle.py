@@ -31,7 +31,7 @@ def test_fork_equals_training_from_scratch(tiny_data, tmp_path):
     source.train(stop_at=1)
     fork = new_trainer(options(tiny_data, tmp_path / "fork", *SCHEDULE, "--fork-from", str(tmp_path / "l0")))
     state = fork.fork(str(tmp_path / "l0"))
-    assert (state["epoch"], fork.epoch) == (1, 1)
+    assert (state.epoch, fork.epoch) == (1, 1)
     history = fork.train()
     assert [m["phase"] for m in history] == ["supervised", "fill", "semi"]
     assert without_seconds(history) == without_seconds(scratch.history)

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import train
+from rundir.resume import resume_options
 from test_train import BASE, REPO
 
 
@@ -66,7 +67,7 @@ def test_resume_and_fork_accept_the_same_data_given_relative(project):
     os.chdir(project)
     try:
         args = train.parse_args(["--resume", os.path.join("runs", "r"), "--data", "data"])
-        merged, notes = train.resume_options(args)
+        merged, notes = resume_options(args, train.build_parser())
         assert merged.data == str(project / "data") and notes == []
     finally:
         os.chdir(here)

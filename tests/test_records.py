@@ -1,5 +1,5 @@
-"""config.json and state.json from anyone (common/records.py): a mistyped value is one line naming file and key,
-in every command that reads them; what the project writes passes its own check."""
+"""config.json and state.json from anyone (rundir/records.py, rundir/state.py): a mistyped value is one line
+naming file and key, in every command that reads them; what the project writes passes its own check."""
 import json
 import shutil
 import subprocess
@@ -8,8 +8,8 @@ import sys
 import pytest
 
 import train
-from rundir.records import (CONFIG_REQUIRED, NUMBER, STATE_REQUIRED, STATE_TYPES, check_record, config_types,
-                            flag_types)
+from rundir.records import CONFIG_REQUIRED, NUMBER, check_record, config_types, flag_types
+from rundir.state import STATE_REQUIRED, STATE_TYPES, TrainingPoint
 from test_train import BASE, REPO
 
 
@@ -73,6 +73,25 @@ def test_what_the_project_writes_passes_and_every_key_is_typed(trained):
     state = json.loads((trained / "checkpoints" / "last" / "state.json").read_text())
     check_record(state, "state.json", STATE_TYPES, STATE_REQUIRED, Bad)
     assert set(state) <= set(STATE_TYPES), set(state) - set(STATE_TYPES)
+    point = TrainingPoint.read(str(trained / "checkpoints" / "last"), Bad)
+    assert (point.epoch, point.iteration, point.seed, len(point.history)) == (1, 0, 0, 1)
+    assert point.to_json() == state  # read and written back: the same object, key for key
+
+
+def test_training_point_fields_round_trip_and_old_files_take_defaults(tmp_path):
+    full = {"epoch": 3, "iteration": 2, "seed": 7, "bad_steps": 1, "skipped": 4, "best_val": 0.25,
+            "history": [{"epoch": 0}], "partial": {"good": 2}, "amp": {"scalers": []},
+            "cache": {"shards": "cache-shards/e00003-i00000002", "world": 2}, "optimizers": {"depth": {}}}
+    assert TrainingPoint.from_json(full).to_json() == full
+    # a state.json of older code: only what it wrote; the rest takes the defaults, unknown keys are ignored
+    (tmp_path / "state.json").write_text(json.dumps({"epoch": 2, "iteration": 0, "history": [], "newer": 1}))
+    point = TrainingPoint.read(str(tmp_path), Bad)
+    assert point == TrainingPoint(epoch=2)
+    assert (point.bad_steps, point.skipped, point.partial, point.amp, point.cache) == (0, 0, {}, None, None)
+    assert "cache" not in point.to_json()  # an unsharded cache lives in cache.nd: no key, as always
+    (tmp_path / "state.json").write_text(json.dumps({"epoch": 2, "iteration": 0, "history": [], "cache": 3}))
+    with pytest.raises(Bad, match=r"state.json: 'cache' must be an object or null, got 3$"):
+        TrainingPoint.read(str(tmp_path), Bad)
 
 
 def broken_copy(trained, tmp_path, file, change):

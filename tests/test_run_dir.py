@@ -19,6 +19,7 @@ import train
 from common.crash import CRASH_ENV
 from rundir import layout
 from rundir.lock import RunLock
+from rundir.resume import resume_options
 from training.trainer import Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -138,8 +139,8 @@ def test_a_stray_states_file_beside_a_checkpoint_is_never_read(run_copy, tiny_da
     for name in ("depth_trainer.states", "conf_trainer.states"):
         with open(run_copy / "checkpoints" / "last" / name, "wb") as f:
             pickle.dump(WritesMarker(str(marker)), f)
-    t = Trainer(train.resume_options(train.parse_args(["--resume", str(run_copy)]))[0])
-    assert t.resume()["epoch"] == 1
+    t = Trainer(resume_options(train.parse_args(["--resume", str(run_copy)]), train.build_parser())[0])
+    assert t.resume().epoch == 1
     assert not marker.exists()
 
 
@@ -173,7 +174,7 @@ def test_optimiser_record_is_checked(run_copy, key, value, message):
     record = state["optimizers"]["depth"]
     (record["hyper"] if key in record["hyper"] else record)[key] = value
     path.write_text(json.dumps(state))
-    t = Trainer(train.resume_options(train.parse_args(["--resume", str(run_copy)]))[0])
+    t = Trainer(resume_options(train.parse_args(["--resume", str(run_copy)]), train.build_parser())[0])
     with pytest.raises(layout.RunError, match=message):
         t.resume()
 
@@ -184,7 +185,7 @@ def test_optimiser_state_of_the_wrong_shape_is_refused(run_copy):
     key = sorted(arrays)[0]
     arrays[key] = mx.nd.zeros((3,))
     mx.nd.save(str(last / "conf_trainer.nd"), arrays)
-    t = Trainer(train.resume_options(train.parse_args(["--resume", str(run_copy)]))[0])
+    t = Trainer(resume_options(train.parse_args(["--resume", str(run_copy)]), train.build_parser())[0])
     with pytest.raises(layout.RunError, match="has shape"):
         t.resume()
 
@@ -272,12 +273,12 @@ def test_resume_restores_stored_flags_unless_given_again(tmp_path):
     stored = train.parse_args(["--out", str(tmp_path), "--gpus", "0", "--save-every", "3", "--no-progress",
                                "--log-every", "7", "--cache-on", "disk", "--stop-at", "1"])
     json.dump(vars(stored), open(tmp_path / "config.json", "w"))
-    merged, notes = train.resume_options(train.parse_args(["--resume", str(tmp_path)]))
+    merged, notes = resume_options(train.parse_args(["--resume", str(tmp_path)]), train.build_parser())
     assert (merged.gpus, merged.save_every, merged.no_progress, merged.log_every, merged.cache_on) == \
         ([0], 3, True, 7, "disk")
     assert merged.stop_at is None and notes == []
-    merged, notes = train.resume_options(train.parse_args(["--resume", str(tmp_path), "--gpus", "",
-                                                           "--save-every", "5", "--log-every", "7"]))
+    merged, notes = resume_options(train.parse_args(["--resume", str(tmp_path), "--gpus", "",
+                                                           "--save-every", "5", "--log-every", "7"]), train.build_parser())
     assert (merged.gpus, merged.save_every, merged.log_every) == ([], 5, 7)
     assert notes == ["--gpus '' (CPU) (stored: --gpus 0)", "--save-every 5 (stored: --save-every 3)"]
 

@@ -170,7 +170,7 @@ def test_non_finite_steps_are_skipped_then_training_stops(tiny_data, tmp_path, m
     for key, value in params_of(t.depth_net).items():  # no skipped step touched the weights
         np.testing.assert_array_equal(value, saved[key])
     state, _ = layout.load_state(layout.checkpoint_dir(str(tmp_path / "r"), "last"))
-    assert state["epoch"] == 1
+    assert state.epoch == 1
 
 
 def run_cli(*args, timeout=300):

@@ -10,6 +10,7 @@ import train
 from common import crash
 from training.cache import PseudoLabelCache
 from rundir.layout import RunError
+from rundir.resume import resume_options
 from training.disk_cache import DiskPseudoLabelCache
 from training.distributed import owned_slots, unlabeled_plan
 from training.trainer import Trainer
@@ -194,7 +195,7 @@ def test_k_set_resumes_mid_epoch_exactly_and_records_the_age(tiny_data, tmp_path
     with pytest.raises(Stop):
         first.train()
     resumed = Trainer(opts)
-    assert resumed.resume()["iteration"] == 2
+    assert resumed.resume().iteration == 2
     again = resumed.train()
     assert_same_params(straight.depth_net, resumed.depth_net)
     assert_same_params(straight.conf_net, resumed.conf_net)
@@ -217,15 +218,17 @@ def test_k_below_one_is_refused(value, capsys):
 def test_resume_with_another_k_is_refused(tmp_path):
     stored = train.parse_args(["--out", str(tmp_path), "--unlabeled-per-step", "3"])
     json.dump(vars(stored), open(tmp_path / "config.json", "w"))
-    merged, notes = train.resume_options(train.parse_args(["--resume", str(tmp_path)]))
+    merged, notes = resume_options(train.parse_args(["--resume", str(tmp_path)]), train.build_parser())
     assert merged.unlabeled_per_step == 3 and notes == []
     with pytest.raises(RunError, match=r"with a different --unlabeled-per-step \(stored: unlabeled_per_step=3\)"):
-        train.resume_options(train.parse_args(["--resume", str(tmp_path), "--unlabeled-per-step", "2"]))
+        resume_options(train.parse_args(["--resume", str(tmp_path), "--unlabeled-per-step", "2"]),
+                       train.build_parser())
     # a run from before the flag used the paper's pairing: setting K now changes it
     old = vars(stored)
     old.pop("unlabeled_per_step")
     json.dump(old, open(tmp_path / "config.json", "w"))
     with pytest.raises(RunError, match=r"stored: unlabeled_per_step=None"):
-        train.resume_options(train.parse_args(["--resume", str(tmp_path), "--unlabeled-per-step", "2"]))
-    merged, _ = train.resume_options(train.parse_args(["--resume", str(tmp_path)]))
+        resume_options(train.parse_args(["--resume", str(tmp_path), "--unlabeled-per-step", "2"]),
+                       train.build_parser())
+    merged, _ = resume_options(train.parse_args(["--resume", str(tmp_path)]), train.build_parser())
     assert merged.unlabeled_per_step is None

@@ -2,13 +2,13 @@
 
 A checkpoint directory holds ``depth_net.params``, ``conf_net.params``,
 ``depth_trainer.nd``, ``conf_trainer.nd``, ``cache.nd`` (the pseudo-label cache,
-``mx.nd.save``) and ``state.json`` (epoch, iteration within it, seed, counters,
-history, the optimisers' records).  It is written to ``.tmp-<tag>`` first and then swapped in with renames,
+``mx.nd.save``) and ``state.json`` (the ``rundir.state.TrainingPoint``: epoch, iteration
+within it, seed, counters, history, the optimisers' records).  It is written to ``.tmp-<tag>`` first and then swapped in with renames,
 so a crash at any moment leaves either the old or the new checkpoint complete
 (``.old-<tag>`` is picked up if the crash fell between the two renames).
 
 ``Checkpoints`` saves and restores a whole training point (both networks, both
-optimisers, the pseudo-label cache, the trainer's counters in ``state.json``).  A
+optimisers, the pseudo-label cache, the trainer's ``TrainingPoint`` in ``state.json``).  A
 cache in files (``--cache-on disk``) or spread over workers cannot live in
 ``checkpoints/last``, which must be a consistent snapshot; instead, at every
 checkpoint each rank copies its cache to ``checkpoints/cache-shards/<point>/rank<r>/``
@@ -31,20 +31,23 @@ The run directory is locked by the training writing it (rundir/lock.py), and ``t
 Test hook: ``$DEPTH_CRASH_AFTER`` ends the process like ``kill -9`` at a save's stages
 ``<tag>:tmp``, ``<tag>:swap`` and ``<tag>`` (common/crash.py).
 """
+import dataclasses
 import os
 import shutil
 
 import mxnet as mx
 
 from common import crash
-from common.files import failed_write, read_json, refuse_link, refuse_links_below, write_json_atomic
+from common.files import failed_write, refuse_link, refuse_links_below, write_json_atomic
 from rundir.layout import CHECKPOINTS, SHARDS, RunError, is_complete, is_legacy, load_state, named_shards, best_epoch
 from rundir.nets import load_parameters
+from rundir.state import TrainingPoint
 
 from . import optim_states
 
+
 def save(run_dir, tag, depth_net, conf_net, depth_trainer, conf_trainer, cache_arrays, state):
-    """Write checkpoint ``tag`` atomically (see the module docstring)."""
+    """Write checkpoint ``tag`` of ``state`` (a ``TrainingPoint``) atomically (see the module docstring)."""
     root = refuse_links_below(run_dir, os.path.join(run_dir, CHECKPOINTS))
     os.makedirs(root, exist_ok=True)
     tmp, final, old = (refuse_link(os.path.join(root, p + tag)) for p in (".tmp-", "", ".old-"))
@@ -65,11 +68,11 @@ def write_files(tmp, depth_net, conf_net, depth_trainer, conf_trainer, cache_arr
     os.makedirs(tmp)
     depth_net.save_parameters(os.path.join(tmp, "depth_net.params"))
     conf_net.save_parameters(os.path.join(tmp, "conf_net.params"))
-    state = dict(state, optimizers={
+    state = dataclasses.replace(state, optimizers={
         name: optim_states.save(trainer, os.path.join(tmp, name + "_trainer.nd"))
         for name, trainer in (("depth", depth_trainer), ("conf", conf_trainer))})
     mx.nd.save(os.path.join(tmp, "cache.nd"), cache_arrays)
-    write_json_atomic(os.path.join(tmp, "state.json"), state)
+    write_json_atomic(os.path.join(tmp, "state.json"), state.to_json())
     for name in os.listdir(tmp):
         fd = os.open(os.path.join(tmp, name), os.O_RDONLY)
         os.fsync(fd)
@@ -91,7 +94,7 @@ def load_optimisers(path, state, depth_trainer, conf_trainer, trust_pickles=Fals
     trainers = (("depth", depth_trainer), ("conf", conf_trainer))
     if not is_legacy(path):
         for name, trainer in trainers:
-            optim_states.load(trainer, os.path.join(path, name + "_trainer.nd"), state.get("optimizers", {}).get(name))
+            optim_states.load(trainer, os.path.join(path, name + "_trainer.nd"), state.optimizers.get(name))
         return
     if not trust_pickles:
         raise RunError("%s holds optimiser states as pickles (*_trainer.states, an older format), which "
@@ -136,12 +139,12 @@ def repair_best(run_dir, history, last_path, last_state):
     root = os.path.join(run_dir, CHECKPOINTS)
     best = os.path.join(root, "best")
     try:
-        point = read_json(os.path.join(best, "state.json"), error=RunError)
-        if is_complete(best) and (point["epoch"], point["iteration"]) == (epoch + 1, 0):
+        point = TrainingPoint.read(best, RunError)
+        if is_complete(best) and (point.epoch, point.iteration) == (epoch + 1, 0):
             return None
-    except (RunError, KeyError, TypeError):
+    except RunError:
         pass
-    if (last_state["epoch"], last_state["iteration"]) != (epoch + 1, 0):
+    if (last_state.epoch, last_state.iteration) != (epoch + 1, 0):
         return "checkpoints/best is not the best epoch (%d) of the history and cannot be rebuilt" % (epoch + 1)
     tmp = os.path.join(root, ".tmp-best")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -181,7 +184,7 @@ class CacheSnapshots:
         return {"shards": os.path.join(SHARDS, name), "world": self.world}
 
     def load(self, cache, entry, checkpoints_dir):
-        """Restore this rank's shard named by a checkpoint's ``state["cache"]``."""
+        """Restore this rank's shard named by a checkpoint's ``TrainingPoint.cache``."""
         if entry["world"] != self.world:
             raise RunError("the checkpoint holds the cache of %d worker(s); resume with %d worker(s), not %d"
                                   % (entry["world"], entry["world"], self.world))
@@ -201,7 +204,7 @@ class CacheSnapshots:
 
 
 class Checkpoints:
-    """Save and restore of a training point: ``save(tag, state)`` / ``restore(path)``.
+    """Save and restore of a training point: ``save(tag, point)`` / ``restore(path)``.
 
     Parameters
     ----------
@@ -224,19 +227,19 @@ class Checkpoints:
         self.last_shards = None  # (point, state entry) of the shards this process wrote last
 
     def save(self, tag, state):
-        """Checkpoint ``tag`` of ``state`` (a JSON object with 'epoch' and 'iteration').
+        """Checkpoint ``tag`` of ``state`` (a ``TrainingPoint``).
 
         Every worker calls it at the same points for ``last``: each writes its cache
         shard first, then rank 0 the checkpoint.  ``best`` (rank 0 only) follows
         ``last`` at the same point and shares its shards.
         """
-        epoch, iteration = state["epoch"], state["iteration"]
+        epoch, iteration = state.epoch, state.iteration
         point = CacheSnapshots.point(epoch, iteration)
         if self.sharded:
             if self.last_shards is None or self.last_shards[0] != point:
                 self.last_shards = (point, self.snapshots.write(self.cache, epoch, iteration))
                 self.world.barrier()  # every shard is complete before rank 0 names them
-            state = dict(state, cache=self.last_shards[1])
+            state = dataclasses.replace(state, cache=self.last_shards[1])
             cache_arrays = {"sharded": mx.nd.zeros((1,))}  # the placeholder: FILES wants a cache.nd
         else:
             cache_arrays = self.cache.arrays()
@@ -246,7 +249,7 @@ class Checkpoints:
                 self.snapshots.prune(named_shards(self.run_dir), before=point)
 
     def restore(self, path, trust_pickles=False):
-        """Networks, optimisers and cache from checkpoint ``path``; returns its state.
+        """Networks, optimisers and cache from checkpoint ``path``; returns its ``TrainingPoint``.
 
         The cache may come from either kind of checkpoint (``--cache-on`` may change
         on resume).  A checkpoint of the pickled layout (trusted) is written again
@@ -256,12 +259,12 @@ class Checkpoints:
         for net, name in zip(self.nets, ("depth_net", "conf_net")):
             load_parameters(net, os.path.join(path, name + ".params"), self.ctx)
         load_optimisers(path, state, *self.optimisers, trust_pickles)
-        if "cache" in state:
-            self.snapshots.load(self.cache, state["cache"], os.path.join(self.run_dir, CHECKPOINTS))
+        if state.cache is not None:
+            self.snapshots.load(self.cache, state.cache, os.path.join(self.run_dir, CHECKPOINTS))
         elif self.world.size > 1:
             raise RunError("%s was written by a single process; resume it with one" % path)
         else:
             self.cache.load(cache_arrays)
         if is_legacy(path):
-            self.save("last", {k: v for k, v in state.items() if k not in ("optimizers", "cache")})
+            self.save("last", dataclasses.replace(state, optimizers={}, cache=None))
         return state

@@ -44,6 +44,7 @@ from evaluation.inference import score_depth
 from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS
 from rundir import layout
 from rundir.files import check_split, curves_png, start_run, summary_line, write_metrics
+from rundir.state import TrainingPoint
 from symbols import get_confidence_net, get_depth_net
 
 from . import checkpoint, losses, precision
@@ -380,12 +381,12 @@ class Trainer:
 
     def save(self, tag, epoch, iteration):
         """Checkpoint ``tag`` of the run at (epoch, iteration) (``checkpoint.Checkpoints.save``)."""
-        self.checkpoints.save(tag, {"epoch": epoch, "iteration": iteration, "seed": self.opts.seed,
-                                    "bad_steps": self.bad_steps, "skipped": self.skipped, "best_val": self.best_val,
-                                    "history": self.history, "partial": self.partial, "amp": self.precision.state()})
+        self.checkpoints.save(tag, TrainingPoint(
+            epoch=epoch, iteration=iteration, seed=self.opts.seed, bad_steps=self.bad_steps, skipped=self.skipped,
+            best_val=self.best_val, history=self.history, partial=self.partial, amp=self.precision.state()))
 
     def resume(self):
-        """Continue exactly from ``checkpoints/last`` of the run directory; returns its state.
+        """Continue exactly from ``checkpoints/last`` of the run directory; returns its ``TrainingPoint``.
 
         Rank 0 first tidies the directory and, from the history ``last`` holds, rewrites
         metrics.jsonl, curves.png and ``best`` if a crash left them behind.  A run killed
@@ -400,7 +401,7 @@ class Trainer:
             path = layout.checkpoint_dir(self.run_dir, "last")
         except layout.RunError:
             path = None
-        state = {"epoch": 0, "iteration": 0}
+        state = TrainingPoint()
         if path is not None:
             state = self.restore(path, self.opts.trust_pickled_states)
         if lead:
@@ -413,13 +414,13 @@ class Trainer:
         return state
 
     def restore(self, path, trust_pickles=False):
-        """Networks, optimisers, cache and counters from checkpoint ``path``; returns its state."""
+        """Networks, optimisers, cache and counters from checkpoint ``path``; returns its ``TrainingPoint``."""
         state = self.checkpoints.restore(path, trust_pickles)
-        self.epoch, self.start_iter = state["epoch"], state["iteration"]
-        self.bad_steps, self.skipped = state["bad_steps"], state["skipped"]
-        self.history, self.partial = state["history"], state["partial"]
+        self.epoch, self.start_iter = state.epoch, state.iteration
+        self.bad_steps, self.skipped = state.bad_steps, state.skipped
+        self.history, self.partial = state.history, state.partial
         _, self.best_val = layout.best_epoch(self.history)
-        self.precision.load_state(state.get("amp"))  # the loss scales (--amp), for an exact resume
+        self.precision.load_state(state.amp)  # the loss scales (--amp), for an exact resume
         return state
 
     def fork(self, source):
