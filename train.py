@@ -164,6 +164,7 @@ def main(argv=None):
     from rundir.lock import RunLock
     from rundir import resume
     from common.devices import contexts
+    from training.distributed import dump_params
     from training.interrupt import Interrupted, StopSignals
     from training.trainer import Trainer, TrainingStopped
     locks, created = [], False
@@ -208,7 +209,7 @@ def main(argv=None):
                     resume.record_cpu_change(args.out, state, source_cpu)
         trainer.train(stop_at=args.stop_at)
         if args.dump_params:
-            trainer.dump_params(args.dump_params)
+            dump_params(trainer.depth_net, trainer.conf_net, trainer.world.rank, args.dump_params)
     except (RunError, WeightsError, TrainingStopped) + edge_errors() as err:
         print("error: %s" % one_line(err), file=sys.stderr)
         for lock in locks:

@@ -115,13 +115,9 @@ def make_trainer(data, run_dir, args, lambda_semi):
 
 
 def semi_batches(trainer, epoch):
-    """The (labeled, unlabeled) batches of one semi-supervised epoch, loaded into memory."""
-    from training.distributed import epoch_batches
-    o = trainer.opts
-    labeled = trainer.loader(trainer.labeled, epoch_batches(len(trainer.labeled), o.batch_size, o.seed, epoch, 0))
-    unlabeled = trainer.loader(trainer.unlabeled, epoch_batches(len(trainer.unlabeled), trainer.unlabeled_batch,
-                                                                o.seed, epoch, 1))
-    return list(zip(labeled, unlabeled))
+    """The (labeled, unlabeled) batches of one semi-supervised epoch (the trainer's own plan), in memory."""
+    assert trainer.unlabeled_phase(epoch) == "semi", epoch
+    return [(labeled, unlabeled) for _, labeled, unlabeled, _ in trainer.epoch_steps(epoch)]
 
 
 # ---- timing -------------------------------------------------------------------------------
@@ -255,17 +251,14 @@ def instrumented_epochs(trainer, first_epoch, repeats, bar):
 
 
 def instrumented_epoch(trainer, epoch, clock, bar):
-    """``Trainer.train_step`` over one epoch, its phases timed on ``clock``."""
-    from training.distributed import epoch_batches
-    o = trainer.opts
-    labeled = iter(trainer.loader(trainer.labeled, epoch_batches(len(trainer.labeled), o.batch_size, o.seed, epoch, 0)))
-    unlabeled = iter(trainer.loader(trainer.unlabeled, epoch_batches(len(trainer.unlabeled), trainer.unlabeled_batch,
-                                                                     o.seed, epoch, 1)))
+    """``Trainer.train_step`` over one epoch (the trainer's own plan), its phases timed on ``clock``."""
+    assert trainer.unlabeled_phase(epoch) == "semi", epoch
+    steps = trainer.epoch_steps(epoch)
     for _ in range(trainer.steps):
         with clock.span("data"):
-            batch = next(labeled), next(unlabeled)
+            _, labeled, unlabeled, counts = next(steps)
         with clock.span("step"):
-            trainer.train_step(*batch, epoch, "semi")
+            trainer.train_step(labeled, unlabeled, epoch, "semi", counts)
         bar.update(1)
 
 
@@ -310,9 +303,9 @@ def measure(args, root, bar):
     from bench.plain_step import PlainStep
     script = PlainStep(args.batch, semi.unlabeled_batch, args.size[1], args.size[0])  # same shapes, same process
     kinds = {"train_step": plain_step(1), "bare": bare_step(plain_optimisers(semi)), "bare_fwd_bwd": bare_forward_backward,
-             "plain_script": lambda trainer, labeled, unlabeled: script.step()}
+             "plain_script": lambda trainer, labeled, unlabeled, step=script.step: step()}
     hybrid = interleaved_steps(semi, batches, kinds, r, bar)
-    del script
+    del script, kinds  # its networks' memory, before the peak is read
     bar.set_description("instrumented step")
     phases = instrumented_epochs(semi, 2, r, bar)
     imperative = None if args.no_imperative else imperative_step(semi, batches, r, bar)

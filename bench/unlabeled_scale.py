@@ -115,7 +115,7 @@ def measure(count, data, work, args):
     import numpy as np
 
     import train
-    from training.distributed import labeled_plan, unlabeled_plan
+    from training.distributed import unlabeled_plan
     from data.dataset import read_prepared
     from training.trainer import Trainer
     opts = train.parse_args(["--pretrained", "0", "--batch-size", str(args.batch), "--labeled-frac", "1",
@@ -141,18 +141,17 @@ def measure(count, data, work, args):
             t.cache.write(mx.nd.array(ids, dtype="int32"), mx.nd.full((n, 1) + q, 2.0), mx.nd.full((n, 1) + q, 0.9),
                           epoch - 1)
         t.cache.flush()
-        labeled = iter(t.loader(t.labeled, [b for b, _, _ in labeled_plan(len(t.labeled), opts.batch_size,
-                                                                           opts.seed, epoch)]))
-        unlabeled = iter(t.loader(t.unlabeled, plan))
+        steps = t.epoch_steps(epoch)  # the trainer's own plan: the same unlabeled batches as ``plan``
         for step in range(t.steps):
             if len(step_times) >= total:
                 break
             tic = time.perf_counter()
-            batch = next(labeled), next(unlabeled)
+            _, labeled, unlabeled, step_counts = next(steps)
             data_times.append(time.perf_counter() - tic)
+            assert step_counts[1] == counts[step]
             mx.nd.waitall()
             tic, cpu = time.perf_counter(), time.process_time()
-            loss, finite = t.train_step(*batch, epoch, "semi", (len(batch[0][0]), counts[step]))
+            loss, finite = t.train_step(labeled, unlabeled, epoch, "semi", step_counts)
             mx.nd.waitall()
             step_times.append(time.perf_counter() - tic)
             cpu_times.append(time.process_time() - cpu)

@@ -24,6 +24,7 @@ from data.dataset import normalize_image, read_depths
 from evaluation import report
 from evaluation.metrics import PROTOCOLS, ErrorAccumulator, upsample
 from symbols import get_confidence_net, get_depth_net
+from rundir.state import TrainingPoint
 from training import checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,7 +54,7 @@ def tiny(tmp_path_factory):
     checkpoint.save(base, "last", depth_net, conf_net,
                     gluon.Trainer(depth_net.collect_params(), "sgd", {"learning_rate": 0.1}),
                     gluon.Trainer(conf_net.collect_params(), "adam"),
-                    {"depth": mx.nd.zeros((1, 1, 1, 1))}, {"epoch": 0})
+                    {"depth": mx.nd.zeros((1, 1, 1, 1))}, TrainingPoint())
     return {"root": root, "data": data, "base": base}
 
 

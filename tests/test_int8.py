@@ -23,6 +23,7 @@ from evaluation import quantize
 from evaluation.metrics import PROTOCOLS
 from evaluation.runs import load_run
 from symbols import get_confidence_net, get_depth_net
+from rundir.state import TrainingPoint
 from training import checkpoint
 
 SIZE = (32, 32)
@@ -55,7 +56,7 @@ def tiny(tmp_path_factory):
     checkpoint.save(run, "last", depth_net, conf_net,
                     gluon.Trainer(depth_net.collect_params(), "sgd", {"learning_rate": 0.1}),
                     gluon.Trainer(conf_net.collect_params(), "adam"), {"depth": mx.nd.zeros((1, 1, 1, 1))},
-                    {"epoch": 0})
+                    TrainingPoint())
     with open(os.path.join(run, "config.json"), "w") as f:
         json.dump({"data": data, "alpha": 5.0, "t_semi": 0.9, "labeled_frac": 0.5, "seed": 0,
                    "dataset": "synthetic", "input_size": list(SIZE)}, f)

@@ -15,6 +15,7 @@ from test_train import BASE, REPO
 from training import checkpoint
 from rundir import layout
 from rundir.lock import RunLock
+from rundir.state import TrainingPoint
 from training.disk_cache import DiskPseudoLabelCache
 
 SECRET = "export PATH=$HOME/bin:$PATH\n"
@@ -78,7 +79,7 @@ def test_checkpoints_linked_outside(tmp_path, outside):
     run.mkdir()
     os.symlink(outside.parent, run / "checkpoints")
     with pytest.raises(LinkError) as err:  # refused before any network or optimiser is touched
-        checkpoint.save(str(run), "last", None, None, None, None, {}, {"epoch": 0})
+        checkpoint.save(str(run), "last", None, None, None, None, {}, TrainingPoint())
     assert str(err.value) == link_message(run / "checkpoints")
     assert os.listdir(outside.parent) == ["bashrc"]
 

@@ -36,10 +36,13 @@ import os
 import shutil
 
 import mxnet as mx
+from tqdm import tqdm
 
 from common import crash
 from common.files import failed_write, refuse_link, refuse_links_below, write_json_atomic
-from rundir.layout import CHECKPOINTS, SHARDS, RunError, is_complete, is_legacy, load_state, named_shards, best_epoch
+from rundir.files import check_split, curves_png, start_run, write_metrics
+from rundir.layout import (CHECKPOINTS, SHARDS, RunError, best_epoch, checkpoint_dir, is_complete, is_legacy,
+                           load_state, named_shards)
 from rundir.nets import load_parameters
 from rundir.state import TrainingPoint
 
@@ -204,7 +207,8 @@ class CacheSnapshots:
 
 
 class Checkpoints:
-    """Save and restore of a training point: ``save(tag, point)`` / ``restore(path)``.
+    """A training's run directory: ``start`` a new one, ``save(tag, point)`` / ``restore(path)`` a training
+    point, ``open_last`` for a resume, ``rewrite_outputs`` (metrics.jsonl, curves.png) from a history.
 
     Parameters
     ----------
@@ -225,6 +229,45 @@ class Checkpoints:
         self.world, self.sharded, self.ctx = world, sharded, ctx
         self.snapshots = CacheSnapshots(run_dir, world.rank, world.size)
         self.last_shards = None  # (point, state entry) of the shards this process wrote last
+
+    def start(self, split, opts, derived):
+        """A new run: split.json, then config.json (which makes the directory a run)."""
+        os.makedirs(self.run_dir, exist_ok=True)
+        if self.world.rank == 0:
+            tidy(self.run_dir)
+            start_run(self.run_dir, split, opts, derived)
+
+    def open_last(self, split, data):
+        """For a resume: rank 0 tidies the directory, every rank checks split.json; the path of
+        ``checkpoints/last``, or None if no checkpoint was completed."""
+        if self.world.rank == 0:
+            tidy(self.run_dir)
+        self.world.barrier()
+        check_split(self.run_dir, split, data)
+        try:
+            return checkpoint_dir(self.run_dir, "last")
+        except RunError:
+            return None
+
+    def fork_source(self, source, split, data):
+        """``checkpoints/last`` of run ``source`` for --fork-from (train.py checked its flags)."""
+        if self.sharded:
+            raise RunError("--fork-from works with the cache in memory of one process, "
+                           "not with --cache-on disk or several workers")
+        check_split(source, split, data)
+        return checkpoint_dir(source, "last")
+
+    def rewrite_outputs(self, history, last_path=None, last_state=None, mask_rule=None):
+        """Rank 0: metrics.jsonl and (given ``mask_rule``) curves.png from ``history``; after a resume
+        from ``last_path`` also ``best``, if a crash left it behind (``repair_best``)."""
+        if self.world.rank != 0:
+            return
+        note = last_path and repair_best(self.run_dir, history, last_path, last_state)
+        if note:
+            tqdm.write(note)
+        write_metrics(self.run_dir, history)
+        if history and mask_rule is not None:
+            curves_png(self.run_dir, history, mask_rule)
 
     def save(self, tag, state):
         """Checkpoint ``tag`` of ``state`` (a ``TrainingPoint``).

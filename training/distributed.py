@@ -1,4 +1,14 @@
-"""Which samples each worker processes, and the sums across workers (``--kvstore dist_sync``).
+"""Which samples each step and each worker process, and the sums across workers (``--kvstore dist_sync``).
+
+Pairing.  One step = one labeled batch of ``--batch-size`` images + one unlabeled batch
+of ceil(M / steps) images, where steps = ceil(N / batch size) for N labeled and M
+unlabeled images, so that one epoch visits every labeled and every unlabeled image
+exactly once.  Both orders are shuffled per epoch from (seed, epoch), which is what
+makes resuming in the middle of an epoch exact.  With ``--unlabeled-per-step K`` the
+unlabeled batch is K images whatever M (``bounded_batches``): an epoch visits steps x K
+of them, the next epoch continues where it stopped, and the cache uses entries of any
+earlier epoch (``training.cache``, rule "earlier").  Together, W workers train exactly as
+one process with batch W x ``--batch-size``:
 
 Sharding.  With W workers of rank r and ``--batch-size`` b:
 
@@ -134,6 +144,13 @@ def unlabeled_plan(num_slots, steps, seed, epoch, rank=0, world=1, per_step=None
     # stream 1 for rank 0: a single process keeps the order it always had
     batches = epoch_batches(mine, unlabeled_batch_size(mine, steps), seed, epoch, stream=1 + 2 * rank)
     return batches, counts
+
+
+def dump_params(depth_net, conf_net, rank, directory):
+    """Both networks as ``rank<r>.{depth,conf}_net.params`` (train.py --dump-params: to compare workers)."""
+    os.makedirs(directory, exist_ok=True)
+    for name, net in (("depth_net", depth_net), ("conf_net", conf_net)):
+        net.save_parameters(os.path.join(directory, "rank%d.%s.params" % (rank, name)))
 
 
 class OwnedSlots(gluon.data.Dataset):

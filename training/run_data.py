@@ -36,14 +36,23 @@ class RunData:
         self.test = TestDataset(prepared.test_path) if opts.track_test else None
         check_input_size(self.height, self.width)
 
-    def oracle_depths(self, slots=None):
-        """--pseudo-labels oracle: the ground truth at 1/4 resolution of the unlabeled images (of cache
-        ``slots``, default all), NaN where invalid; refused where some image has none."""
+    def pseudo_labels(self, source, slots=None):
+        """``pseudo_labels(ids, pred)``: what the cache stores for the unlabeled images of cache ``ids``.
+        ``source`` 'model': the prediction (§4.2.3); 'oracle' (not the paper's method): their ground truth
+        at 1/4 resolution where valid, the prediction elsewhere, as the model would (cache ``slots`` of
+        this worker, default all); refused where some image has none."""
+        if source == "model":
+            return lambda ids, pred: pred
         if self.has_extra:
             raise RunError("--pseudo-labels oracle needs the ground truth of every unlabeled image; "
                            "the --unlabeled images have none")
         depths = read_depths(self.train_h5, self.split["unlabeled_rows"], quarter=True)
-        return mx.nd.array(depths if slots is None else depths[np.asarray(slots)], ctx=mx.cpu())
+        oracle = mx.nd.array(depths if slots is None else depths[np.asarray(slots)], ctx=mx.cpu())
+
+        def ground_truth(ids, pred):
+            gt = oracle.take(ids.as_in_context(mx.cpu()).astype("int64")).expand_dims(1).as_in_context(pred.context)
+            return mx.nd.where(gt > 0, gt, pred)  # NaN > 0 is false
+        return ground_truth
 
 
 def make_split(opts, source, extra=None):

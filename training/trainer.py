@@ -4,17 +4,8 @@
 owns backward / step / logging; ``process_labeled()`` and ``process_unlabeled()``
 are the two halves of §4 and return the loss terms of ``compute_losses``.
 
-Pairing: one step = one labeled batch of ``--batch-size`` images + one unlabeled
-batch of ceil(M / steps) images, where steps = ceil(N / batch size) for N labeled
-and M unlabeled images, so that one epoch visits every labeled and every unlabeled
-image exactly once.  Both orders are shuffled per epoch from (seed, epoch), which is
-what makes resuming in the middle of an epoch exact.  With ``--unlabeled-per-step K``
-the unlabeled batch is K images whatever M (``distributed.bounded_batches``): an epoch
-visits steps x K of them, the next epoch continues where it stopped, and the cache
-uses entries of any earlier epoch (``training.cache``, rule "earlier").
-With ``--kvstore dist_sync`` each of W workers processes its share of every step
-(``training.distributed``): together they train exactly as one process with batch
-W x ``--batch-size``.
+One step = one labeled batch + one unlabeled batch, planned per epoch from (seed, epoch)
+(``epoch_steps``; the pairing and the workers' shares: ``training.distributed``).
 
 Schedule (§5.1): the confidence net learns on labeled data in every epoch.  The
 unlabeled images are untouched until epoch ``semi_start - 1``, whose forward pass
@@ -43,7 +34,7 @@ from common.devices import contexts
 from evaluation.inference import score_depth
 from evaluation.metrics import DEFAULT_PROTOCOL, METRICS, PROTOCOLS
 from rundir import layout
-from rundir.files import check_split, curves_png, start_run, summary_line, write_metrics
+from rundir.files import summary_line
 from rundir.state import TrainingPoint
 from symbols import get_confidence_net, get_depth_net
 
@@ -109,8 +100,9 @@ class Trainer:
         self.precision.attach((self.depth_trainer, self.conf_trainer))  # loss scalers (--amp)
         self.cache = make_cache(opts, len(self.unlabeled), self.height // config.OUTPUT_STRIDE,
                                 self.width // config.OUTPUT_STRIDE, self.run_dir, self.world.rank)
-        self.oracle = data.oracle_depths(self.unlabeled.slots if isinstance(self.unlabeled, OwnedSlots) else None) \
-            if opts.pseudo_labels == "oracle" else None
+        # what the cache stores: the prediction (§4.2.3) or, with --pseudo-labels oracle, the ground truth
+        self.pseudo_labels = data.pseudo_labels(opts.pseudo_labels, self.unlabeled.slots
+                                                if isinstance(self.unlabeled, OwnedSlots) else None)
         # a cache in files or spread over workers is checkpointed as shards beside the checkpoint
         self.checkpoints = checkpoint.Checkpoints(
             self.run_dir, (self.depth_net, self.conf_net), (self.depth_trainer, self.conf_trainer), self.cache,
@@ -122,14 +114,6 @@ class Trainer:
         self.signals = None  # train.py: SIGINT / SIGTERM stop at the next step (training.interrupt)
 
     # ---- set-up -----------------------------------------------------------------
-    def pseudo_labels(self, ids, pred):
-        """What the cache stores for these slots: the prediction (§4.2.3) or, with --pseudo-labels
-        oracle, the ground truth where it is valid (the prediction elsewhere, as the model would)."""
-        if self.oracle is None:
-            return pred
-        gt = self.oracle.take(ids.as_in_context(mx.cpu()).astype("int64")).expand_dims(1).as_in_context(pred.context)
-        return mx.nd.where(gt > 0, gt, pred)  # NaN > 0 is false
-
     def mask_rule(self):
         """B's rule in words, for curves.png: 'C >= 0.9' (eq. 5) or --keep-share's 'top 50 %'."""
         keep = getattr(self.opts, "keep_share", None)
@@ -268,29 +252,37 @@ class Trainer:
     def loader(self, dataset, batches):
         return gluon.data.DataLoader(dataset, batch_sampler=batches, num_workers=self.opts.num_workers)
 
+    def epoch_steps(self, epoch, start=0):
+        """(iteration, labeled batch, unlabeled batch or None, counts) of each step of ``epoch`` from
+        iteration ``start``: the one data plan of an epoch (``run_epoch``; bench/ times the same), planned
+        on the call, loaded step by step."""
+        o, rank, world = self.opts, self.world.rank, self.world.size
+        labeled = labeled_plan(len(self.labeled), o.batch_size, o.seed, epoch, rank, world)[start:]
+        unlabeled, u_counts = unlabeled_plan(self.num_unlabeled, self.steps, o.seed, epoch, rank, world,
+                                             self.per_step) if self.unlabeled_phase(epoch) else ([], [])
+        u_iter = iter(self.loader(self.unlabeled, unlabeled[start:])) if unlabeled[start:] else iter(())
+        u_counts = u_counts[start:]
+        batches = self.loader(self.labeled, [indices for indices, _, _ in labeled])
+
+        def steps():
+            for step, (batch, (_, placeholder, n_global)) in enumerate(zip(batches, labeled)):
+                if placeholder:  # this worker's share of the last batch is empty: NaN depth adds nothing
+                    batch = (batch[0], mx.nd.full(batch[1].shape, np.nan))
+                yield start + step, batch, next(u_iter, None), (n_global, u_counts[step] if step < len(u_counts) else 0)
+        return steps()
+
     def run_epoch(self, epoch):
         """One pass over every labeled (and, when used, unlabeled) image; returns the epoch's metrics."""
         o, start, tic = self.opts, self.start_iter, time.time()
         tic -= self.partial.get("seconds", 0)  # resumed mid-epoch: the time before the interruption counts
         phase = self.unlabeled_phase(epoch)
-        rank, world = self.world.rank, self.world.size
-        labeled = labeled_plan(len(self.labeled), o.batch_size, o.seed, epoch, rank, world)[start:]
-        unlabeled, u_counts = unlabeled_plan(self.num_unlabeled, self.steps, o.seed, epoch, rank, world,
-                                             self.per_step) if phase else ([], [])
-        unlabeled, u_counts = unlabeled[start:], u_counts[start:]
-        u_iter = iter(self.loader(self.unlabeled, unlabeled)) if unlabeled else iter(())
         sums = {k: mx.nd.array([v]) for k, v in self.partial.get("sums", {}).items()}
         good = self.partial.get("good", 0)
         desc = "epoch %d of 0..%d%s" % (epoch, o.epochs - 1, " [%s]" % phase if phase else "")
         bar = tqdm(total=self.steps, initial=start, desc=desc,
-                   disable=o.no_progress or rank > 0, leave=False, dynamic_ncols=True)
-        batches = self.loader(self.labeled, [indices for indices, _, _ in labeled])
-        for step, (batch, (_, placeholder, n_global)) in enumerate(zip(batches, labeled)):
-            it = start + step
-            if placeholder:  # this worker's share of the last batch is empty: NaN depth adds nothing
-                batch = (batch[0], mx.nd.full(batch[1].shape, np.nan))
-            counts = (n_global, u_counts[step] if step < len(u_counts) else 0)
-            total, finite = self.train_step(batch, next(u_iter, None), epoch, phase, counts)
+                   disable=o.no_progress or self.world.rank > 0, leave=False, dynamic_ncols=True)
+        for it, batch, unlabeled, counts in self.epoch_steps(epoch, start):
+            total, finite = self.train_step(batch, unlabeled, epoch, phase, counts)
             if finite:
                 self.bad_steps, good = 0, good + 1
                 for k, v in total.items():
@@ -329,17 +321,6 @@ class Trainer:
             metrics["unlabeled_per_step"] = self.unlabeled_batch
         return metrics
 
-    def validate(self):
-        """rel at 1/4 resolution on the held-out labeled images (picks ``best``)."""
-        return score_depth(self.depth_net, self.val, PROTOCOLS["full"], self.opts.batch_size, self.ctx[0])["rel"]
-
-    def test_metrics(self):
-        """``--track-test``: test-set errors after each epoch, for learning curves only (metrics.jsonl;
-        never used to pick a checkpoint or stop)."""
-        errors = score_depth(self.depth_net, self.test, PROTOCOLS[DEFAULT_PROTOCOL], self.opts.batch_size,
-                             self.ctx[0])
-        return {k: errors[k] for k in METRICS}
-
     def train(self, stop_at=None):
         """Epochs from where the run stands to ``--epochs`` (or to ``stop_at``, to continue
         later with ``--resume``); checkpoints and metrics after each."""
@@ -351,8 +332,9 @@ class Trainer:
             metrics = self.run_epoch(epoch)
             if self.val is not None and lead:
                 metrics["val_rel"] = self.validate()
-            if self.test is not None and lead:
-                metrics["test"] = self.test_metrics()
+            if self.test is not None and lead:  # --track-test: learning curves only, never selects anything
+                errors = score_depth(self.depth_net, self.test, PROTOCOLS[DEFAULT_PROTOCOL], o.batch_size, self.ctx[0])
+                metrics["test"] = {k: errors[k] for k in METRICS}
             self.history.append(metrics)
             self.partial, self.start_iter, self.epoch = {}, 0, epoch + 1
             # best is a function of the history that `last` stores (checkpoint.repair_best)
@@ -362,10 +344,13 @@ class Trainer:
                 continue
             if best_epoch == epoch:
                 self.save("best", epoch + 1, 0)
-            write_metrics(self.run_dir, self.history)
-            curves_png(self.run_dir, self.history, self.mask_rule())
+            self.checkpoints.rewrite_outputs(self.history, mask_rule=self.mask_rule())
             tqdm.write(summary_line(metrics, o.epochs))
         return self.history
+
+    def validate(self):
+        """rel at 1/4 resolution on the held-out labeled images (picks ``best``)."""
+        return score_depth(self.depth_net, self.val, PROTOCOLS["full"], self.opts.batch_size, self.ctx[0])["rel"]
 
     def stop_signal(self):
         """The SIGINT / SIGTERM received (``train.py``: training.interrupt.StopSignals), else None."""
@@ -373,11 +358,8 @@ class Trainer:
 
     # ---- run directory -------------------------------------------------------------------
     def start(self):
-        """A new run: split.json, then config.json (which makes the directory a run) in ``--out``."""
-        os.makedirs(self.run_dir, exist_ok=True)
-        if self.world.rank == 0:
-            checkpoint.tidy(self.run_dir)
-            start_run(self.run_dir, self.split, self.opts, {"unlabeled_batch": self.unlabeled_batch})
+        """A new run in ``--out`` (``checkpoint.Checkpoints.start``)."""
+        self.checkpoints.start(self.split, self.opts, {"unlabeled_batch": self.unlabeled_batch})
 
     def save(self, tag, epoch, iteration):
         """Checkpoint ``tag`` of the run at (epoch, iteration) (``checkpoint.Checkpoints.save``)."""
@@ -386,31 +368,11 @@ class Trainer:
             best_val=self.best_val, history=self.history, partial=self.partial, amp=self.precision.state()))
 
     def resume(self):
-        """Continue exactly from ``checkpoints/last`` of the run directory; returns its ``TrainingPoint``.
-
-        Rank 0 first tidies the directory and, from the history ``last`` holds, rewrites
-        metrics.jsonl, curves.png and ``best`` if a crash left them behind.  A run killed
-        before its first checkpoint was complete starts over from epoch 0.
-        """
-        lead = self.world.rank == 0
-        if lead:
-            checkpoint.tidy(self.run_dir)
-        self.world.barrier()
-        check_split(self.run_dir, self.split, self.opts.data)
-        try:
-            path = layout.checkpoint_dir(self.run_dir, "last")
-        except layout.RunError:
-            path = None
-        state = TrainingPoint()
-        if path is not None:
-            state = self.restore(path, self.opts.trust_pickled_states)
-        if lead:
-            note = path and checkpoint.repair_best(self.run_dir, self.history, path, state)
-            if note:
-                tqdm.write(note)
-            write_metrics(self.run_dir, self.history)
-            if self.history:
-                curves_png(self.run_dir, self.history, self.mask_rule())
+        """Continue exactly from ``checkpoints/last`` of the run directory; returns its ``TrainingPoint``
+        (a run killed before its first complete checkpoint starts over from epoch 0)."""
+        path = self.checkpoints.open_last(self.split, self.opts.data)
+        state = self.restore(path, self.opts.trust_pickled_states) if path else TrainingPoint()
+        self.checkpoints.rewrite_outputs(self.history, path, state, self.mask_rule())
         return state
 
     def restore(self, path, trust_pickles=False):
@@ -429,20 +391,10 @@ class Trainer:
         ``train.py`` has checked that the two runs agree on every flag that acts before this
         run first visits its unlabeled images (epoch ``semi_start - 1``) and that ``source``
         stopped no later; up to there the two trainings are the same computation, so this
-        equals training the new run from scratch (tests/test_fork.py checks it bit for bit).
+        equals training the new run from scratch (tests/test_fork_oracle.py checks it bit for bit).
         """
-        if self.checkpoints.sharded:
-            raise layout.RunError("--fork-from works with the cache in memory of one process, "
-                                  "not with --cache-on disk or several workers")
-        check_split(source, self.split, self.opts.data)
-        state = self.restore(layout.checkpoint_dir(source, "last"))
+        state = self.restore(self.checkpoints.fork_source(source, self.split, self.opts.data))
         self.save("last", self.epoch, self.start_iter)  # the new run now resumes on its own
-        write_metrics(self.run_dir, self.history)
+        self.checkpoints.rewrite_outputs(self.history)
         return state
-
-    def dump_params(self, directory):
-        """Both networks as ``rank<r>.{depth,conf}_net.params`` (to compare workers)."""
-        os.makedirs(directory, exist_ok=True)
-        for name, net in (("depth_net", self.depth_net), ("conf_net", self.conf_net)):
-            net.save_parameters(os.path.join(directory, "rank%d.%s.params" % (self.world.rank, name)))
 
