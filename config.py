@@ -49,6 +49,9 @@ PSEUDO_LABELS = ("model", "oracle")
 # measures stay defined (evaluation/metrics.py).
 DEPTH_FLOOR = 1e-3
 
+# Not in the paper: labeled training images that calibrate --int8 (evaluate.py, predict.py).
+INT8_CALIB_IMAGES = 32
+
 # Not in the paper (it does not give a batch size); 4 fits a 12 GB GPU at 320x240.
 BATCH_SIZE = 4
 

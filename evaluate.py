@@ -43,8 +43,7 @@ import sys
 from common.threads import set_omp_threads
 
 set_omp_threads()  # before mxnet loads (common/threads.py)
-import config  # noqa: E402
-from common.cli import OneLineParser  # noqa: E402
+from common.cli import OneLineParser, add_inference_args  # noqa: E402
 from common.files import write_json_atomic, write_text_atomic  # noqa: E402
 from data.errors import edge_errors, one_line  # noqa: E402
 from evaluation import EvaluationError, figures  # noqa: E402
@@ -66,21 +65,8 @@ def build_parser():
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = parser.add_argument_group("RUN")
     g.add_argument("--run", help="run directory made by train.py")
-    g.add_argument("--checkpoint", default="last", help="last, best or a checkpoint directory. default: %(default)s")
     g.add_argument("--data", default=None, help="prepared data directory. default: the run's config.json 'data'")
-    g.add_argument("--batch-size", type=int, default=8,
-                   help="test images per forward pass (the last batch is padded to it). default: %(default)s")
-    g.add_argument("--num-workers", type=int, default=0,
-                   help="DataLoader worker processes (0: load in this process, overlapped with the forward pass). "
-                        "default: %(default)s")
-    g.add_argument("--gpus", type=config.parse_gpus, default=[], help="comma-separated GPU ids; empty = CPU")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    g.add_argument("--verbose", action="store_true", help="show MXNet's own log lines (those of the INT8 quantizer)")
-    g.add_argument("--int8", action="store_true",
-                   help="run both networks in INT8 (oneDNN, CPU only), calibrated on the run's labeled training "
-                        "images; writes *_int8 files")
-    g.add_argument("--calib-images", type=int, default=None, metavar="N",
-                   help="labeled training images for the --int8 calibration. default: %d" % DEFAULT_CALIB_IMAGES)
+    add_inference_args(g, "test images", "DataLoader worker processes", "; writes *_int8 files")
     g = parser.add_argument_group("EVALUATION")
     g.add_argument("--protocol", choices=sorted(PROTOCOLS), default=DEFAULT_PROTOCOL,
                    help="preset of the headline numbers (evaluation/metrics.py): eigen = raw gt, eigen crop, "

@@ -41,7 +41,7 @@ from common.threads import set_omp_threads
 
 set_omp_threads()  # before mxnet loads (common/threads.py)
 import config  # noqa: E402
-from common.cli import OneLineParser  # noqa: E402
+from common.cli import OneLineParser, add_inference_args  # noqa: E402
 from common.devices import contexts  # noqa: E402
 from common.files import failed_write, refuse_link  # noqa: E402
 from common.memory import FORWARD_BYTES_PER_PIXEL, check_fits  # noqa: E402
@@ -64,22 +64,9 @@ def build_parser():
                              % "/".join(IMAGE_EXTENSIONS))
     parser.add_argument("--run", required=True, help="run directory made by train.py")
     parser.add_argument("--out", required=True, help="output directory (created if needed)")
-    parser.add_argument("--checkpoint", default="last", help="last, best or a checkpoint directory. default: %(default)s")
-    parser.add_argument("--batch-size", type=int, default=8,
-                        help="images per forward pass (the last batch is padded to it). default: %(default)s")
-    parser.add_argument("--num-workers", type=int, default=0,
-                        help="image decoding processes (0: in this process, overlapped with the forward pass). "
-                             "default: %(default)s")
-    parser.add_argument("--gpus", type=config.parse_gpus, default=[], help="comma-separated GPU ids; empty = CPU")
     parser.add_argument("--size", type=config.parse_size, default=None,
                         help="network input WIDTHxHEIGHT (multiples of 16). default: the run's training input_size")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--verbose", action="store_true", help="show MXNet's own log lines (those of the INT8 quantizer)")
-    parser.add_argument("--int8", action="store_true",
-                        help="run both networks in INT8 (oneDNN, CPU only), calibrated on the run's labeled training "
-                             "images")
-    parser.add_argument("--calib-images", type=int, default=None, metavar="N",
-                        help="labeled training images for the --int8 calibration. default: 32")
+    add_inference_args(parser, "images", "image decoding processes")
     parser.add_argument("--data", default=None,
                         help="prepared data directory whose train.h5 calibrates --int8. "
                              "default: the run's config.json 'data'")

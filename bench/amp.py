@@ -38,7 +38,7 @@ set_omp_threads()  # before mxnet loads (common/threads.py)
 import numpy as np  # noqa: E402
 
 import config  # noqa: E402
-from bench.shared import BenchError, add_json_arg, check_json_folder, finish  # noqa: E402
+from bench.shared import BenchError, add_json_arg, add_step_args, check_common, finish  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 from common.threads import cpu_model  # noqa: E402
 
@@ -48,14 +48,7 @@ KINDS = ("train_step", "bare")
 def build_parser():
     parser = OneLineParser(prog="python bench/amp.py", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=config.parse_size, default=(160, 128),
-                        help="network input WIDTHxHEIGHT, multiples of 16. default: 160x128")
-    parser.add_argument("--batch", type=int, default=4, help="labeled images per step. default: %(default)s")
-    parser.add_argument("--steps", type=int, default=2,
-                        help="steps per epoch (labeled images = steps x batch). default: %(default)s")
-    parser.add_argument("--labeled-frac", type=float, default=0.25,
-                        help="labeled share of the training images. default: %(default)s")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the steps. default: %(default)s")
+    add_step_args(parser, 3, "timed passes over the steps")
     parser.add_argument("--amp", choices=("auto", "bf16", "fp16"), default="auto",
                         help="the mixed precision to compare with float32 (train.py --amp). default: %(default)s")
     parser.add_argument("--gpus", type=config.parse_gpus, default=[],
@@ -66,14 +59,8 @@ def build_parser():
 
 def check_args(args):
     from common.devices import contexts
-    from symbols import check_input_size
     from training.precision import resolve
-    if min(args.batch, args.steps, args.repeats) < 1:
-        raise BenchError("--batch, --steps and --repeats must be >= 1")
-    if not 0 < args.labeled_frac < 1:
-        raise BenchError("--labeled-frac must be in (0, 1): the semi-supervised step needs unlabeled images")
-    check_input_size(args.size[1], args.size[0])
-    check_json_folder(args.json)
+    check_common(args, ("batch", "steps", "repeats"))
     dtype, note = resolve(args.amp, contexts(args.gpus))
     if dtype is None:
         raise BenchError("nothing to compare: %s" % note)

@@ -45,7 +45,7 @@ from mxnet import autograd, gluon  # noqa: E402
 from mxnet.runtime import Features  # noqa: E402
 
 import config  # noqa: E402
-from bench.shared import BenchError, add_json_arg, bench_main, check_json_folder, new_trainer  # noqa: E402
+from bench.shared import BenchError, add_json_arg, bench_main, check_common, new_trainer  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
 TARGET_RATIO = 2.0
@@ -74,13 +74,7 @@ def build_parser():
 
 
 def check_args(args):
-    from symbols import check_input_size
-    if min(args.batch, args.train_batch, args.images, args.repeats) < 1:
-        raise BenchError("--batch, --train-batch, --images and --repeats must be >= 1")
-    if not 0 < args.labeled_frac < 1:
-        raise BenchError("--labeled-frac must be in (0, 1): the training step needs unlabeled images")
-    check_input_size(args.size[1], args.size[0])
-    check_json_folder(args.json)
+    check_common(args, ("batch", "train_batch", "images", "repeats"), "the training step needs unlabeled images")
 
 
 # ---- data, run, networks -------------------------------------------------------------------

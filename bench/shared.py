@@ -19,10 +19,37 @@ def add_json_arg(parser):
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
 
 
+def add_step_args(parser, repeats, repeats_help):
+    """--size, --batch, --steps, --labeled-frac, --repeats: the shape of a measured training step."""
+    import config
+    parser.add_argument("--size", type=config.parse_size, default=(160, 128),
+                        help="network input WIDTHxHEIGHT, multiples of 16. default: 160x128")
+    parser.add_argument("--batch", type=int, default=4, help="labeled images per step. default: %(default)s")
+    parser.add_argument("--steps", type=int, default=2,
+                        help="steps per epoch and per timed loop (labeled images = steps x batch). "
+                             "default: %(default)s")
+    parser.add_argument("--labeled-frac", type=float, default=0.25,
+                        help="labeled share of the training images, in (0, 1). default: %(default)s")
+    parser.add_argument("--repeats", type=int, default=repeats, help=repeats_help + ". default: %(default)s")
+
+
 def check_json_folder(path):
     """BenchError unless ``--json``'s folder exists (checked before minutes of measuring)."""
     if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise BenchError("the folder of --json %s does not exist" % path)
+
+
+def check_common(args, counts, why_unlabeled="the semi-supervised step needs unlabeled images"):
+    """BenchError unless every flag of ``counts`` is >= 1, --labeled-frac is in (0, 1), --size is a valid
+    input and --json's folder exists (checked before minutes of measuring)."""
+    from symbols import check_input_size
+    if min(getattr(args, name) for name in counts) < 1:
+        raise BenchError("%s must be >= 1" % " and ".join(", ".join("--" + n.replace("_", "-") for n in counts)
+                                                           .rsplit(", ", 1)))
+    if not 0 < args.labeled_frac < 1:
+        raise BenchError("--labeled-frac must be in (0, 1): %s" % why_unlabeled)
+    check_input_size(args.size[1], args.size[0])
+    check_json_folder(args.json)
 
 
 def new_trainer(data, run_dir, flags):

@@ -55,7 +55,7 @@ import numpy as np  # noqa: E402
 from mxnet import autograd  # noqa: E402
 
 import config  # noqa: E402
-from bench.shared import BenchError, add_json_arg, bench_main, check_json_folder, new_trainer  # noqa: E402
+from bench.shared import BenchError, add_json_arg, add_step_args, bench_main, check_common, new_trainer  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 
 TARGET_EPOCH_RATIO = 1.10
@@ -69,15 +69,7 @@ PHASES = (("data", "data loading"), ("depth_fwd", "depth net forward"),
 def build_parser():
     parser = OneLineParser(prog="python bench/train_step.py", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=config.parse_size, default=(160, 128),
-                        help="network input WIDTHxHEIGHT, multiples of 16. default: 160x128")
-    parser.add_argument("--batch", type=int, default=4, help="labeled images per step. default: %(default)s")
-    parser.add_argument("--steps", type=int, default=2,
-                        help="steps per epoch and per timed loop (labeled images = steps x batch). default: %(default)s")
-    parser.add_argument("--labeled-frac", type=float, default=0.25,
-                        help="labeled share of the training images, in (0, 1). default: %(default)s")
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="timed epochs of each kind; timed passes over the steps. default: %(default)s")
+    add_step_args(parser, 2, "timed epochs of each kind; timed passes over the steps")
     parser.add_argument("--no-imperative", action="store_true",
                         help="skip the op-by-op train_step (5-6x slower than hybridized; minutes at 320x240)")
     add_json_arg(parser)
@@ -86,13 +78,7 @@ def build_parser():
 
 
 def check_args(args):
-    from symbols import check_input_size
-    if min(args.batch, args.steps, args.repeats) < 1:
-        raise BenchError("--batch, --steps and --repeats must be >= 1")
-    if not 0 < args.labeled_frac < 1:
-        raise BenchError("--labeled-frac must be in (0, 1): the semi-supervised step needs unlabeled images")
-    check_input_size(args.size[1], args.size[0])
-    check_json_folder(args.json)
+    check_common(args, ("batch", "steps", "repeats"))
 
 
 # ---- data and trainers ------------------------------------------------------------------

@@ -28,9 +28,11 @@ import mxnet as mx
 import numpy as np
 from mxnet.runtime import Features
 
+import config
+
 from . import EvaluationError
 
-DEFAULT_CALIB_IMAGES = 32
+DEFAULT_CALIB_IMAGES = config.INT8_CALIB_IMAGES
 CALIB_BATCH = 8
 CALIB_MODE = "naive"
 INT8_CPU_ONLY = "--int8 runs on CPU only (oneDNN); drop --gpus"
