@@ -3,12 +3,14 @@
 A checkpoint directory holds ``depth_net.params``, ``conf_net.params``,
 ``depth_trainer.nd``, ``conf_trainer.nd``, ``cache.nd`` (the pseudo-label cache,
 ``mx.nd.save``) and ``state.json`` (the ``rundir.state.TrainingPoint``: epoch, iteration
-within it, seed, counters, history, the optimisers' records).  It is written to ``.tmp-<tag>`` first and then swapped in with renames,
-so a crash at any moment leaves either the old or the new checkpoint complete
-(``.old-<tag>`` is picked up if the crash fell between the two renames).
+within it, seed, counters, history, the optimisers' records).  It is written to
+``.tmp-<tag>`` first and then swapped in with renames, so a crash at any moment leaves
+either the old or the new checkpoint complete (``.old-<tag>`` is picked up if the crash
+fell between the two renames).
 
 ``Checkpoints`` saves and restores a whole training point (both networks, both
-optimisers, the pseudo-label cache, the trainer's ``TrainingPoint`` in ``state.json``).  A
+optimisers, the pseudo-label cache, the trainer's ``TrainingPoint`` in ``state.json``),
+starts a run directory and opens one for a resume.  A
 cache in files (``--cache-on disk``) or spread over workers cannot live in
 ``checkpoints/last``, which must be a consistent snapshot; instead, at every
 checkpoint each rank copies its cache to ``checkpoints/cache-shards/<point>/rank<r>/``
