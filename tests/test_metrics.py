@@ -1,13 +1,15 @@
 """The §5.2 measures, both protocols and the confidence measures, on hand-computed arrays."""
 import math
 import re
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
 from evaluation.confidence import (FRACTIONS, ReliabilityAccumulator, SparsificationAccumulator, area,
                                    sparsification_curve)
-from evaluation.metrics import PROTOCOLS, ErrorAccumulator, compute_errors, eigen_crop, upsample, scored_mask
+from evaluation.metrics import (DEFAULT_PROTOCOL, PROTOCOLS, ErrorAccumulator, compute_errors, eigen_crop, upsample,
+                                scored_mask)
 
 
 def test_compute_errors_by_hand():
@@ -366,3 +368,250 @@ def test_pseudo_label_table_by_hand():
     empty = PseudoLabelTable({0.999})
     empty.add(gt, depth, conf)
     assert empty.rows()[0]["rel"] is None and empty.rows()[0]["kept_fraction"] == 0.0
+
+
+# --- every averaging rule of every protocol, against a restatement ------------------------------
+# §5.2 names the measures (rel, rms, log10, delta < 1.25^k) after [6] [8]; their formulas, the
+# range, crop and per-image mean below are the common evaluation code's (Eigen et al. 2014, BTS
+# eval_with_pngs.py), typed out again here, not read from evaluation/metrics.py.
+METRIC_NAMES = ("rel", "sq_rel", "rms", "rms_log", "log10", "silog", "d1", "d2", "d3")
+
+
+def restated_errors(g, p):
+    """The measures on 1-D float64 pixels, each written from its definition."""
+    ratio = np.maximum(g / p, p / g)
+    d = np.log(p) - np.log(g)
+    return {"rel": np.mean(np.abs(p - g) / g), "sq_rel": np.mean((p - g) ** 2 / g),
+            "rms": np.sqrt(np.mean((p - g) ** 2)), "rms_log": np.sqrt(np.mean(d ** 2)),
+            "log10": np.mean(np.abs(np.log10(p) - np.log10(g))),
+            "silog": np.sqrt(np.mean(d ** 2) - np.mean(d) ** 2) * 100,
+            "d1": np.mean(ratio < 1.25), "d2": np.mean(ratio < 1.25 ** 2), "d3": np.mean(ratio < 1.25 ** 3)}
+
+
+def restated_pixels(gts, preds, box, low, high):
+    """Per image, the scored (gt, pred): finite gt with low < gt < high inside ``box``, pred clipped to
+    [max(low, 1 mm), high]; images without a scored pixel are left out."""
+    out = []
+    for gt, pred in zip(gts, preds):
+        with np.errstate(invalid="ignore"):
+            keep = np.isfinite(gt) & (gt > 0) & (gt > low) & (gt < high)
+        if box is not None:
+            inside = np.zeros_like(keep)
+            inside[box[0]:box[1], box[2]:box[3]] = True
+            keep &= inside
+        if keep.any():
+            out.append((gt[keep].astype(np.float64), np.clip(pred[keep].astype(np.float64), max(low, 1e-3), high)))
+    return out
+
+
+def restated_average(pixels, per_image):
+    """Per image: each image's measures, then their plain mean.  Pooled: the measures of all pixels at once."""
+    if per_image:
+        each = [restated_errors(g, p) for g, p in pixels]
+        return {name: float(np.mean([e[name] for e in each])) for name in each[0]}
+    return {k: float(v) for k, v in restated_errors(np.concatenate([g for g, _ in pixels]),
+                                                    np.concatenate([p for _, p in pixels])).items()}
+
+
+# 48 x 64 frames: the eigen crop scaled by 0.1 is rows 5:47, cols 4:60 (4.5 -> 5 half up, 47.1, 4.1, 60.1).
+SMALL_EIGEN_BOX = (5, 47, 4, 60)
+
+
+def uneven_images():
+    """Three images with 3, 8 and 17 ordinary scored pixels and one without any, plus pixels each rule
+    treats differently: outside the crop, gt exactly 1 mm and 10 m, beyond 10 m, NaN, inf, negative,
+    predictions above 10 m and at or below 0."""
+    rng = np.random.RandomState(7)
+    gts, preds = [], []
+    for n in (3, 8, 17):
+        gt = np.zeros((48, 64))
+        rows, cols = rng.randint(6, 46, n), rng.randint(5, 59, n)
+        gt[rows, cols] = rng.uniform(0.7, 9.5, n)
+        gt[2, 10], gt[20, 62], gt[4, 30] = 3.0, 4.0, 5.0    # outside the eigen crop (row 4: inside toolbox's)
+        gt[30, 2 + n] = 1e-3                                # range ends: excluded by eigen's open interval
+        gt[31, 2 + n], gt[32, 30] = 10.0, 10.0 + n          # 10 m exactly, beyond 10 m
+        gt[33, 30], gt[34, 30], gt[35, 30] = np.nan, np.inf, -1.0
+        pred = gt * rng.uniform(0.6, 1.8, gt.shape) + rng.uniform(-0.3, 0.3, gt.shape)
+        pred[rows[0], cols[0]] = 25.0                       # clipped to 10 m by eigen only
+        pred[rows[1], cols[1]] = -0.5 if n > 3 else 0.0     # clipped to the 1 mm floor by both
+        gts.append(gt)
+        preds.append(pred)
+    gts.append(np.zeros((48, 64)))                          # no scored pixel at all
+    preds.append(np.ones((48, 64)))
+    return gts, preds
+
+
+# (protocol, crop box, low, high, per image): the two presets and each with the other averaging.
+PROTOCOL_CASES = {
+    "eigen": (lambda: PROTOCOLS["eigen"], SMALL_EIGEN_BOX, 1e-3, 10.0, True),
+    "eigen_pooled": (lambda: make_protocol("eigen", average="pixel"), SMALL_EIGEN_BOX, 1e-3, 10.0, False),
+    "full": (lambda: PROTOCOLS["full"], None, 0.0, np.inf, False),
+    "full_per_image": (lambda: make_protocol("full", average="image"), None, 0.0, np.inf, True),
+    "range_override": (lambda: make_protocol("eigen", crop="none", min_depth=1.0, max_depth=5.0), None, 1.0, 5.0, True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PROTOCOL_CASES))
+def test_every_measure_of_every_protocol_equals_the_restatement(case):
+    # All nine measures, the image / pixel counts and the averaging of each protocol on images with
+    # unequal numbers of scored pixels, against restated_average (per image: BTS; pooled: DenseDepth).
+    make, box, low, high, per_image = PROTOCOL_CASES[case]
+    gts, preds = uneven_images()
+    acc = ErrorAccumulator(make())
+    for gt, pred in zip(gts, preds):
+        acc.add(gt, pred)
+    got = acc.result()
+    pixels = restated_pixels(gts, preds, box, low, high)
+    want = restated_average(pixels, per_image)
+    for name in METRIC_NAMES:
+        assert got[name] == pytest.approx(want[name], rel=1e-9, abs=1e-12), name
+    assert got["n_images"] == len(pixels) and got["n_empty"] == len(gts) - len(pixels)
+    assert got["n_pixels"] == sum(g.size for g, _ in pixels)
+    # The data tells the rules apart: a swapped rule would give other numbers for every measure.
+    other = restated_average(pixels, not per_image)
+    for name in METRIC_NAMES:
+        assert abs(other[name] - want[name]) > 1e-4 * max(abs(want[name]), 1e-3), name
+    each = [restated_errors(g, p) for g, p in pixels]
+    for name, squared in (("rms", lambda e: e["rms"] ** 2), ("rms_log", lambda e: e["rms_log"] ** 2)):
+        root_last = math.sqrt(np.mean([squared(e) for e in each]))  # sqrt after the mean over images
+        assert abs(root_last - got[name]) > 1e-4, name
+    abs_first = np.mean(np.concatenate([np.abs(p - g) for g, p in pixels]))  # sqrt before the pixel mean
+    assert abs(abs_first - got["rms"]) > 1e-4
+
+
+def test_rms_takes_the_root_after_the_pixel_mean_and_per_image_before_the_image_mean():
+    # Hand values.  A: errors 1 and 3 (rms sqrt(5), not mean |e| = 2); B: one error 0.
+    # Per image (eigen): (sqrt(5) + 0) / 2; pooled (full): sqrt((1 + 9 + 0) / 3).
+    gt_a, pred_a = np.array([[2.0, 4.0]]), np.array([[3.0, 7.0]])
+    gt_b, pred_b = np.array([[5.0]]), np.array([[5.0]])
+    per_image, pooled = ErrorAccumulator(make_protocol("eigen", crop="none")), ErrorAccumulator(PROTOCOLS["full"])
+    for acc in (per_image, pooled):
+        acc.add(gt_a, pred_a)
+        acc.add(gt_b, pred_b)
+    assert per_image.result()["rms"] == pytest.approx(math.sqrt(5) / 2)
+    assert pooled.result()["rms"] == pytest.approx(math.sqrt(10 / 3))
+    # rms_log: A d = ln 1.5, ln 1.75
+    l15, l175 = math.log(1.5), math.log(1.75)
+    assert per_image.result()["rms_log"] == pytest.approx(math.sqrt((l15 ** 2 + l175 ** 2) / 2) / 2)
+    assert pooled.result()["rms_log"] == pytest.approx(math.sqrt((l15 ** 2 + l175 ** 2) / 3))
+
+
+def test_delta_thresholds_are_strict_powers_of_1_25():
+    # Ratios exactly 1.25, 1.25^2 = 1.5625 = 100/64, 1.25^3 = 1.953125 = 125/64 (exact in binary):
+    # "delta < 1.25^k" (§5.2) does not count a pixel that sits on its threshold.  Both directions.
+    gt = np.array([4.0, 64.0, 64.0, 5.0, 100.0, 125.0])
+    pred = np.array([5.0, 100.0, 125.0, 4.0, 64.0, 64.0])
+    e = compute_errors(gt, pred)
+    assert (e["d1"], e["d2"], e["d3"]) == (0.0, 2 / 6, 4 / 6)
+    # Just inside each threshold: counted.
+    e = compute_errors(np.array([1.0, 1.0, 1.0]), np.array([1.2499, 1.5624, 1.9531]))
+    assert (e["d1"], e["d2"], e["d3"]) == pytest.approx((1 / 3, 2 / 3, 1.0))
+
+
+def test_log10_is_base_10_and_rel_divides_by_the_ground_truth():
+    # pred 10 x gt: |log10 10| = 1 (ln would give 2.303); rel |10 - 1| / 1 = 9 (not / pred: 0.9).
+    e = compute_errors(np.array([1.0]), np.array([10.0]))
+    assert e["log10"] == pytest.approx(1.0) and e["rel"] == pytest.approx(9.0) and e["sq_rel"] == pytest.approx(81.0)
+    e = compute_errors(np.array([10.0]), np.array([1.0]))
+    assert e["log10"] == pytest.approx(1.0) and e["rel"] == pytest.approx(0.9) and e["sq_rel"] == pytest.approx(8.1)
+    assert e["rms_log"] == pytest.approx(math.log(10)) and e["rms"] == pytest.approx(9.0)
+
+
+def test_depth_range_is_open_at_both_ends():
+    # BTS: valid = (gt > min_depth) & (gt < max_depth); a gt exactly on either bound is not scored.
+    gt = np.array([[1e-3, 10.0, 5.0, 0.0, np.nan, 9.999]])
+    pred = np.full((1, 6), 5.0)
+    acc = ErrorAccumulator(PROTOCOLS["eigen"])      # 1 x 6 frame: the scaled crop keeps all of it
+    acc.add(gt, pred)
+    assert acc.result()["n_pixels"] == 2
+    acc = ErrorAccumulator(make_protocol("full", min_depth=1.0, max_depth=5.0))
+    acc.add(np.array([[1.0, 5.0, 3.0, 4.999, 1.001]]), np.full((1, 5), 3.0))
+    assert acc.result()["n_pixels"] == 3
+    # full: every finite gt > 0, the smallest and the largest included
+    acc = ErrorAccumulator(PROTOCOLS["full"])
+    acc.add(np.array([[1e-3, 1e-6, 80.0, 0.0, -2.0, np.inf, np.nan]]), np.ones((1, 7)))
+    assert acc.result()["n_pixels"] == 3
+
+
+def test_predictions_are_clipped_to_the_floor_in_every_protocol():
+    # [max(min_depth, 1 mm), max_depth]: a prediction at or below 0 becomes 1 mm, also in ``full``
+    # (min_depth 0), so the log measures stay finite.
+    for protocol in (PROTOCOLS["full"], PROTOCOLS["eigen"]):
+        acc = ErrorAccumulator(make_protocol(protocol.name, crop="none"))
+        acc.add(np.array([[2.0, 1.0]]), np.array([[0.0, -3.0]]))
+        r = acc.result()
+        assert r["rel"] == pytest.approx(((2 - 1e-3) / 2 + (1 - 1e-3) / 1) / 2), protocol.name
+        assert r["log10"] == pytest.approx((math.log10(2 / 1e-3) + math.log10(1 / 1e-3)) / 2), protocol.name
+    acc = ErrorAccumulator(make_protocol("full", min_depth=0.5, max_depth=4.0))
+    acc.add(np.array([[1.0, 2.0]]), np.array([[0.1, 9.0]]))   # 0.1 -> 0.5, 9 -> 4
+    assert acc.result()["rel"] == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_an_image_without_scored_pixels_does_not_count_in_the_per_image_mean():
+    # Per image: the mean over images with >= 1 scored pixel (BTS's loop never sees an empty one).
+    acc = ErrorAccumulator(make_protocol("eigen", crop="none"))
+    acc.add(np.array([[1.0, 1.0]]), np.array([[2.0, 2.0]]))    # rel 1
+    acc.add(np.array([[0.0, 20.0]]), np.array([[2.0, 2.0]]))   # nothing scored
+    acc.add(np.array([[4.0, 0.0]]), np.array([[4.0, 9.0]]))    # rel 0
+    r = acc.result()
+    assert r["rel"] == pytest.approx(0.5) and (r["n_images"], r["n_empty"], r["n_pixels"]) == (2, 1, 3)
+
+
+def test_preset_definitions():
+    # Every field of both presets, restated from the module docstring (eigen: BTS / AdaBins
+    # --eigen_crop; full: FCRN-era whole frame, pooled).
+    assert DEFAULT_PROTOCOL == "eigen"
+    assert asdict(PROTOCOLS["eigen"]) == {"name": "eigen", "gt": "raw", "crop": "eigen", "min_depth": 1e-3,
+                                          "max_depth": 10.0, "average": "image", "align": "none",
+                                          "align_space": "depth"}
+    assert asdict(PROTOCOLS["full"]) == {"name": "full", "gt": "filled", "crop": "none", "min_depth": 0.0,
+                                         "max_depth": np.inf, "average": "pixel", "align": "none",
+                                         "align_space": "depth"}
+    assert PROTOCOLS["eigen"].per_image and not PROTOCOLS["full"].per_image
+    assert (PROTOCOLS["eigen"].pred_min, PROTOCOLS["eigen"].pred_max) == (1e-3, 10.0)
+    assert (PROTOCOLS["full"].pred_min, PROTOCOLS["full"].pred_max) == (1e-3, np.inf)
+
+
+# (top, bottom, left, right) Python slices of the 480 x 640 frame, typed from the code they name:
+# BTS/AdaBins eval (45:471, 41:601), DenseDepth's eigen_test_crop.npy (inclusive 20..459, 24..615),
+# the NYU toolbox's projection region (44:471, 40:601).
+NAMED_CROPS = {"eigen": (45, 471, 41, 601), "bts": (45, 471, 41, 601), "dorn": (20, 460, 24, 616),
+               "toolbox": (44, 471, 40, 601)}
+
+
+@pytest.mark.parametrize("crop", sorted(NAMED_CROPS))
+def test_named_crop_scores_exactly_its_box(crop):
+    top, bottom, left, right = NAMED_CROPS[crop]
+    want = np.zeros((480, 640), bool)
+    want[top:bottom, left:right] = True
+    got = scored_mask(np.ones((480, 640)), make_protocol("eigen", crop=crop))
+    assert np.array_equal(got, want)
+
+
+def test_table1_rel_is_pooled_over_images():
+    # Table 1 (pseudo_labels docstring): rel pooled over the confident valid pixels of all images.
+    # Image 0: one pixel, rel 1; image 1: three pixels, rel 0 -> pooled 1/4 (per image would be 1/2).
+    from evaluation.pseudo_labels import PseudoLabelTable
+    gt = np.array([[[1.0, 0.0], [0.0, 0.0]], [[1.0, 2.0], [3.0, 0.0]]], np.float32)
+    depth = np.array([[[2.0, 1.0], [1.0, 1.0]], [[1.0, 2.0], [3.0, 1.0]]], np.float32)
+    table = PseudoLabelTable({0.0})
+    table.add(gt, depth, np.ones_like(gt))
+    row = table.rows()[0]
+    assert row["rel"] == pytest.approx(0.25) and row["n_pixels"] == 4
+
+
+def test_sparsification_averages_per_image_curves_rms_rooted_per_image():
+    # Curves per image, then the mean over images (evaluation/confidence.py docstring), with the
+    # root of rms taken per image.  A: errors [1, 0]; B: errors [0, 0, 0, 1]; fractions 0 and 0.5.
+    acc = SparsificationAccumulator(fractions=np.array([0.0, 0.5]))
+    acc.add(np.array([1.0, 1.0]), np.array([2.0, 1.0]), np.array([0.1, 0.9]))
+    acc.add(np.ones(4), np.array([1.0, 1.0, 1.0, 2.0]), np.array([0.9, 0.8, 0.7, 0.6]))
+    r = acc.result()
+    # rel at f = 0: A 0.5, B 0.25 -> 0.375 (pooled would be 2/6); at f = 0.5 the error pixel is gone.
+    np.testing.assert_allclose(r["rel"]["curves"]["confidence"], [0.375, 0.0])
+    np.testing.assert_allclose(r["rel"]["curves"]["random"], [0.375, 0.375])
+    # rms at f = 0: A sqrt(1/2), B sqrt(1/4) -> (0.7071 + 0.5) / 2 (not sqrt(3/8), not sqrt(2/6))
+    np.testing.assert_allclose(r["rms"]["curves"]["confidence"], [(math.sqrt(0.5) + 0.5) / 2, 0.0])
+    np.testing.assert_allclose(r["rms"]["curves"]["oracle"], [(math.sqrt(0.5) + 0.5) / 2, 0.0])
+    np.testing.assert_allclose(r["rms"]["curves"]["random"], [(math.sqrt(0.5) + 0.5) / 2] * 2)
+    assert r["n_images"] == 2

@@ -252,3 +252,188 @@ def test_subpixel_copy_of_the_confidence_net_computes_the_same_and_has_no_deconv
     assert "Deconvolution" not in ops and ops.count("Convolution") == 6
     net.body[0].weight.set_data(mx.nd.zeros(net.body[0].weight.shape))  # a copy, not shared weights
     np.testing.assert_allclose(copy(image, depth).asnumpy(), want, atol=1e-5)
+
+
+# ---- every layer constant, against the paper's list typed out here -----------------------------
+# §4.1.2: "The first three convolutional layers have {128, 256, 512} channels with kernel size
+# {3, 4, 4} and stride size {1, 2, 2} ... two deconvolutional layers have {512, 256} channels with
+# kernel size {4, 4} and stride size {2, 2} ... All these layers are followed by Leaky-ReLU. The last
+# convolutional layer has one channel and is activated by sigmoid."  §3: the input is 1/4 H x 1/4 W x 4.
+# Not in the paper, stated in symbols/confidence_net.py's docstring: padding 1 everywhere, the last
+# kernel 3x3 (padding 1), LeakyReLU slope 0.2.
+# (kind, in, out, kernel, stride, padding)
+PAPER_CONF_LAYERS = [("conv", 4, 128, 3, 1, 1),
+                     ("conv", 128, 256, 4, 2, 1),
+                     ("conv", 256, 512, 4, 2, 1),
+                     ("deconv", 512, 512, 4, 2, 1),
+                     ("deconv", 512, 256, 4, 2, 1)]
+PAPER_CONF_LAST = ("conv", 256, 1, 3, 1, 1)   # + sigmoid
+CONF_LEAKY_SLOPE = 0.2
+
+
+def _conf_layers(net):
+    """(block, activation after it) of the body, then (last conv, None)."""
+    body = [net.body[i] for i in range(len(net.body))]
+    return list(zip(body[0::2], body[1::2])) + [(net.last, None)]
+
+
+def test_confidence_net_every_layer_constant_matches_the_paper_list():
+    # Weight shapes: Conv2D (out, in, kh, kw), Conv2DTranspose (in, out, kh, kw); kwargs: stride, padding.
+    net = get_confidence_net()
+    layers = _conf_layers(net)
+    assert len(layers) == len(PAPER_CONF_LAYERS) + 1 and len(net.body) == 2 * len(PAPER_CONF_LAYERS)
+    for (block, act), (kind, c_in, c_out, k, s, p) in zip(layers, PAPER_CONF_LAYERS + [PAPER_CONF_LAST]):
+        expected_type = {"conv": gluon.nn.Conv2D, "deconv": gluon.nn.Conv2DTranspose}[kind]
+        assert type(block) is expected_type, (block, kind)
+        want_weight = (c_out, c_in, k, k) if kind == "conv" else (c_in, c_out, k, k)
+        assert block.weight.shape == want_weight, block.name
+        assert block.bias.shape == (c_out,), block.name
+        kw = block._kwargs
+        assert (kw["kernel"], kw["stride"], kw["pad"], kw["dilate"], kw["num_group"]) == \
+            ((k, k), (s, s), (p, p), (1, 1), 1), block.name
+        if kind == "deconv":
+            assert kw["adj"] == (0, 0)
+        if act is not None:  # "All these layers are followed by Leaky-ReLU"
+            assert type(act) is gluon.nn.LeakyReLU and act._alpha == CONF_LEAKY_SLOPE
+            np.testing.assert_allclose(act(mx.nd.array([-1.0, 2.0])).asnumpy(), [-CONF_LEAKY_SLOPE, 2.0])
+
+
+def test_confidence_net_stage_shapes_on_a_64x48_image():
+    # 64x48 image -> 16x12 at 1/4 (§3), then s1, s2, s2 (down) and s2, s2 (up) of §4.1.2.
+    net = get_confidence_net()
+    x = confidence_input(mx.nd, mx.nd.zeros((1, 3, 64, 48)), mx.nd.ones((1, 1, 16, 12)))
+    assert x.shape == (1, 4, 16, 12)
+    shapes = []
+    for block in net.body:
+        x = block(x)
+        shapes.append(x.shape[1:])
+    assert shapes[0::2] == [(128, 16, 12), (256, 8, 6), (512, 4, 3), (512, 8, 6), (256, 16, 12)]
+    assert net.last(x).shape == (1, 1, 16, 12)
+
+
+def test_confidence_net_parameter_count_from_the_restated_list():
+    # k*k*in*out weights + out biases per layer of PAPER_CONF_LAYERS (not the module's LAYERS).
+    by_hand = sum(k * k * c_in * c_out + c_out for _, c_in, c_out, k, _, _ in PAPER_CONF_LAYERS + [PAPER_CONF_LAST])
+    assert by_hand == 8921473
+    net = get_confidence_net()
+    assert sum(p.data().size for p in net.collect_params().values()) == by_hand
+
+
+def numpy_conv(x, weight, bias, stride, pad):
+    """Cross-correlation as MXNet's Convolution: x (C_in, H, W), weight (C_out, C_in, k, k)."""
+    k = weight.shape[2]
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    h = (x.shape[1] + 2 * pad - k) // stride + 1
+    w = (x.shape[2] + 2 * pad - k) // stride + 1
+    out = np.zeros((weight.shape[0], h, w))
+    for u in range(k):
+        for v in range(k):
+            out += np.einsum("oc,chw->ohw", weight[:, :, u, v],
+                             xp[:, u:u + stride * (h - 1) + 1:stride, v:v + stride * (w - 1) + 1:stride])
+    return out + bias[:, None, None]
+
+
+def numpy_confidence_net(net, image, depth):
+    """§3 / §4.1.2 restated in numpy with the net's weights: 4x4 block means of the image and
+    log depth (the module docstring's input), five layers each + LeakyReLU(0.2), conv 1 + sigmoid."""
+    c, h, w = image.shape
+    x = np.concatenate([image.reshape(c, h // 4, 4, w // 4, 4).mean(axis=(2, 4)), np.log(depth)])
+    for (block, _), (kind, _, _, k, s, p) in zip(_conf_layers(net), PAPER_CONF_LAYERS):
+        weight, bias = block.weight.data().asnumpy(), block.bias.data().asnumpy()
+        if kind == "conv":
+            x = numpy_conv(x, weight, bias, s, p)
+        else:
+            assert (k, s, p) == (4, 2, 1)  # the form numpy_transposed_conv restates
+            x = numpy_transposed_conv(x, weight, bias)
+        x = np.where(x > 0, x, CONF_LEAKY_SLOPE * x)
+    _, _, _, k, s, p = PAPER_CONF_LAST
+    z = numpy_conv(x, net.last.weight.data().asnumpy(), net.last.bias.data().asnumpy(), s, p)
+    return 1 / (1 + np.exp(-z))
+
+
+def test_confidence_net_forward_equals_a_numpy_restatement():
+    # The whole forward pass: order, strides, paddings, LeakyReLU slope, sigmoid.
+    mx.random.seed(5)
+    net = get_confidence_net()
+    net.last.weight.set_data(mx.nd.random.normal(scale=5.0, shape=net.last.weight.shape))  # spread, not all 0.5
+    rng = np.random.RandomState(5)
+    image = rng.normal(size=(1, 3, 32, 48)).astype(np.float32)
+    depth = rng.uniform(0.5, 6, size=(1, 1, 8, 12)).astype(np.float32)
+    got = net(mx.nd.array(image), mx.nd.array(depth)).asnumpy()
+    want = numpy_confidence_net(net, image[0].astype(np.float64), depth[0].astype(np.float64))
+    assert got.shape == (1, 1, 8, 12) and np.std(want) > 0.05
+    np.testing.assert_allclose(got[0], want, rtol=1e-4, atol=1e-5)
+
+
+# §4.2.4: ResNet-50 bottom-up, top-down pathway of [16] (FPN) where "all the 3x3 and 1x1
+# convolutional layers have 256 channels except that the last 3x3 convolutional layer has 1
+# channel"; §3: depth at 1/4 H x 1/4 W.  FPN: laterals 1x1 on C2..C5 (ResNet-50 stage outputs of
+# 256, 512, 1024, 2048 channels at strides 4, 8, 16, 32), x2 nearest upsampling, addition, 3x3.
+RESNET50_STAGES = {"layer1": (3, 256, 4), "layer2": (4, 512, 8), "layer3": (6, 1024, 16), "layer4": (3, 2048, 32)}
+TOPDOWN = 256
+
+
+def test_depth_net_backbone_is_resnet50(depth_net):
+    # Bottleneck counts (3, 4, 6, 3) and 23,508,032 trainable weights: torchvision's ResNet-50
+    # (25,557,032) less its 2048 x 1000 + 1000 classifier.
+    net = depth_net
+    for name, (blocks, channels, _) in RESNET50_STAGES.items():
+        stage = getattr(net, name)
+        assert len(stage) == blocks, name
+        assert stage[len(stage) - 1].conv3.weight.shape[0] == channels, name
+    trainable = sum(p.data().size for block in (net.stem, net.layer1, net.layer2, net.layer3, net.layer4)
+                    for p in block.collect_params().values() if p.grad_req != "null")
+    assert trainable == 25557032 - (2048 * 1000 + 1000) == 23508032
+
+
+def test_depth_net_topdown_every_layer_constant(depth_net):
+    # Weight shapes (out, in, kh, kw) and padding of every top-down conv, and its parameter count by hand.
+    net = depth_net
+    assert [b.weight.shape for b in net.lateral] == [(TOPDOWN, c, 1, 1) for c in (256, 512, 1024, 2048)]
+    assert [b.weight.shape for b in net.smooth] == [(TOPDOWN, TOPDOWN, 3, 3)] * 3
+    assert net.head.weight.shape == (1, TOPDOWN, 3, 3)
+    for block, pad in [(b, 0) for b in net.lateral] + [(b, 1) for b in net.smooth] + [(net.head, 1)]:
+        assert (block._kwargs["stride"], block._kwargs["pad"], block._kwargs["dilate"]) == ((1, 1), (pad, pad), (1, 1))
+        assert block.bias is not None
+    by_hand = (TOPDOWN * (256 + 512 + 1024 + 2048) + 4 * TOPDOWN      # 1x1 laterals on C2..C5
+               + 3 * (9 * TOPDOWN * TOPDOWN + TOPDOWN)                 # 3x3 after each addition
+               + 9 * TOPDOWN + 1)                                      # last 3x3, 1 channel
+    new = sum(p.data().size for block in (net.lateral, net.smooth, net.head) for p in block.collect_params().values())
+    assert new == by_hand == 2756609
+
+
+def test_depth_net_output_stride_4(depth_net):
+    # §3: H x W x 3 in, 1/4 H x 1/4 W x 1 out (64x48 and the paper's 240x320 above).
+    net = depth_net
+    assert net(mx.nd.zeros((2, 3, 64, 48))).shape == (2, 1, 16, 12)
+    assert net(mx.nd.zeros((1, 3, 96, 160))).shape == (1, 1, 24, 40)
+
+
+def test_depth_net_forward_equals_the_fpn_restated_in_numpy():
+    # Which stages feed which lateral, nearest x2 upsampling cropped to the lateral, addition,
+    # 3x3 + ReLU, last 3x3, softplus + 1 mm (module docstring): restated with the net's weights.
+    mx.random.seed(6)
+    net = get_depth_net()
+    x = mx.nd.random.normal(shape=(1, 3, 64, 48))
+    stages, feat = [], net.stem(x)
+    for name in ("layer1", "layer2", "layer3", "layer4"):          # C2..C5
+        feat = getattr(net, name)(feat)
+        stages.append(feat[0].asnumpy().astype(np.float64))
+    for c, (_, channels, stride) in zip(stages, RESNET50_STAGES.values()):
+        assert c.shape == (channels, -(-64 // stride), -(-48 // stride))
+
+    def conv(block, v, k):  # k x k, stride 1, "same" padding
+        weight = block.weight.data().asnumpy()
+        assert weight.shape[2:] == (k, k)
+        return numpy_conv(v, weight, block.bias.data().asnumpy(), 1, k // 2)
+
+    top = conv(net.lateral[3], stages[3], 1)
+    for i, c in zip((2, 1, 0), (stages[2], stages[1], stages[0])):   # C4, C3, C2 with their laterals
+        lateral = conv(net.lateral[i], c, 1)
+        up = top.repeat(2, axis=1).repeat(2, axis=2)[:, :lateral.shape[1], :lateral.shape[2]]
+        top = np.maximum(conv(net.smooth[2 - i], lateral + up, 3), 0)
+    z = conv(net.head, top, 3)
+    want = np.log1p(np.exp(z)) + 1e-3
+    got = net(x).asnumpy()[0]
+    assert got.shape == (1, 16, 12) and np.std(want) > 1e-3
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
