@@ -2,8 +2,8 @@
 
 Modules
 -------
-depth_net        ResNet-50 + top-down lateral pathway, depth at 1/4 resolution (§4.1)
-confidence_net   the confidence net of §4.2, its input built inside its own graph
+depth_net        ResNet-50 + top-down lateral pathway, depth at 1/4 resolution (§4.2.4)
+confidence_net   the confidence net of §4.1.2, its input built inside its own graph
 subpixel_deconv  a 4x4 stride-2 deconvolution as convolution + pixel shuffle (for --int8)
 backbone         a trained depth net's backbone as resnet50_v1b weights (``python -m training.save_backbone``)
 """

@@ -10,7 +10,10 @@ independent of how a batch is split across devices and of which images share a
 batch.  Trained from scratch (``pretrained=False``) a ResNet-50 needs batch
 statistics to train at all, so there BatchNorm is left on by default.
 
-Top-down ([16], the FPN form): a 1x1 lateral conv (256 ch) on each of C2..C5, the
+Top-down: the paper cites [16] (SharpMask, Pinheiro et al.) for "a top-down architecture
+with lateral connection to build an in-network feature pyramid and makes prediction on the
+finest level"; it is built here in FPN's form (Lin et al., 2017), which that sentence
+describes: a 1x1 lateral conv (256 ch) on each of C2..C5, the
 coarser map upsampled x2 (nearest) and added, then a 3x3 conv (256 ch) + ReLU.
 The finest level (stride 4) goes through a last 3x3 conv with 1 channel (§4.2.4).
 

@@ -3,6 +3,8 @@ from common.threads import set_omp_threads  # noqa: E402
 
 set_omp_threads()  # before any test module imports mxnet (common/threads.py)
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -27,3 +29,23 @@ def tiny_data(tmp_path_factory):
     mat, splits = write_official(str(root / "raw"), images, depths, np.arange(8), np.arange(8, 12))
     prepare(mat, splits, str(root / "prep"), seed=0, size=(64, 48), copies=2, progress=False)
     return str(root / "prep")
+
+
+@pytest.fixture(scope="module")
+def one_epoch(tiny_data, tmp_path_factory):
+    """A run of 2 epochs stopped after the first (in this process, no lock): test_checkpoint.py and
+    test_rundir.py break or resume copies of it (``run_copy``)."""
+    from test_trainer import options
+    from training.trainer import Trainer
+    run = tmp_path_factory.mktemp("one_epoch") / "run"
+    t = Trainer(options(tiny_data, run, "--epochs", "2", "--semi-start", "1"))
+    t.start()
+    t.train(stop_at=1)
+    return str(run)
+
+
+@pytest.fixture
+def run_copy(one_epoch, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(one_epoch, copy)
+    return copy

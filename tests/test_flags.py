@@ -1,6 +1,7 @@
-"""Flags checked before anything is written: ranges from the paper's meaning, one error line in every
-command line, a resume under another thread count, and the Makefile's virtualenv rule."""
-import json
+"""Flags checked before anything is written (config.py, train.py): ranges from the paper's meaning, finite and
+non-negative numbers, a GPU or a data dir that is not there, one error line in every command line, sizes beyond
+the machine's memory, the console scripts and the Makefile's virtualenv rule (a resume under another thread count
+or CPU: test_rundir.py)."""
 import os
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ import sys
 import pytest
 
 import train
-from rundir.resume import fork_free, not_restored, resume_free
+from test_rundir import one_error_line, run_cli
 from test_train import BASE, REPO
 
 
@@ -45,6 +46,20 @@ def test_the_edges_of_each_range_are_accepted(flag, value):
     assert str(getattr(train.parse_args(BASE + [flag, value]), flag[2:].replace("-", "_"))) in (value, value + ".0")
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "nan"], "--lr must be a finite number"),
+    (["--conf-lr", "inf"], "--conf-lr must be a finite number"),
+    (["--lr", "-1"], "--lr and --conf-lr must be >= 0"),
+    (["--log-every", "0"], "--log-every and --max-bad-steps must be >= 1"),
+    (["--save-every", "-1"], "--save-every and --num-workers must be >= 0"),
+])
+def test_bad_flags_are_refused_before_anything(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        train.parse_args(["--out", str(tmp_path / "r")] + argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_stop_at_beyond_epochs(capsys):
     assert usage_error(BASE + ["--epochs", "3", "--stop-at", "4"], capsys) == \
         "error: --stop-at 4 is beyond --epochs 3 (see --help)"
@@ -69,86 +84,12 @@ def test_every_command_line_gives_one_error_line_and_exit_2(command):
     assert "usage:" not in done.stdout + done.stderr
 
 
-def resume(run, threads, *extra):
-    env = dict(os.environ, OMP_NUM_THREADS=threads)
-    return subprocess.run([sys.executable, "train.py", "--resume", str(run), "--no-progress", *extra],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-
-
-def stopped_run(tiny_data, tmp_path, epochs, semi_start):
-    """A run in tmp_path/r stopped after epoch 0 (--stop-at 1), and its config.json."""
-    run = tmp_path / "r"
-    assert train.main(BASE + ["--data", tiny_data, "--out", str(run), "--epochs", str(epochs), "--semi-start",
-                              str(semi_start), "--stop-at", "1"]) == 0
-    return run, json.loads((run / "config.json").read_text())
-
-
-def test_resume_under_another_thread_count_is_refused_or_recorded(tiny_data, tmp_path):
-    run, config = stopped_run(tiny_data, tmp_path, epochs=2, semi_start=1)
-    ours = config["omp_num_threads"]
-    assert ours == os.environ["OMP_NUM_THREADS"]
-    other = "3" if ours != "3" else "1"
-    before = (run / "checkpoints" / "last" / "state.json").read_text()
-
-    refused = resume(run, other)
-    assert refused.returncode == 2
-    assert refused.stderr.strip() == (
-        "error: %s trained with OMP_NUM_THREADS=%s, this process has %s; the numbers would differ from an "
-        "uninterrupted run: resume with OMP_NUM_THREADS=%s, or accept it with --allow-thread-change"
-        % (run, ours, other, ours))
-    assert (run / "checkpoints" / "last" / "state.json").read_text() == before  # nothing trained
-    assert "thread_changes" not in json.loads((run / "config.json").read_text())
-
-    allowed = resume(run, other, "--allow-thread-change")
-    assert allowed.returncode == 0, allowed.stderr
-    assert "resume: OMP_NUM_THREADS=%s (stored: %s): from here the numbers differ" % (other, ours) in allowed.stdout
-    config = json.loads((run / "config.json").read_text())
-    assert config["omp_num_threads"] == ours  # the count the run started with
-    assert config["thread_changes"] == [{"epoch": 1, "iteration": 0, "omp_num_threads": other}]
-    assert json.loads((run / "checkpoints" / "last" / "state.json").read_text())["epoch"] == 2
-
-
-def test_resume_with_the_same_thread_count_needs_no_flag(tiny_data, tmp_path):
-    run = tmp_path / "r"
-    assert train.main(BASE + ["--data", tiny_data, "--out", str(run), "--epochs", "2", "--stop-at", "1"]) == 0
-    done = resume(run, os.environ["OMP_NUM_THREADS"], "--stop-at", "2")
-    assert done.returncode == 0 and "OMP_NUM_THREADS" not in done.stdout, done.stdout + done.stderr
-    assert "thread_changes" not in json.loads((run / "config.json").read_text())
-
-
-def test_a_run_records_its_cpu_model_and_a_resume_or_fork_on_another_one(tiny_data, tmp_path):
-    from common.threads import cpu_model
-    run, config = stopped_run(tiny_data, tmp_path, epochs=3, semi_start=2)
-    ours = config["cpu_model"]
-    assert ours == cpu_model() and ours  # /proc/cpuinfo names it here
-    same = resume(run, os.environ["OMP_NUM_THREADS"], "--stop-at", "1")  # nothing to train: the same CPU, no note
-    assert same.returncode == 0 and "cpu_changes" not in same.stdout + json.dumps(config), same.stdout
-    config["cpu_model"] = "Another CPU 9000"  # as if it had started on another machine
-    (run / "config.json").write_text(json.dumps(config))
-    fork = tmp_path / "f"
-    proc = subprocess.run([sys.executable, "train.py", *BASE, "--data", tiny_data, "--out", str(fork), "--epochs", "3",
-                           "--semi-start", "2", "--fork-from", str(run), "--stop-at", "1"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert "fork: the source trained on the CPU 'Another CPU 9000', this machine's is %r" % ours in proc.stdout
-    assert json.loads((fork / "config.json").read_text())["cpu_changes"] == [
-        {"epoch": 1, "iteration": 0, "cpu_model": ours, "before": "Another CPU 9000"}]
-    moved = resume(run, os.environ["OMP_NUM_THREADS"], "--stop-at", "2")
-    assert moved.returncode == 0, moved.stderr
-    assert ("resume: trained so far on the CPU 'Another CPU 9000', this machine's is %r: from here the numbers "
-            "differ from a run on one machine" % ours) in moved.stdout
-    changes = json.loads((run / "config.json").read_text())["cpu_changes"]
-    assert changes == [{"epoch": 1, "iteration": 0, "cpu_model": ours, "before": "Another CPU 9000"}]
-    again = resume(run, os.environ["OMP_NUM_THREADS"])  # the last change is this CPU: nothing new
-    assert again.returncode == 0 and "cpu_changes" not in again.stdout
-    assert json.loads((run / "config.json").read_text())["cpu_changes"] == changes
-
-
-def test_resume_stop_at_beyond_the_stored_epochs(tiny_data, tmp_path):
-    run = tmp_path / "r"
-    assert train.main(BASE + ["--data", tiny_data, "--out", str(run), "--epochs", "2", "--stop-at", "1"]) == 0
-    done = resume(run, os.environ["OMP_NUM_THREADS"], "--stop-at", "5")
-    assert (done.returncode, done.stderr.strip()) == (2, "error: --stop-at 5 is beyond the run's --epochs 2")
+def test_missing_gpu_is_one_line_and_leaves_no_run_dir(tiny_data, tmp_path):
+    line = one_error_line(run_cli("--out", tmp_path / "r", "--data", tiny_data, "--gpus", "0", *BASE))
+    assert "--gpus 0: this machine's MXNet sees no GPU" in line
+    line = one_error_line(run_cli("--out", tmp_path / "r", "--data", tmp_path / "nowhere", *BASE))
+    assert "does not exist" in line
+    assert not (tmp_path / "r").exists()  # a failed start leaves no empty run directory
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make")
@@ -181,35 +122,9 @@ def test_batch_size_beyond_the_labeled_rows_is_refused_before_anything_is_writte
     assert not run.exists()
 
 
-def test_a_run_that_stopped_before_its_first_checkpoint_says_how_to_go_on(tiny_data, tmp_path, capsys):
-    run = tmp_path / "r"
-    run.mkdir()
-    (run / "config.json").write_text("{}")
-    assert train.main(BASE + ["--data", tiny_data, "--out", str(run)]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "error: %s already holds a run without a checkpoint (it stopped before its first one); continue it with "
-        "--resume %s, or remove %s to start it with other flags" % (run, run, run))
-    assert os.listdir(run) == ["config.json"]
-
-
 def test_the_demo_preset_does_not_default_to_the_paper_runs_name():
     assert train.parse_args(["--preset", "demo"]).out == os.path.join("runs", "demo_frac0.25_lambda0.1_seed0")
     assert train.parse_args([]).out == os.path.join("runs", "frac0.25_lambda0.1_seed0")
-
-
-def test_curves_name_the_threshold_and_label_a_loss_axis_within_one_decade():
-    import matplotlib.pyplot as plt
-    from rundir.files import curves_figure
-    # 0.15 .. 2.0: a little more than one decade, with one power of ten (1) inside
-    history = [{"epoch": e, "sup": 2.0 - 0.5 * e, "conf": 0.15 + 0.01 * e, "mask_coverage_pct": 10.0 + e}
-               for e in range(4)]
-    fig = curves_figure(history, "C >= 0.9")
-    fig.canvas.draw()
-    assert fig.axes[1].get_title() == "unlabeled pixels kept, C >= 0.9 (%)"
-    labels = [t.get_text() for t in fig.axes[0].get_yticklabels(which="both")
-              if t.get_text() and fig.axes[0].get_ylim()[0] <= t.get_position()[1] <= fig.axes[0].get_ylim()[1]]
-    assert len(labels) >= 3, labels  # not 10^0 alone
-    plt.close(fig)
 
 
 def test_every_console_script_runs_its_command_line():
@@ -249,16 +164,3 @@ def test_check_fits_by_hand(monkeypatch):
         memory.check_fits("x", (1000, 1000), 2048, ValueError, images=6)  # 11.4 GiB
 
 
-def test_resume_and_fork_rules_come_from_the_flags_roles():
-    """The resume / fork rules (rundir/resume.py), derived from config.py's roles, are the documented policy (README: what a
-    resume may change) restated by hand; every flag of the parser is either tagged or must match."""
-    free = {"gpus", "num_workers", "no_progress", "log_every", "save_every", "cache_on", "max_bad_steps", "preset",
-            "track_test"}
-    invocation = {"resume", "out", "stop_at", "dump_params", "trust_pickled_states", "fork_from",
-                  "allow_thread_change"}
-    assert resume_free() == free | invocation
-    assert not_restored() == invocation | {"explicit"}
-    assert fork_free() == free | invocation | {"explicit", "lambda_semi", "t_semi", "keep_share", "pseudo_labels"}
-    dests = set(vars(train.parse_args([])))
-    assert resume_free() | fork_free() <= dests | {"explicit"}
-    assert {"lr", "seed", "epochs", "alpha", "labeled_frac", "data"} <= dests - fork_free()  # must match

@@ -10,7 +10,8 @@ import pytest
 
 import train
 from data.dataset import LabeledDataset
-from test_train import BASE, assert_same_params, new_trainer, options, run_cli
+from test_train import BASE, run_cli
+from test_trainer import assert_same_params, new_trainer, options
 
 SCHEDULE = ("--epochs", "3", "--semi-start", "2", "--t-semi", "0.5")
 

@@ -15,7 +15,6 @@ from data.errors import DataError
 from data.unlabeled_dir import ExtraUnlabeledDataset
 from rundir import layout
 from training.cache import PseudoLabelCache
-from training.checkpoint import CacheSnapshots
 from training.disk_cache import DiskPseudoLabelCache
 from training.trainer import Trainer
 
@@ -132,16 +131,6 @@ def test_caches_share_semantics_and_shards(tmp_path):
         np.testing.assert_array_equal(disk.to_numpy()[key], value)
     with pytest.raises(ValueError, match="does not match"):
         PseudoLabelCache(4, 2, 3).load_files(str(tmp_path / "shard"))
-
-
-def test_shards_are_pruned_only_when_no_checkpoint_names_them(tmp_path):
-    snaps = CacheSnapshots(str(tmp_path))
-    cache = PseudoLabelCache(2, 1, 1)
-    entries = [snaps.write(cache, epoch, 0) for epoch in (1, 2, 3, 4)]
-    snaps.prune({entries[0]["shards"], entries[2]["shards"]}, before=CacheSnapshots.point(3, 0))
-    assert sorted(os.listdir(snaps.root)) == ["e00001-i00000000", "e00003-i00000000", "e00004-i00000000"]
-    with pytest.raises(layout.RunError, match="resume with 1 worker"):
-        CacheSnapshots(str(tmp_path), world=2).load(cache, entries[0], str(tmp_path / "checkpoints"))
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
-"""--unlabeled-per-step K: a bounded unlabeled batch, passes over the set across epochs, the "earlier" cache rule."""
+"""--unlabeled-per-step K: the "earlier" cache rule, training and an exact mid-epoch resume with a bounded
+unlabeled batch, the flag's checks (its plan, K slots per step and passes over the set across epochs:
+test_distributed.py)."""
 import json
-import math
 
 import mxnet as mx
 import numpy as np
@@ -12,10 +13,10 @@ from training.cache import PseudoLabelCache
 from rundir.layout import RunError
 from rundir.resume import resume_options
 from training.disk_cache import DiskPseudoLabelCache
-from training.distributed import owned_slots, unlabeled_plan
+from training.distributed import unlabeled_plan
 from training.trainer import Trainer
 
-from test_train import assert_same_params  # tests/ is on sys.path (no __init__.py)
+from test_trainer import assert_same_params  # tests/ is on sys.path (no __init__.py)
 
 BASE = ["--pretrained", "0", "--batch-size", "2", "--labeled-frac", "0.5", "--no-progress", "--lr", "1e-3",
         "--semi-start", "1", "--t-semi", "0"]
@@ -23,72 +24,6 @@ BASE = ["--pretrained", "0", "--batch-size", "2", "--labeled-frac", "0.5", "--no
 
 def options(data, out, *extra):
     return train.parse_args(BASE + ["--data", data, "--out", str(out)] + list(extra))
-
-
-# ---- the plan ---------------------------------------------------------------------------------
-def flat(batches):
-    return [s for b in batches for s in b]
-
-
-@pytest.mark.parametrize("m,steps,k", [(10, 3, 2), (7, 2, 3), (5, 4, 4), (30, 2, 4)])
-def test_each_step_takes_k_slots_and_epochs_continue_through_whole_passes(m, steps, k):
-    epochs = 3 * math.ceil(2 * m / (steps * k)) + 1
-    sequence = []
-    for epoch in range(epochs):
-        batches, counts = unlabeled_plan(m, steps, 7, epoch, per_step=k)
-        assert [len(b) for b in batches] == [k] * steps and counts == [k] * steps
-        sequence += flat(batches)
-    # epoch e holds positions [e steps k, (e + 1) steps k) of pass 0, pass 1, ...: each block of m a permutation
-    passes = [sequence[i:i + m] for i in range(0, len(sequence) - m + 1, m)]
-    assert len(passes) >= 2
-    for p in passes:
-        assert sorted(p) == list(range(m))
-    assert passes[0] != passes[1]  # each pass shuffled anew
-    # every slot is visited within ceil(m / (steps k)) epochs, and not within one epoch less
-    need = math.ceil(m / (steps * k))
-    assert set(sequence[:need * steps * k]) == set(range(m))
-    assert len(set(sequence[:(need - 1) * steps * k])) < m
-
-
-def test_plan_is_a_pure_function_of_seed_and_epoch():
-    late = unlabeled_plan(50, 3, 1, 9, per_step=4)
-    for epoch in range(9):
-        unlabeled_plan(50, 3, 1, epoch, per_step=4)
-    assert unlabeled_plan(50, 3, 1, 9, per_step=4) == late
-    assert unlabeled_plan(50, 3, 2, 9, per_step=4) != late
-    assert unlabeled_plan(50, 3, 1, 8, per_step=4) != late
-
-
-def test_k_times_steps_equal_to_m_is_the_papers_pairing_and_the_default_is_unchanged():
-    m, steps, seed = 12, 4, 3
-    for epoch in range(3):
-        order = np.random.RandomState([seed, epoch, 1]).permutation(m).tolist()  # the default's epoch order
-        default = unlabeled_plan(m, steps, seed, epoch)
-        assert default == ([order[i:i + 3] for i in range(0, m, 3)], [3] * 4)
-        assert unlabeled_plan(m, steps, seed, epoch, per_step=3) == default
-    # default with a remainder: ceil(10 / 4) = 3 per step, the last step short
-    order = np.random.RandomState([seed, 0, 1]).permutation(10).tolist()
-    assert unlabeled_plan(10, 4, seed, 0) == ([order[0:3], order[3:6], order[6:9], order[9:]], [3, 3, 3, 1])
-
-
-def test_k_above_m_takes_every_slot_once_per_step():
-    batches, counts = unlabeled_plan(3, 2, 0, 5, per_step=8)
-    assert [sorted(b) for b in batches] == [[0, 1, 2]] * 2 and counts == [3, 3]
-
-
-def test_workers_take_k_of_their_own_slots_each():
-    m, steps, k, world = 9, 3, 2, 2  # rank 0 owns 5 slots, rank 1 owns 4
-    seen = []
-    for rank in range(world):
-        mine = owned_slots(m, rank, world)
-        sequence = []
-        for epoch in range(4):
-            batches, counts = unlabeled_plan(m, steps, 0, epoch, rank, world, per_step=k)
-            assert [len(b) for b in batches] == [k] * steps and counts == [2 * k] * steps
-            sequence += flat(batches)
-        assert sorted(sequence[:len(mine)]) == list(range(len(mine)))  # local indices, one pass
-        seen += mine[sequence].tolist()
-    assert set(seen) == set(range(m))
 
 
 # ---- the cache rule ---------------------------------------------------------------------------

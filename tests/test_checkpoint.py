@@ -1,15 +1,13 @@
-"""Run directories you can trust: no unpickling, crash recovery, best from the history, lock, resume flags.
-
-Crashes are made deterministic by the checkpoint test hook: with
-$DEPTH_CRASH_AFTER=<stage>[#n] the training process ends with ``os._exit`` (as under
-``kill -9``) the n-th time a save reaches <stage> (training/checkpoint.py).
-"""
+"""Tests of training/checkpoint.py and training/optim_states.py: a checkpoint holds no pickle (the optimisers'
+states as arrays plus a JSON record, checked against the run's flags and shapes on resume; a pickled checkpoint of
+older code refused, or converted once trusted), ``best`` is the history's best after a stop and a resume
+(``repair_best``), a crash at any stage of a save (temporary directory, swap) resumes to the numbers of the run no
+crash interrupted, and cache shards are pruned only when no checkpoint names them.  Crashes are made deterministic
+by the checkpoint test hook: with $DEPTH_CRASH_AFTER=<stage>[#n] the training process ends with ``os._exit`` (as
+under ``kill -9``) the n-th time a save reaches <stage> (training/checkpoint.py)."""
 import json
 import os
 import pickle
-import shutil
-import subprocess
-import sys
 
 import mxnet as mx
 import numpy as np
@@ -18,29 +16,15 @@ import pytest
 import train
 from common.crash import CRASH_ENV
 from rundir import layout
-from rundir.lock import RunLock
 from rundir.resume import resume_options
+from test_rundir import one_error_line, run_cli
+from test_train import BASE
+from test_trainer import options
+from training.cache import PseudoLabelCache
+from training.checkpoint import CacheSnapshots
 from training.trainer import Trainer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BASE = ["--pretrained", "0", "--batch-size", "2", "--labeled-frac", "0.5", "--no-progress", "--lr", "1e-3"]
 CRASH_ARGS = ["--epochs", "2", "--semi-start", "1", "--t-semi", "0.5", "--val-frac", "0.25"]
-
-
-def options(data, out, *extra):
-    return train.parse_args(BASE + ["--data", data, "--out", str(out)] + list(extra))
-
-
-def run_cli(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "train.py"] + [str(a) for a in args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, env=dict(os.environ, **(env or {})))
-
-
-def one_error_line(result):
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def load_params(path):
@@ -61,23 +45,6 @@ def metrics_without_seconds(run):
     return lines
 
 
-@pytest.fixture(scope="module")
-def one_epoch(tiny_data, tmp_path_factory):
-    """A run of 2 epochs stopped after the first (in this process, no lock)."""
-    run = tmp_path_factory.mktemp("one_epoch") / "run"
-    t = Trainer(options(tiny_data, run, "--epochs", "2", "--semi-start", "1"))
-    t.start()
-    t.train(stop_at=1)
-    return str(run)
-
-
-@pytest.fixture
-def run_copy(one_epoch, tmp_path):
-    copy = tmp_path / "copy"
-    shutil.copytree(one_epoch, copy)
-    return copy
-
-
 class WritesMarker:
     """Unpickling this creates a file: what a crafted .states file could do."""
 
@@ -88,7 +55,7 @@ class WritesMarker:
         return open, (self.path, "w")
 
 
-# ---- 1. no pickles ------------------------------------------------------------------
+# ---- no pickles: the optimisers' states (training/optim_states.py) ---------------------------------------------------
 
 def test_checkpoint_holds_no_pickle(one_epoch):
     last = os.path.join(one_epoch, "checkpoints", "last")
@@ -190,7 +157,7 @@ def test_optimiser_state_of_the_wrong_shape_is_refused(run_copy):
         t.resume()
 
 
-# ---- 2-4. best and metrics from the history, crashes at any save stage ---------------
+# ---- best and metrics from the history, crashes at any save stage ----------------------------------------------------
 
 def test_best_after_stop_and_resume_is_the_history_s_best(tiny_data, tmp_path):
     """Validation rel 0.5, 0.3 | stop | 0.4: best is epoch 2 (the old code's stale best_val picked 3)."""
@@ -251,91 +218,13 @@ def test_resumed_epoch_seconds_include_the_time_before_the_crash(tiny_data, tmp_
     assert epoch["seconds"] >= round(before["partial"]["seconds"], 2)
 
 
-# ---- 5. one writer per run directory ----------------------------------------------------
+# ---- cache shards beside the checkpoints (CacheSnapshots) ------------------------------------------------------------
 
-def test_second_writer_gets_one_line_naming_the_holder(run_copy, tiny_data, tmp_path):
-    fresh = tmp_path / "fresh"
-    fresh.mkdir()
-    for run, argv in ((fresh, ["--out", fresh, "--data", tiny_data] + BASE), (run_copy, ["--resume", run_copy])):
-        held = RunLock(str(run))  # this test process is the other training
-        before = {p: os.path.getmtime(os.path.join(d, p)) for d, _, files in os.walk(run) for p in files}
-        line = one_error_line(run_cli(*argv))
-        held.release()
-        assert "being written by another training (pid %d)" % os.getpid() in line
-        after = {p: os.path.getmtime(os.path.join(d, p)) for d, _, files in os.walk(run) for p in files}
-        assert after == before
-    assert sorted(os.listdir(fresh)) == [".lock"]
-
-
-# ---- 6. resume restores every stored flag ---------------------------------------------------
-
-def test_resume_restores_stored_flags_unless_given_again(tmp_path):
-    stored = train.parse_args(["--out", str(tmp_path), "--gpus", "0", "--save-every", "3", "--no-progress",
-                               "--log-every", "7", "--cache-on", "disk", "--stop-at", "1"])
-    json.dump(vars(stored), open(tmp_path / "config.json", "w"))
-    merged, notes = resume_options(train.parse_args(["--resume", str(tmp_path)]), train.build_parser())
-    assert (merged.gpus, merged.save_every, merged.no_progress, merged.log_every, merged.cache_on) == \
-        ([0], 3, True, 7, "disk")
-    assert merged.stop_at is None and notes == []
-    merged, notes = resume_options(train.parse_args(["--resume", str(tmp_path), "--gpus", "",
-                                                           "--save-every", "5", "--log-every", "7"]), train.build_parser())
-    assert (merged.gpus, merged.save_every, merged.log_every) == ([], 5, 7)
-    assert notes == ["--gpus '' (CPU) (stored: --gpus 0)", "--save-every 5 (stored: --save-every 3)"]
-
-
-def test_resume_of_a_gpu_run_on_a_cpu_machine(run_copy):
-    config = json.loads((run_copy / "config.json").read_text())
-    config["gpus"] = [0]
-    (run_copy / "config.json").write_text(json.dumps(config))
-    line = one_error_line(run_cli("--resume", run_copy))
-    assert "--gpus 0" in line and "no GPU" in line and "--gpus ''" in line
-    result = run_cli("--resume", run_copy, "--gpus", "", "--stop-at", "1")
-    assert result.returncode == 0, result.stderr
-    assert "resume: --gpus '' (CPU) (stored: --gpus 0)" in result.stdout
-
-
-# ---- 7-9. one-line errors, checked inputs -----------------------------------------------------
-
-@pytest.mark.parametrize("argv, message", [
-    (["--lr", "nan"], "--lr must be a finite number"),
-    (["--conf-lr", "inf"], "--conf-lr must be a finite number"),
-    (["--lr", "-1"], "--lr and --conf-lr must be >= 0"),
-    (["--log-every", "0"], "--log-every and --max-bad-steps must be >= 1"),
-    (["--save-every", "-1"], "--save-every and --num-workers must be >= 0"),
-])
-def test_bad_flags_are_refused_before_anything(argv, message, tmp_path, capsys):
-    with pytest.raises(SystemExit) as stop:
-        train.parse_args(["--out", str(tmp_path / "r")] + argv)
-    assert stop.value.code == 2 and message in capsys.readouterr().err
-    assert not (tmp_path / "r").exists()
-
-
-def test_missing_gpu_is_one_line_and_leaves_no_run_dir(tiny_data, tmp_path):
-    line = one_error_line(run_cli("--out", tmp_path / "r", "--data", tiny_data, "--gpus", "0", *BASE))
-    assert "--gpus 0: this machine's MXNet sees no GPU" in line
-    line = one_error_line(run_cli("--out", tmp_path / "r", "--data", tmp_path / "nowhere", *BASE))
-    assert "does not exist" in line
-    assert not (tmp_path / "r").exists()  # a failed start leaves no empty run directory
-
-
-def test_truncated_parameters_on_resume_is_one_line(run_copy):
-    params = run_copy / "checkpoints" / "last" / "depth_net.params"
-    params.write_bytes(params.read_bytes()[:1000])
-    line = one_error_line(run_cli("--resume", run_copy))
-    assert str(params) in line and "cannot load" in line
-
-
-def test_resume_without_a_run_names_what_is_missing(tmp_path):
-    line = one_error_line(run_cli("--resume", tmp_path))
-    assert "holds no run to resume (no config.json)" in line and "--checkpoint" not in line
-
-
-def test_one_step_in_all_trains_at_the_base_learning_rate(tiny_data, tmp_path):
-    """--epochs 1 with a single step per epoch: the poly schedule's 1 - T / (N - 1) had N - 1 = 0."""
-    t = Trainer(options(tiny_data, tmp_path / "r", "--epochs", "1", "--batch-size", "8", "--semi-start", "1"))
-    t.start()
-    assert t.steps == 1
-    before = t.depth_net.head.weight.data().asnumpy()
-    history = t.train()
-    assert history[0]["lr"] == 1e-3
-    assert not np.array_equal(t.depth_net.head.weight.data().asnumpy(), before)
+def test_shards_are_pruned_only_when_no_checkpoint_names_them(tmp_path):
+    snaps = CacheSnapshots(str(tmp_path))
+    cache = PseudoLabelCache(2, 1, 1)
+    entries = [snaps.write(cache, epoch, 0) for epoch in (1, 2, 3, 4)]
+    snaps.prune({entries[0]["shards"], entries[2]["shards"]}, before=CacheSnapshots.point(3, 0))
+    assert sorted(os.listdir(snaps.root)) == ["e00001-i00000000", "e00003-i00000000", "e00004-i00000000"]
+    with pytest.raises(layout.RunError, match="resume with 1 worker"):
+        CacheSnapshots(str(tmp_path), world=2).load(cache, entries[0], str(tmp_path / "checkpoints"))
