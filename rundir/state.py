@@ -53,10 +53,6 @@ class TrainingPoint:
         record = read_record(path, STATE_TYPES, STATE_REQUIRED if required is None else required, error)
         return cls.from_json(record)
 
-    def at(self, epoch, iteration):
-        """This point moved to (epoch, iteration)."""
-        return dataclasses.replace(self, epoch=epoch, iteration=iteration)
-
 
 STATE_TYPES = {f.name: f.metadata["rule"] for f in dataclasses.fields(TrainingPoint)}
 STATE_REQUIRED = ("epoch", "iteration", "history")
