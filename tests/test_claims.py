@@ -64,6 +64,10 @@ def test_pretraining_then_runs_on_its_backbone(claims_out):
         assert cfg["fork_from"] == (str(out / "seed0_prefix") if arm in FORKED else None)
         history = [json.loads(line) for line in (out / ("seed0_" + arm) / "metrics.jsonl").read_text().splitlines()]
         assert [m["epoch"] for m in history] == [0, 1, 2]
+    # the working time: this one invocation's seconds, as run.sh recorded them
+    (recorded,) = (out / "invocations").iterdir()
+    setup = read(out / "setup.json")
+    assert (setup["invocations"], setup["wall_seconds"]) == (1, int(recorded.read_text())) and setup["wall_seconds"] > 0
     # the pretraining scenes come from another generator seed than the claims' scenes
     assert read(out / "pretrain_data" / "synthetic.json")["seed"] == 1
     assert read(out / "data" / "synthetic.json")["seed"] == 0
@@ -195,6 +199,11 @@ def test_rerun_reuses_pretraining_and_refuses_other_settings(claims_out):
     again = run_claims(out)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "== pretraining" not in again.stdout and "== data" not in again.stdout
+    # two invocations: their working times add up, the time between them does not count
+    seconds = sorted(int(p.read_text()) for p in (out / "invocations").iterdir())
+    setup = read(out / "setup.json")
+    assert len(seconds) == 2 and (setup["invocations"], setup["wall_seconds"]) == (2, sum(seconds))
+    assert "over 2 invocations (the time between them not counted)" in (out / "claims.md").read_text()
     other = run_claims(out, CLAIMS_PRE_EPOCHS="2")
     assert other.returncode == 2 and "holds runs of other settings" in other.stderr
 

@@ -490,3 +490,14 @@ def test_make_claims_extra_runs_the_rules_reference_arms_with_its_share():
         assert args.keep_share == (stats.RULE_SHARE if name.startswith("share") else None), name
         assert args.pseudo_labels == ("oracle" if name.endswith("oracle") else "model"), name
     assert flags["share_oracle"] == flags["share"] + ["--pseudo-labels", "oracle"]
+
+
+def test_wall_time_of_a_run_continued_over_several_invocations(fabricated):
+    """run.sh sums each invocation's working time (not the days between them); the report says over how many."""
+    _, md = report(fabricated)
+    assert "Wall time 60.0 min on test cpu (2 cores, OMP_NUM_THREADS 2), pretraining included." in md
+    setup = json.loads((fabricated / "setup.json").read_text())
+    write_json(fabricated / "setup.json", dict(setup, wall_seconds=5400, invocations=3))
+    _, md = report(fabricated)
+    assert ("Wall time 90.0 min over 3 invocations (the time between them not counted) on test cpu (2 cores, "
+            "OMP_NUM_THREADS 2), pretraining included.") in md

@@ -90,8 +90,10 @@ def setup_lines(name, c):
                "Δ mixes machines, whose numbers differ for the same seed)." % (
                   len(cpus), ", ".join(cpus), seeds_text(mixed))), ""]
     if s.get("wall_seconds") is not None:
-        L += ["Wall time %.1f min on %s (%s cores, OMP_NUM_THREADS %s), pretraining included." % (
-            s["wall_seconds"] / 60, s.get("cpu", "?"), s.get("cores", "?"), s.get("omp_num_threads", "?")), ""]
+        spread = "" if s.get("invocations", 1) == 1 else \
+            " over %d invocations (the time between them not counted)" % s["invocations"]
+        L += ["Wall time %.1f min%s on %s (%s cores, OMP_NUM_THREADS %s), pretraining included." % (
+            s["wall_seconds"] / 60, spread, s.get("cpu", "?"), s.get("cores", "?"), s.get("omp_num_threads", "?")), ""]
     return L
 
 

@@ -81,8 +81,12 @@ PRE="$OUT/pretrain"
 BACKBONE="$PRE/backbone.params"
 FIRST_UNLABELED=$(( SEMI_START > 0 ? SEMI_START - 1 : 0 ))  # the first epoch an arm with lambda > 0 visits unlabeled images
 start=$(date +%s)
-mkdir -p "$OUT/data"
-[ -f "$OUT/started_at" ] || echo "$start" > "$OUT/started_at"  # wall time counts from the first invocation
+mkdir -p "$OUT/data" "$OUT/invocations"
+[ -f "$OUT/started_at" ] || echo "$start" > "$OUT/started_at"
+# Working time: each invocation records its own seconds after every finished step, so a run continued
+# days later reports the time it worked (the time between invocations, and what an interrupted one did
+# after its last finished step, is not counted; a pause with kill -STOP is).
+tick() { echo $(( $(date +%s) - start )) > "$OUT/invocations/$start"; }
 
 # Runs of other settings must not be mixed into one report (seeds and arms may grow).
 settings="task=$TASK n=$N size=$SIZE raw=$RAW_SIZE copies=$COPIES epochs=$EPOCHS semi_start=$SEMI_START t=$T lr=$LR lambda=$LAMBDA pre_n=$PRE_N pre_epochs=$PRE_EPOCHS pre_lr=$PRE_LR"
@@ -127,6 +131,7 @@ if [ ! -f "$BACKBONE" ]; then
     fi
     "$PY" -m training.save_backbone --run "$PRE" --out "$BACKBONE"
   fi
+  tick
 fi
 
 # ---- 2. the claims runs ------------------------------------------------------------------------
@@ -176,6 +181,7 @@ arm_run() {  # arm_run SEED NAME FLAGS: train (fork from the prefix where it can
     "$PY" -m experiments.claims pseudo "$run" > "$run/pseudo.log"
   fi
   echo "   done: test $(grep -o '"rel": [0-9.]*' "$run/eval.json" | head -1)  elapsed $(( $(date +%s) - start )) s"
+  tick
 }
 
 # The paper's two arms seed by seed (a seed's pair is complete before the next seed starts), then the extra arms.
@@ -202,8 +208,10 @@ for item in $plan; do
 done
 
 # ---- 3. the report -----------------------------------------------------------------------------
-# Facts the runs do not record: the data, the pretraining, the machine and the wall time.
-CLAIMS_WALL=$(( $(date +%s) - $(cat "$OUT/started_at") )) CLAIMS_SETTINGS="$settings" "$PY" - "$OUT" <<'EOF'
+# Facts the runs do not record: the data, the pretraining, the machine and the working time.
+tick
+CLAIMS_WALL=$(cat "$OUT"/invocations/* | awk '{s += $1} END {print s}') CLAIMS_INVOCATIONS=$(ls "$OUT/invocations" | wc -l) \
+CLAIMS_SETTINGS="$settings" "$PY" - "$OUT" <<'EOF'
 import json, os, sys
 from common.threads import set_omp_threads  # the rule every run applied (unless OMP_NUM_THREADS was set)
 out = sys.argv[1]
@@ -216,7 +224,8 @@ setup = {"n_scenes": syn["n"], "n_train": syn["train"], "n_test": syn["test"], "
                       "generator_seed": pre["seed"], "scenes_seed_of_claims": syn["seed"],
                       "epochs": int(settings["pre_epochs"]), "lr": float(settings["pre_lr"]),
                       "backbone": "pretrain/backbone.params"},
-         "wall_seconds": int(os.environ["CLAIMS_WALL"]), "cpu": cpu, "cores": os.cpu_count(),
+         "wall_seconds": int(os.environ["CLAIMS_WALL"]), "invocations": int(os.environ["CLAIMS_INVOCATIONS"]),
+         "cpu": cpu, "cores": os.cpu_count(),
          "omp_num_threads": set_omp_threads(), "protocol": "eigen",
          "settings": os.environ["CLAIMS_SETTINGS"]}
 pretext = os.path.join(out, "pretrain", "backbone.json")  # python -m training.pretext: what it learned
@@ -229,4 +238,4 @@ report=(--setup "$OUT/setup.json")
 [ -f docs/claims/from_scratch/section.md ] && report+=(--appendix docs/claims/from_scratch/section.md)
 for regime in $REGIMES; do report+=(--regime "$regime"); done
 "$PY" -m experiments.claims report "$OUT" "${report[@]}"
-echo "claims finished in $(( $(date +%s) - start )) s ($(( $(date +%s) - $(cat "$OUT/started_at") )) s since the first invocation): $OUT/claims.md"
+echo "claims finished: $OUT/claims.md (this invocation $(( $(date +%s) - start )) s; working time of all $(ls "$OUT/invocations" | wc -l) invocation(s) in setup.json)"
