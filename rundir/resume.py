@@ -70,8 +70,8 @@ def resume_options(args, parser):
     check_nets(stored, args.resume)
     thread_note = thread_change(stored, args)
     # a flag newer than the run was, in effect, at its default (e.g. --unlabeled-per-step unset)
-    was = {k: stored_value(stored, k, parser) for k in args.explicit}
-    changed = [k for k in args.explicit if k not in resume_free() and was[k] != getattr(args, k)]
+    was, free = {k: stored_value(stored, k, parser) for k in args.explicit}, resume_free()
+    changed = [k for k in args.explicit if k not in free and was[k] != getattr(args, k)]
     if changed:
         raise RunError("cannot resume %s with a different %s (stored: %s)" % (
             args.resume, ", ".join("--" + k.replace("_", "-") for k in changed),

@@ -260,8 +260,8 @@ class Trainer:
         labeled = labeled_plan(len(self.labeled), o.batch_size, o.seed, epoch, rank, world)[start:]
         unlabeled, u_counts = unlabeled_plan(self.num_unlabeled, self.steps, o.seed, epoch, rank, world,
                                              self.per_step) if self.unlabeled_phase(epoch) else ([], [])
-        u_iter = iter(self.loader(self.unlabeled, unlabeled[start:])) if unlabeled[start:] else iter(())
-        u_counts = u_counts[start:]
+        unlabeled, u_counts = unlabeled[start:], u_counts[start:]
+        u_iter = iter(self.loader(self.unlabeled, unlabeled)) if unlabeled else iter(())
         batches = self.loader(self.labeled, [indices for indices, _, _ in labeled])
 
         def steps():
