@@ -5,7 +5,7 @@ import os
 import mxnet as mx
 import numpy as np
 import pytest
-from mxnet import gluon
+from mxnet import autograd, gluon
 
 from symbols import (ConfidenceNet, DepthNet, WeightsError, confidence_input, get_confidence_net,
                      get_depth_net)
@@ -407,6 +407,48 @@ def test_depth_net_output_stride_4(depth_net):
     net = depth_net
     assert net(mx.nd.zeros((2, 3, 64, 48))).shape == (2, 1, 16, 12)
     assert net(mx.nd.zeros((1, 3, 96, 160))).shape == (1, 1, 24, 40)
+
+
+def test_depth_net_topdown_relus_are_onednn_activations():
+    # F.relu has no oneDNN kernel: it took 0.13 s a call at 320x240 where Activation(relu) takes
+    # ~1 ms, about 5 % of a training step (bench/README.md).  The graph must hold none.
+    import json
+    net = get_depth_net()
+    net.hybridize()
+    net(mx.nd.zeros((1, 3, 64, 48)))
+    ops = [(n["op"], n.get("attrs", {}).get("act_type")) for n in json.loads(net._cached_graph[1].tojson())["nodes"]]
+    assert not [op for op, _ in ops if op == "relu"]
+    # the backbone's 49 (stem 1 + 16 blocks x 3) and the top-down pathway's 3
+    assert ops.count(("Activation", "relu")) == 49 + 3
+
+
+def test_depth_net_with_f_relu_trains_bit_for_bit_the_same():
+    # The switch from F.relu changed the speed only: output and every gradient are identical.
+    class WithFRelu(DepthNet):  # DepthNet.hybrid_forward as it was, with F.relu
+        def hybrid_forward(self, F, x):
+            c2 = self.layer1(self.stem(x))
+            c3 = self.layer2(c2)
+            c4 = self.layer3(c3)
+            top = self.lateral[3](self.layer4(c4))
+            for i, lat in enumerate((c4, c3, c2)):
+                lateral = self.lateral[2 - i](lat)
+                up = F.slice_like(F.UpSampling(top, scale=2, sample_type="nearest"), lateral, axes=(2, 3))
+                top = F.relu(self.smooth[i](lateral + up))
+            return F.Activation(self.head(top), act_type="softrelu") + depth_mod.MIN_DEPTH
+
+    runs = []
+    for cls in (DepthNet, WithFRelu):
+        mx.random.seed(3)
+        net = cls(freeze_bn=False)
+        net.initialize(mx.init.Xavier())
+        net.hybridize(static_alloc=True)
+        x = mx.nd.array(np.random.RandomState(0).rand(2, 3, 64, 48))
+        with autograd.record():
+            y = net(x)
+        y.backward()
+        runs.append([y.asnumpy()] + [p.grad().asnumpy() for p in net.collect_params().values() if p.grad_req != "null"])
+    assert len(runs[0]) > 170 and np.std(runs[0][0]) > 1e-3
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))
 
 
 def test_depth_net_forward_equals_the_fpn_restated_in_numpy():
