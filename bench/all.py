@@ -34,7 +34,8 @@ from bench.shared import BenchError  # noqa: E402
 from common.cli import OneLineParser  # noqa: E402
 from common.threads import set_omp_threads  # noqa: E402
 
-STEP = ["bench/train_step.py", "--batch", "4", "--steps", "2", "--repeats", "3"]
+# 4 steps x 3 repeats: 12 paired rounds per ratio (bench/train_step.py paired_ratio)
+STEP = ["bench/train_step.py", "--batch", "4", "--steps", "4", "--repeats", "3"]
 # name: command (relative to the repository); the JSON path is appended as --json
 BENCHES = {
     "step_160x128_q": STEP + ["--size", "160x128", "--labeled-frac", "0.25"],
@@ -88,6 +89,8 @@ def summarise(results):
                 # the plain script's step (bench/plain_step.py); None in results from before it was measured
                 "plain_script_step_seconds": r.get("plain_script_step_seconds"),
                 "train_step_over_plain_script": r.get("train_step_over_plain_script"),
+                # quartiles of the rounds' paired ratios; None in results from before they were kept
+                "train_step_over_plain_script_iqr": r.get("train_step_over_plain_script_iqr"),
                 "labeled_per_step": s["batch"], "unlabeled_per_step": s["unlabeled_per_step"],
                 "omp_num_threads": s["omp_num_threads"]}
         elif name.startswith("inference_"):
@@ -118,8 +121,10 @@ def report(summary, stream=None):
     w("%s, %s CPUs, OMP_NUM_THREADS=%s, %s" % (m["cpu"], m["cpu_count"], m["omp_num_threads"], m["date"]))
     for key, r in summary["step"].items():
         plain = "" if r.get("train_step_over_plain_script") is None else \
-            "; / plain script %6.3f s = %.3f (target <= 1.03)" % (r["plain_script_step_seconds"],
-                                                               r["train_step_over_plain_script"])
+            "; / plain script %6.3f s = %.3f (target <= 1.03)%s" % (
+                r["plain_script_step_seconds"], r["train_step_over_plain_script"],
+                " [%.3f, %.3f]" % tuple(r["train_step_over_plain_script_iqr"])
+                if r.get("train_step_over_plain_script_iqr") else "")
         w("train step %-22s %6.3f s / bare %6.3f s = %.3f (target <= 1.03)%s; per image semi / sup %.3f"
           % (key, r["train_step_seconds"], r["bare_step_seconds"], r["step_overhead_ratio"], plain,
              r["epoch_ratio_per_image"]))

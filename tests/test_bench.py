@@ -28,8 +28,23 @@ def test_bench_reports_every_figure(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "adds syncs" in table and "per processed image" in table and "peak resident memory" in table
     assert "train_step / plain script" in table
-    assert result["train_step_over_plain_script"] == result["train_step_seconds"]["hybridized"] / \
-        result["plain_script_step_seconds"]
+    # the ratios are medians over rounds of one step of each kind, paired (recomputed here)
+    steps = result["step_samples_seconds"]
+    assert len(steps["train_step"]) == len(steps["plain_script"]) == len(steps["bare"]) == 2
+    assert result["train_step_seconds"]["hybridized"] == pytest.approx(sum(steps["train_step"]) / 2, rel=1e-12)
+    for key, other in (("train_step_over_plain_script", "plain_script"), ("step_overhead_ratio", "bare")):
+        ratios = sorted(t / o for t, o in zip(steps["train_step"], steps[other]))
+        assert result[key] == pytest.approx((ratios[0] + ratios[1]) / 2, rel=1e-12)
+        assert result[key + "_iqr"] == pytest.approx([ratios[0] * 0.75 + ratios[1] * 0.25,
+                                                      ratios[0] * 0.25 + ratios[1] * 0.75], rel=1e-12)
+    assert "[%.3f, %.3f]" % tuple(result["train_step_over_plain_script_iqr"]) in table
+
+
+def test_paired_ratio_is_the_median_of_the_rounds_ratios():
+    # rounds' ratios 0.5, 2, 3: median 2 (the ratio of the medians would be 3 / 2)
+    median, iqr = train_step.paired_ratio([1.0, 10.0, 3.0], [2.0, 5.0, 1.0])
+    assert median == 2.0
+    assert iqr == [1.25, 2.5]  # numpy's linear interpolation between 0.5, 2 and 2, 3
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -11,7 +11,8 @@ def step_json(size, frac, step, bare, per_image, plain=None):
          "train_step_seconds": {"hybridized": step, "imperative": None}, "bare_step_seconds": bare,
          "step_overhead_ratio": step / bare, "epoch_ratio_per_image": per_image}
     if plain:
-        r.update(plain_script_step_seconds=plain, train_step_over_plain_script=step / plain)
+        r.update(plain_script_step_seconds=plain, train_step_over_plain_script=step / plain,
+                 train_step_over_plain_script_iqr=[0.95, 1.2])
     return r
 
 
@@ -39,6 +40,8 @@ def test_summary_keys_every_figure_by_size_and_fraction(capsys):
     assert summary["step"]["160x128 labeled 0.25"]["epoch_ratio_per_image"] == 0.7
     assert summary["step"]["160x128 labeled 0.25"]["train_step_over_plain_script"] == 1.0 / 0.9
     assert summary["step"]["320x240 labeled 0.5"]["train_step_over_plain_script"] is None  # an older result
+    assert summary["step"]["160x128 labeled 0.25"]["train_step_over_plain_script_iqr"] == [0.95, 1.2]
+    assert summary["step"]["320x240 labeled 0.5"]["train_step_over_plain_script_iqr"] is None
     assert summary["amp"]["amp_over_float32"] == {"train_step": 1.25, "bare": 1.2}
     assert summary["inference"]["160x128"]["predict_over_training_forward"] == 0.9
     assert summary["inference"]["160x128"]["evaluate_int8_over_training_forward"] is None  # no oneDNN there
