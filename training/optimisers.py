@@ -4,9 +4,11 @@ import mxnet as mx
 from gluoncv.utils import LRScheduler
 from mxnet import gluon
 
-# SGD arrays per update call on CPU.  MXNet's default (4, MXNET_OPTIMIZER_AGGREGATION_SIZE) runs
-# the multi-tensor kernel, which on CPU is slower than one sgd_mom_update per array: the
-# depth net's update took 0.089 s with 4, 0.124 s with 60 and 0.045 s with 0 (160x128, 1 thread).
+# SGD arrays per update call on CPU.  MXNet's default (4, MXNET_OPTIMIZER_AGGREGATION_SIZE) updates
+# 4 arrays per multi_sgd_mom_update call; 0 makes one call per array (still multi_sgd_mom_update,
+# with one array).  The depth net's update took 0.089 s with 4, 0.124 s with 60 and 0.045 s with 0
+# (160x128, 1 thread); with 2 threads at 320x240 the kernels took the same time either way
+# (130 ms a step, MXNet's profiler, 2026-12-03), and one call per array costs ~15 ms more Python.
 CPU_SGD_AGGREGATION = 0
 
 
