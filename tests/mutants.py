@@ -45,6 +45,16 @@ MUTANTS = {
                                        "    if not os.path.isfile(path):\n        raise EvaluationError(\"%s not found",
                                        "    if False:\n        raise EvaluationError(\"%s not found",
                                        ["tests/test_evaluate.py", "-k", "bad_input"]),
+    "topdown_relu_without_onednn": ("symbols/depth_net.py",
+                                    'F.Activation(self.smooth[i](lateral + up), act_type="relu")',
+                                    "F.relu(self.smooth[i](lateral + up))",
+                                    ["tests/test_symbols.py", "-k", "topdown"]),
+    "paired_ratio_of_medians": ("bench/train_step.py",
+                                "    ratios = np.asarray(times, dtype=float) / np.asarray(over, dtype=float)\n"
+                                "    return float(np.median(ratios)),",
+                                "    ratios = np.asarray(times, dtype=float) / np.asarray(over, dtype=float)\n"
+                                "    return float(np.median(times) / np.median(over)),",
+                                ["tests/test_bench.py", "-k", "paired"]),
     "bench_size_swapped": ("bench/shared.py", "check_input_size(args.size[1], args.size[0])",
                            "check_input_size(args.size[0], args.size[1])",
                            ["tests/test_bench.py", "-k", "rejects"]),
