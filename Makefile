@@ -45,7 +45,7 @@ claims-depth: venv
 	CLAIMS_PRETRAIN_TASK=depth CLAIMS_OUT=runs/claims_depth CLAIMS_DOCS= CLAIMS_SEEDS=3 CLAIMS_REGIMES= \
 	bash experiments/claims/run.sh $(PY)
 
-# every benchmark, one after the other, on an idle machine (~10 min on 2 cores): runs/bench/summary.json
+# every benchmark, one after the other, on an idle machine (~15-20 min on 2 idle cores, estimated): runs/bench/summary.json
 bench: venv
 	$(PY) bench/all.py --out runs/bench
 

@@ -1,6 +1,6 @@
 """Every benchmark in one run, and one JSON with the figures that say where the machine goes.
 
-    python bench/all.py                       # all of them, ~10 min on 2 idle CPU cores
+    python bench/all.py                       # all of them, ~15-20 min on 2 idle CPU cores (estimated)
     python bench/all.py --only step_160x128_q amp --out runs/bench
 
 Runs each benchmark of ``BENCHES`` in its own process, one after the other (never two
