@@ -123,8 +123,7 @@ def report(summary, stream=None):
         plain = "" if r.get("train_step_over_plain_script") is None else \
             "; / plain script %6.3f s = %.3f (target <= 1.03)%s" % (
                 r["plain_script_step_seconds"], r["train_step_over_plain_script"],
-                " [%.3f, %.3f]" % tuple(r["train_step_over_plain_script_iqr"])
-                if r.get("train_step_over_plain_script_iqr") else "")
+                (" " + shared.quartiles(r, "train_step_over_plain_script")).rstrip())
         w("train step %-22s %6.3f s / bare %6.3f s = %.3f (target <= 1.03)%s; per image semi / sup %.3f"
           % (key, r["train_step_seconds"], r["bare_step_seconds"], r["step_overhead_ratio"], plain,
              r["epoch_ratio_per_image"]))

@@ -91,3 +91,9 @@ def bench_main(argv, build_parser, check_args, measure, report, errors, name, un
             tqdm(total=None, unit=unit, disable=args.no_progress, file=sys.stderr, leave=False) as bar:
         result = measure(args, root, bar)
     return finish(result, report, args.json)
+
+
+def quartiles(r, key):
+    """``r[key + '_iqr']`` (a step ratio's quartiles, bench/train_step.py) as "[q1, q3]"; "" when absent."""
+    q = r.get(key + "_iqr")
+    return "[%.3f, %.3f]" % tuple(q) if q else ""

@@ -56,7 +56,8 @@ import numpy as np  # noqa: E402
 from mxnet import autograd  # noqa: E402
 
 import config  # noqa: E402
-from bench.shared import BenchError, add_json_arg, add_step_args, bench_main, check_common, new_trainer  # noqa: E402
+from bench.shared import (BenchError, add_json_arg, add_step_args, bench_main, check_common, new_trainer,  # noqa: E402
+                          quartiles)
 from common.cli import OneLineParser  # noqa: E402
 
 TARGET_EPOCH_RATIO = 1.10
@@ -399,11 +400,6 @@ def report(r, stream=None):
     w()
     w("  %-48s %8.1f MiB" % ("peak resident memory (semi-supervised trainer)", r["peak_rss_mib"]))
     w("  %-48s %8d bytes" % ("pseudo-label cache", r["cache_bytes"]))
-
-
-def quartiles(r, key):
-    q = r.get(key + "_iqr")
-    return "[%.3f, %.3f]" % tuple(q) if q else ""
 
 
 def verdict(value, target):
