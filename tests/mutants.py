@@ -49,6 +49,11 @@ MUTANTS = {
                                     'F.Activation(self.smooth[i](lateral + up), act_type="relu")',
                                     "F.relu(self.smooth[i](lateral + up))",
                                     ["tests/test_symbols.py", "-k", "topdown"]),
+    "carried_checkpoints_kept": ("experiments/claims/records.py",
+                                 "if not (rel_root == \".\" and d == \"checkpoints\")]",
+                                 "if True]", ["tests/test_claims_records.py"]),
+    "restore_without_fingerprints": ("experiments/claims/records.py", "    if differ:\n", "    if False:\n",
+                                     ["tests/test_claims_records.py"]),
     "paired_ratio_of_medians": ("bench/train_step.py",
                                 "    ratios = np.asarray(times, dtype=float) / np.asarray(over, dtype=float)\n"
                                 "    return float(np.median(ratios)),",

@@ -208,6 +208,29 @@ def test_rerun_reuses_pretraining_and_refuses_other_settings(claims_out):
     assert other.returncode == 2 and "holds runs of other settings" in other.stderr
 
 
+def test_carried_runs_continue_on_a_new_out_without_training(claims_out, tmp_path):
+    """make claims on another machine: carry the finished runs (no checkpoints), re-create the data and the backbone
+    with CLAIMS_SEEDS=0 (bit for bit the same on one machine), restore, and run.sh trains nothing and reports the
+    same numbers."""
+    out, _ = claims_out
+    carried, new = tmp_path / "carried", tmp_path / "new"
+    assert subprocess.run([sys.executable, "-m", "experiments.claims", "carry", str(out), str(carried)],
+                          cwd=REPO, capture_output=True, text=True).returncode == 0
+    assert not list(carried.glob("**/*.params")) and not (carried / "seed0_prefix").exists()
+    prepared = run_claims(new, CLAIMS_SEEDS="0", CLAIMS_EXTRA_ARMS="")
+    assert prepared.returncode == 0 and "no runs asked" in prepared.stdout, prepared.stderr[-2000:]
+    assert "== pretraining" in prepared.stdout and not list(new.glob("seed*"))
+    restored = subprocess.run([sys.executable, "-m", "experiments.claims", "restore", str(carried), str(new)],
+                              cwd=REPO, capture_output=True, text=True)
+    assert restored.returncode == 0 and "restored 6 run(s)" in restored.stdout, restored.stderr
+    again = run_claims(new)
+    assert again.returncode == 0, again.stderr[-2000:]
+    # nothing trained or evaluated again (either would need or write a checkpoint's networks)
+    assert not list(new.glob("seed0_*/checkpoints/last/*.params")) and not (new / "seed0_prefix").exists()
+    before, after = read(out / "claims.json"), read(new / "claims.json")
+    assert after["per_seed"] == before["per_seed"] and after["table2"] == before["table2"]
+
+
 def test_paired_differences_by_hand():
     """Table 2's statistics on numbers where they are not 0 (the tiny runs above often tie)."""
     from experiments.claims.tables import paired

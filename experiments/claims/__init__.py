@@ -4,6 +4,8 @@
     python -m experiments.claims pseudo RUN                 # RUN/pseudo_sweep.json (per run, after training)
     python -m experiments.claims report OUT [--docs D]      # OUT/claims.{md,json}, OUT/claims_rel.png
         [--setup S] [--regime NAME=OUT2|claims.json ...]    # other regimes beside OUT's, under other_regimes
+    python -m experiments.claims carry OUT DEST             # OUT's finished runs without checkpoints + fingerprints
+    python -m experiments.claims restore DEST OUT           # ... back into a new OUT with the same backbone and data
 
 ``run.sh`` trains seeds x arms into ``OUT/seed<S>_<ARM>``: the paper's arms ``lambda0`` and
 ``lambda0.1`` and any extra, named arm (a variant that departs from the paper, reported beside
@@ -24,6 +26,8 @@ stats    the seed rule (constants fixed before the results, power of the paired 
 tables   ``report``'s numbers: the runs of ``OUT`` paired by seed, Table 1 and Table 2 under
          ``eigen`` and ``full``, shares of oracle and headroom, curves and the diagnosis, as
          one JSON-able dict (claims.json; an old claims.json is recomputed from its per_seed)
+records  ``carry`` / ``restore``: a long run continued on another machine of the same CPU model and
+         thread count (run.sh re-creates the data and the backbone there; restore checks them)
 report   claims.md (the seed rule first, then per regime the tables with CIs and verdicts,
          one sentence per claim, the diagnosis), claims_rel.png
 

@@ -1,4 +1,5 @@
-"""python -m experiments.claims pseudo RUN | report OUT [--setup S] [--regime NAME=PATH ...] [--docs D] [--appendix A]"""
+"""python -m experiments.claims pseudo RUN | report OUT [--setup S] [--regime NAME=PATH ...] [--docs D] [--appendix A]
+| carry OUT DEST | restore DEST OUT"""
 import argparse
 import os
 import sys
@@ -8,6 +9,7 @@ from common.files import read_json, write_json_atomic
 from evaluation import EvaluationError
 
 from . import __doc__ as DOC
+from .records import carry, restore
 from .report import fmt, write_report
 from .sweep import pseudo_sweep
 
@@ -36,6 +38,14 @@ def main(argv=None):
     p.add_argument("--regime", action="append", default=[], type=regime_arg, metavar="NAME=PATH",
                    help="another regime beside OUT's (repeatable): a claims OUT directory or a claims.json written "
                         "earlier; OUT's own regime is named after its stand-in's pretraining task")
+    p = sub.add_parser("carry", help="copy OUT's finished runs without their checkpoints into DEST, with "
+                                     "fingerprints of the backbone and data (to continue on another machine)")
+    p.add_argument("out")
+    p.add_argument("dest")
+    p = sub.add_parser("restore", help="copy DEST's carried runs into OUT once run.sh has re-created the data "
+                                       "and backbone there; refused if they differ from the fingerprints")
+    p.add_argument("dest")
+    p.add_argument("out")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "pseudo":
@@ -48,6 +58,12 @@ def main(argv=None):
                     result["sparsification"]["aurg"], result["sparsification"]["ause"]))
             print("test, protocol full: rel %.4f" % result["test_full"]["metrics"]["rel"])
             print(path)
+        elif args.cmd == "carry":
+            runs = carry(args.out, args.dest)
+            print("carried %d finished run(s) into %s: %s" % (len(runs), args.dest, " ".join(runs)))
+        elif args.cmd == "restore":
+            runs = restore(args.dest, args.out)
+            print("restored %d run(s) into %s: %s" % (len(runs), args.out, " ".join(runs)))
         else:
             setup = read_json(args.setup, error=EvaluationError) if args.setup else None
             print("\n".join(write_report(args.out, setup, args.docs, args.appendix, args.regime)))

@@ -41,6 +41,9 @@
 #   CLAIMS_REGIMES [""]       other regimes for the report, "NAME=PATH NAME=PATH" (PATH: an OUT of
 #                             this script or a claims.json it wrote)
 # Re-running continues: finished runs are kept, an interrupted one is resumed.
+# On another machine of the same CPU model and thread count (bit for bit the same data and backbone), without the
+# checkpoints: `python -m experiments.claims carry OUT DEST` here; there, CLAIMS_SEEDS=0 (data and backbone only),
+# then `python -m experiments.claims restore DEST OUT` (refused if they differ), then this script again.
 #
 # Why these defaults (chosen before any test number was looked at):
 #  - 160 scenes -> 120 training sources x 2 rows, 40 test images; 1/4 labeled = 30 sources
@@ -193,6 +196,11 @@ if [ -n "$EXTRA_ARMS" ]; then
   for arm in $(echo "$EXTRA_ARMS" | tr ';' ' '); do
     for seed in $(seq 0 $((EXTRA_SEEDS - 1))); do plan="$plan $seed:$arm"; done
   done
+fi
+if [ -z "$plan" ]; then
+  tick
+  echo "== no runs asked (CLAIMS_SEEDS=0): the data and the backbone are ready in $OUT"
+  exit 0
 fi
 k=0
 total=$(echo $plan | wc -w)
