@@ -109,6 +109,31 @@ def test_restore_onto_the_same_backbone_and_data(out, tmp_path):
     assert restore(dest, other) == []                                  # twice: nothing overwritten
 
 
+def started(root):
+    return open(os.path.join(root, "started_at")).read()
+
+
+def test_the_earliest_started_at_survives_carry_and_restore(out, tmp_path):
+    """Each machine's run.sh writes its own started_at before a restore; the plan's first one must stay."""
+    dest = str(tmp_path / "carried")
+    write(os.path.join(out, "started_at"), "1796332030\n")
+    carry(out, dest)
+    assert started(dest) == "1796332030\n"
+    other = prepared(str(tmp_path / "other"))
+    write(os.path.join(other, "started_at"), "1796612182\n")           # today's prep, later
+    restore(dest, other)
+    assert started(other) == "1796332030\n"
+    write(os.path.join(other, "started_at"), "1796612182\n")           # as if restore had not kept it
+    carry(other, dest)
+    assert started(dest) == "1796332030\n"                              # a later carry does not move it
+    write(os.path.join(dest, "started_at"), "1796999999\n")
+    carry(other, dest)
+    assert started(dest) == "1796612182\n"                              # nor keeps a later one
+    write(os.path.join(other, "started_at"), "yesterday\n")
+    with pytest.raises(EvaluationError, match="not a time in seconds"):
+        carry(other, dest)
+
+
 @pytest.mark.parametrize("change", ["backbone", "data"])
 def test_restore_onto_another_backbone_or_data_is_refused(out, tmp_path, change):
     dest = str(tmp_path / "carried")

@@ -3,12 +3,13 @@
 ``make claims-extra`` takes hours; its checkpoints (~0.3 GB per run) cannot travel, but nothing
 the report reads is in them.  ``carry OUT DEST`` copies what the report and run.sh read of every
 finished arm run (every file but ``checkpoints/``, whose ``last/state.json`` stays so run.sh sees
-the run as finished) and OUT's own records, and writes ``DEST/fingerprints.json``: the CPU model,
-the thread count and a SHA-256 of the stand-in backbone and of the prepared data.  On the other
-machine run.sh re-creates the data and the backbone (they are not carried: ~0.1 GB, and bit for
-bit the same only on the same CPU model and thread count); ``restore DEST OUT`` then refuses in
-one line if they differ from the fingerprints, since a seed trained on another backbone belongs to
-another experiment, and else copies the runs back; run.sh continues with the runs not carried.
+the run as finished) and OUT's own records (of two started_at, the earlier stays), and writes
+``DEST/fingerprints.json``: the CPU model, the thread count and a SHA-256 of the stand-in backbone
+and of the prepared data.  On the other machine run.sh re-creates the data and the backbone (they
+are not carried: ~0.1 GB, and bit for bit the same only on the same CPU model and thread count);
+``restore DEST OUT`` then refuses in one line if they differ from the fingerprints, since a seed
+trained on another backbone belongs to another experiment, and else copies the runs back; run.sh
+continues with the runs not carried.
 The ``seed<S>_prefix`` runs are not carried: a fork needs their checkpoint, so run.sh re-trains
 them (bit for bit the same under the same fingerprints).
 """
@@ -26,7 +27,7 @@ from evaluation import EvaluationError
 from .tables import PREFIX_ARM
 
 # OUT's own records (run.sh): the settings, the working time per invocation, the data and pretraining logs
-TOP_FILES = ("settings.txt", "started_at", "data/synthetic.json", "data/prepare.json",
+TOP_FILES = ("settings.txt", "data/synthetic.json", "data/prepare.json",
              "pretrain_data/synthetic.json", "pretrain_data/prepare.json",
              "pretrain/backbone.json", "pretrain/pretext.log", "pretrain/train.log")
 TOP_DIRS = ("invocations",)
@@ -34,6 +35,22 @@ BACKBONE = "pretrain/backbone.params"
 DATA = ("data/prepared/train.h5", "data/prepared/test.h5",
         "pretrain_data/prepared/train.h5", "pretrain_data/prepared/test.h5")
 KEPT_STATE = os.path.join("checkpoints", "last", "state.json")
+STARTED_AT = "started_at"  # the first invocation's time: each machine's run.sh writes its own, the earlier stays
+
+
+def keep_earliest_start(src, dst):
+    """Write SRC's started_at into DST unless DST's is earlier (a later prep must not move the plan's start)."""
+    times = []
+    for root in (src, dst):
+        path = os.path.join(root, STARTED_AT)
+        if os.path.isfile(path):
+            text = open(path).read().strip()
+            if not text.isdigit():
+                raise EvaluationError("%s holds %r, not a time in seconds" % (path, text))
+            times.append(int(text))
+    if times:
+        with open(os.path.join(dst, STARTED_AT), "w") as f:
+            f.write("%d\n" % min(times))
 
 
 def cpu_model():
@@ -107,6 +124,8 @@ def carry(out, dest):
     if not os.path.isdir(out):
         raise EvaluationError("%s is not a directory" % out)
     prints = fingerprints(out)
+    os.makedirs(dest, exist_ok=True)
+    keep_earliest_start(out, dest)
     for rel in TOP_FILES:
         if os.path.isfile(os.path.join(out, rel)):
             copy(os.path.join(out, rel), os.path.join(dest, rel))
@@ -138,6 +157,7 @@ def restore(dest, out):
     settings = os.path.join(out, "settings.txt")
     if os.path.isfile(settings) and open(settings).read() != open(os.path.join(dest, "settings.txt")).read():
         raise EvaluationError("%s holds other settings than the carried runs" % settings)
+    keep_earliest_start(dest, out)
     restored = []
     for name in carried["runs"]:
         if os.path.exists(os.path.join(out, name)):
